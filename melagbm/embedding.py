@@ -1,0 +1,265 @@
+"""ImageEmbedder: a frozen pretrained CNN as a scikit-learn transformer."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from ._device import resolve_device
+from .backbones import load_backbone, weights_digest
+from .images import as_image_list, content_hash, read_image
+from .store import EmbeddingStore, resolve_store
+
+__all__ = ["ImageEmbedder", "TTA_MODES", "embedding_feature_names"]
+
+_logger = logging.getLogger(__name__)
+
+#: Test-time augmentations: the embedding is the mean over these views.
+TTA_MODES = {"none": ((False, False),), "flip": ((False, False), (True, False)),
+             "flip4": ((False, False), (True, False), (False, True), (True, True))}
+
+_EMBEDDING_FORMAT = 1  # bump when the meaning of a stored vector changes
+
+
+def embedding_feature_names(n: int) -> list[str]:
+    """``image__emb_0000`` ... one name per embedding dimension."""
+    width = max(4, len(str(n - 1)))
+    return [f"image__emb_{i:0{width}d}" for i in range(n)]
+
+
+class _ImageDataset:
+    """Decodes and preprocesses images in DataLoader workers."""
+
+    def __init__(self, items: list[Any], rows: list[Any], transform: Any) -> None:
+        self.items, self.rows, self.transform = items, rows, transform
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> Any:
+        return self.transform(read_image(self.items[index], row=self.rows[index]))
+
+
+class ImageEmbedder(TransformerMixin, BaseEstimator):
+    """Embed images with a frozen, pretrained timm backbone.
+
+    Images are decoded in DataLoader workers while the model computes, in
+    ``eval()`` mode under ``torch.inference_mode``. Vectors are kept in a
+    content-addressed :class:`~melagbm.store.EmbeddingStore`, keyed by the image's
+    bytes and the encoder's identity (backbone, weights hash, preprocessing,
+    ``layers``, ``tta``), so an image is never embedded twice.
+
+    Parameters
+    ----------
+    backbone : str, default="tf_efficientnet_lite0"
+        A packaged encoder (see :data:`melagbm.backbones.ENCODERS`) or any timm name.
+    checkpoint_path : path, default=None
+        Local weights for the backbone.
+    layers : int, default=1
+        1: the pooled output of the network's head. k > 1: also the global-average
+        pooled feature maps of the last k - 1 stages, concatenated.
+    tta : {"none", "flip", "flip4"}, default="none"
+        Test-time augmentation: average the embedding over flipped views.
+    batch_size : int, default=32
+    num_workers : int or "auto", default="auto"
+        DataLoader worker processes that decode images ("auto": 1 on the CPU, 4 on a GPU).
+    device : {"auto", "cpu", "cuda"}, default="auto"
+        "auto" takes CUDA when available (with bf16 autocast and channels_last).
+    cache : "auto", None, path or EmbeddingStore, default="auto"
+        Where vectors are kept; "auto" is the user cache directory, None disables it.
+    verbose : int, default=0
+        > 0 shows a progress bar.
+
+    Attributes
+    ----------
+    device_ : str
+        The device in use.
+    encoder_id_ : str
+        Identity of (backbone, weights, preprocessing, layers, tta); the store key prefix.
+    data_config_ : dict
+        timm's preprocessing config for the backbone.
+    n_features_out_ : int
+        Length of each embedding.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from melagbm import ImageEmbedder
+    >>> images = [np.full((64, 64, 3), 200, np.uint8), np.zeros((64, 64, 3), np.uint8)]
+    >>> ImageEmbedder(cache=None).fit_transform(images).shape
+    (2, 1280)
+    """
+
+    def __init__(
+        self,
+        *,
+        backbone: str = "tf_efficientnet_lite0",
+        checkpoint_path: str | os.PathLike | None = None,
+        layers: int = 1,
+        tta: str = "none",
+        batch_size: int = 32,
+        num_workers: int | str = "auto",
+        device: str = "auto",
+        cache: Any = "auto",
+        verbose: int = 0,
+    ) -> None:
+        self.backbone = backbone
+        self.checkpoint_path = checkpoint_path
+        self.layers = layers
+        self.tta = tta
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.device = device
+        self.cache = cache
+        self.verbose = verbose
+
+    # -- fitting ---------------------------------------------------------------------
+    def fit(self, X: Any = None, y: Any = None) -> ImageEmbedder:
+        """Load the backbone and resolve device and preprocessing; learns nothing from X."""
+        import timm
+
+        if self.tta not in TTA_MODES:
+            raise ValueError(f"tta must be one of {sorted(TTA_MODES)}, got {self.tta!r}")
+        if not isinstance(self.layers, (int, np.integer)) or self.layers < 1:
+            raise ValueError(f"layers must be a positive integer, got {self.layers!r}")
+        self.device_ = resolve_device(self.device)
+        model = load_backbone(self.backbone, checkpoint_path=self.checkpoint_path)
+        self.data_config_ = dict(timm.data.resolve_model_data_config(model))
+        n_stage = len(model.feature_info) if hasattr(model, "feature_info") else 0
+        if self.layers > 1 and self.layers - 1 > n_stage:
+            raise ValueError(f"layers={self.layers} but {self.backbone} has {n_stage} feature stages")
+        channels = [info["num_chs"] for info in model.feature_info][::-1][: self.layers - 1] if self.layers > 1 else []
+        self.n_features_out_ = int(model.num_features) + int(sum(channels))
+        identity = {
+            "backbone": self.backbone,
+            "weights": weights_digest(model),
+            "data_config": {k: list(v) if isinstance(v, tuple) else v for k, v in self.data_config_.items()},
+            "layers": int(self.layers),
+            "tta": self.tta,
+            "format": _EMBEDDING_FORMAT,
+        }
+        self.encoder_id_ = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
+        self._model = model
+        return self
+
+    def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.requires_fit = True
+        tags.non_deterministic = False
+        return tags
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_model", None)  # never pickle a torch module; reloaded on demand
+        return state
+
+    def _loaded_model(self) -> Any:
+        model = getattr(self, "_model", None)
+        if model is None:
+            model = load_backbone(self.backbone, checkpoint_path=self.checkpoint_path)
+            self._model = model
+        return model
+
+    # -- transforming ----------------------------------------------------------------
+    def transform(self, X: Any) -> np.ndarray:
+        """Embed images (paths, bytes, arrays or PIL images) into an (n, d) float32 array."""
+        check_is_fitted(self, "encoder_id_")
+        items, rows = as_image_list(X)
+        keys = [content_hash(item, row) for item, row in zip(items, rows)]
+        out = np.empty((len(items), self.n_features_out_), dtype=np.float32)
+        store = resolve_store(self.cache)
+        todo = list(range(len(items)))
+        if store is not None and items:
+            found = store.get_many(self.encoder_id_, keys)
+            todo = []
+            for index, vector in enumerate(found):
+                if vector is not None and vector.shape == (self.n_features_out_,):
+                    out[index] = vector
+                else:
+                    todo.append(index)
+        if todo:
+            positions: dict[str, list[int]] = {}  # identical images are embedded once
+            for index in todo:
+                positions.setdefault(keys[index], []).append(index)
+            unique = list(positions)
+            order = [positions[key][0] for key in unique]
+            for start, vectors in self._embed_batches([items[i] for i in order], [rows[i] for i in order]):
+                batch_keys = unique[start : start + len(vectors)]
+                if store is not None:  # stored batch by batch: an interruption loses one batch
+                    store.put_many(self.encoder_id_, batch_keys, vectors)
+                for key, vector in zip(batch_keys, vectors):
+                    for index in positions[key]:
+                        out[index] = vector
+        return out
+
+    def _embed_batches(self, items: list[Any], rows: list[Any]) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield (offset of the batch in ``items``, its float32 vectors)."""
+        import timm
+        import torch
+        from torch.utils.data import DataLoader
+
+        model = self._loaded_model()
+        device = torch.device(self.device_)
+        on_gpu = device.type == "cuda"
+        model = model.to(device)
+        if on_gpu:
+            model = model.to(memory_format=torch.channels_last)
+        transform = timm.data.create_transform(**self.data_config_, is_training=False)
+        workers = self.num_workers
+        if workers == "auto":
+            workers = 4 if on_gpu else min(1, (os.cpu_count() or 1) - 1)
+        loader = DataLoader(
+            _ImageDataset(items, rows, transform),
+            batch_size=int(self.batch_size),
+            num_workers=int(workers),
+            pin_memory=on_gpu,
+            persistent_workers=False,
+        )
+        views = TTA_MODES[self.tta]
+        batches = loader
+        if self.verbose and len(loader) > 1:
+            from tqdm.auto import tqdm
+
+            batches = tqdm(loader, desc=f"embedding ({self.backbone})", unit="batch")
+        start = 0
+        with torch.inference_mode():
+            for batch in batches:
+                batch = batch.to(device, non_blocking=on_gpu)
+                if on_gpu:
+                    batch = batch.contiguous(memory_format=torch.channels_last)
+                total = None
+                for flip_w, flip_h in views:
+                    view = batch
+                    if flip_w:
+                        view = view.flip(-1)
+                    if flip_h:
+                        view = view.flip(-2)
+                    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=on_gpu):
+                        features = self._forward(model, view).float()
+                    total = features if total is None else total + features
+                vectors = (total / len(views)).cpu().numpy().astype(np.float32, copy=False)
+                yield start, vectors
+                start += len(vectors)
+
+    def _forward(self, model: Any, batch: Any) -> Any:
+        import torch
+
+        if self.layers == 1:
+            return model(batch)
+        final, stages = model.forward_intermediates(batch, indices=self.layers - 1)
+        pooled = [model.forward_head(final)] + [stage.mean(dim=(2, 3)) for stage in reversed(stages)]
+        return torch.cat(pooled, dim=1)
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        """``image__emb_0000`` ... one name per embedding dimension."""
+        check_is_fitted(self, "n_features_out_")
+        return np.asarray(embedding_feature_names(self.n_features_out_), dtype=object)

@@ -1,0 +1,109 @@
+"""How image embeddings enter the booster: a probe score, PCA components, or raw."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, clone
+from sklearn.decomposition import PCA
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from ._splits import stratified_group_splits
+from .embedding import embedding_feature_names
+
+__all__ = ["IMAGE_FEATURE_MODES", "ImageSignal"]
+
+#: "probe": an out-of-fold logistic-regression score; "pca": principal components;
+#: "embedding": every embedding dimension; "probe+pca": the score and the components.
+IMAGE_FEATURE_MODES = ("probe", "pca", "embedding", "probe+pca")
+
+
+class ImageSignal(BaseEstimator):
+    """Turn embeddings into booster features, without leaking labels into them.
+
+    In "probe" mode the training rows get out-of-fold scores (each row scored by a
+    probe that never saw its group), so the booster learns how much to trust a
+    score it will really see at predict time; new rows are scored by a probe fitted
+    on all training rows.
+
+    Parameters
+    ----------
+    mode : one of :data:`IMAGE_FEATURE_MODES`, default="probe"
+    n_components : int, default=32
+        Components kept in "pca" modes.
+    probe_C : float, default=0.02
+        Inverse regularisation of the probe (on standardised embeddings).
+    n_folds : int, default=5
+        Folds for the out-of-fold probe scores.
+    random_state : int, default=0
+    """
+
+    def __init__(
+        self,
+        *,
+        mode: str = "probe",
+        n_components: int = 32,
+        probe_C: float = 0.02,
+        n_folds: int = 5,
+        random_state: int = 0,
+    ) -> None:
+        self.mode = mode
+        self.n_components = n_components
+        self.probe_C = probe_C
+        self.n_folds = n_folds
+        self.random_state = random_state
+
+    def _probe(self) -> Pipeline:
+        return make_pipeline(StandardScaler(), LogisticRegression(C=self.probe_C, max_iter=2000))
+
+    def _score_names(self) -> list[str]:
+        if len(self.classes_) == 2:
+            return ["image__score"]
+        return [f"image__score_{label}" for label in self.classes_]
+
+    def fit_transform(
+        self, embeddings: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None
+    ) -> pd.DataFrame:
+        """Fit on training embeddings and return their (out-of-fold) features."""
+        if self.mode not in IMAGE_FEATURE_MODES:
+            raise ValueError(f"image_features must be one of {IMAGE_FEATURE_MODES}, got {self.mode!r}")
+        self.classes_ = np.unique(y)
+        parts = []
+        if "probe" in self.mode:
+            oof = np.zeros((len(y), len(self._score_names())))
+            probe = self._probe()
+            for train, test in stratified_group_splits(y, groups, self.n_folds, self.random_state):
+                fold = clone(probe).fit(embeddings[train], y[train])
+                oof[test] = fold.decision_function(embeddings[test]).reshape(len(test), -1)
+            self.probe_ = probe.fit(embeddings, y)
+            parts.append(pd.DataFrame(oof, columns=self._score_names()))
+        if "pca" in self.mode:
+            n = int(min(self.n_components, *embeddings.shape))
+            self.pca_ = make_pipeline(StandardScaler(), PCA(n_components=n, random_state=self.random_state))
+            parts.append(self._pca_frame(self.pca_.fit_transform(embeddings)))
+        if self.mode == "embedding":
+            parts.append(self._embedding_frame(embeddings))
+        self.n_features_in_ = embeddings.shape[1]
+        return pd.concat(parts, axis=1)
+
+    def transform(self, embeddings: np.ndarray) -> pd.DataFrame:
+        """Features for new embeddings."""
+        parts = []
+        if "probe" in self.mode:
+            scores = self.probe_.decision_function(embeddings).reshape(len(embeddings), -1)
+            parts.append(pd.DataFrame(scores, columns=self._score_names()))
+        if "pca" in self.mode:
+            parts.append(self._pca_frame(self.pca_.transform(embeddings)))
+        if self.mode == "embedding":
+            parts.append(self._embedding_frame(embeddings))
+        return pd.concat(parts, axis=1)
+
+    @staticmethod
+    def _pca_frame(components: np.ndarray) -> pd.DataFrame:
+        return pd.DataFrame(components, columns=[f"image__pc{i:02d}" for i in range(components.shape[1])])
+
+    @staticmethod
+    def _embedding_frame(embeddings: np.ndarray) -> pd.DataFrame:
+        return pd.DataFrame(embeddings, columns=embedding_feature_names(embeddings.shape[1]))
