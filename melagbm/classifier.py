@@ -11,7 +11,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from ._device import resolve_device
 from ._splits import stratified_group_splits
@@ -65,8 +65,9 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         is cloned, and its parameters are reachable as ``booster__<name>``.
     booster_params : dict, default=None
         Extra parameters for the booster (override melagbm's defaults).
-    class_weight : None or "balanced", default=None
-        "balanced" re-weights rows inversely to class frequency.
+    class_weight : None, "balanced" or dict, default=None
+        "balanced" re-weights rows inversely to class frequency; a dict maps class
+        label to weight.
     early_stopping : bool or "auto", default="auto"
         Stop boosting when the validation log-loss stalls, then refit on all rows with
         that many rounds. "auto": on when each class has at least 10 rows (groups).
@@ -138,7 +139,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         probe_C: float = 0.02,
         booster: Any = "lightgbm",
         booster_params: dict[str, Any] | None = None,
-        class_weight: str | None = None,
+        class_weight: str | dict | None = None,
         early_stopping: bool | str = "auto",
         validation_fraction: float = 0.15,
         n_iter_no_change: int = 100,
@@ -229,15 +230,17 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
             Patient or lesion ids, so the internal splits never put one patient on
             both sides. Overrides ``group_col``.
         """
+        if y is None:
+            raise ValueError("requires y to be passed, but the target y is None")
         frame = self._check_X(X, reset=True)
-        y = np.asarray(y)
-        if y.ndim != 1 or len(y) != len(frame):
-            raise ValueError(f"y must be 1-D with one label per row of X ({len(frame)}), got shape {y.shape}")
+        y = column_or_1d(y, warn=True)
+        if len(y) != len(frame):
+            raise ValueError(f"y has {len(y)} labels but X has {len(frame)} rows")
         check_classification_targets(y)
         self.classes_, y_codes = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
             raise ValueError(
-                f"y has a single class ({self.classes_[0]!r}); fitting needs at least two"
+                f"y holds one class only ({self.classes_[0]!r}); fitting needs at least two"
             )
         group_ids = self._groups(frame, groups)
         rng = check_random_state(self.random_state)
@@ -274,10 +277,10 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
             self.family_to_columns_.setdefault(family, []).append(name)
 
         weights = None
-        if self.class_weight == "balanced":
-            weights = compute_sample_weight("balanced", y_codes)
-        elif self.class_weight is not None:
-            raise ValueError(f"class_weight must be None or 'balanced', got {self.class_weight!r}")
+        if self.class_weight is not None:
+            if not (self.class_weight == "balanced" or isinstance(self.class_weight, dict)):
+                raise ValueError(f"class_weight must be None, 'balanced' or a dict, got {self.class_weight!r}")
+            weights = compute_sample_weight(self.class_weight, y)
         estimator = make_booster(
             self.booster, params=self.booster_params, device=self.device_, random_state=seed,
             n_jobs=self.n_jobs,
@@ -324,15 +327,18 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities, columns in the order of ``classes_``."""
+        check_is_fitted(self, "booster_")
         return self.booster_.predict_proba(self._features(X))
 
     def decision_function(self, X: Any) -> np.ndarray:
         """The booster's raw margin (log-odds for two classes)."""
+        check_is_fitted(self, "booster_")
         margin = self.booster_.predict(self._features(X), **_raw_score_kwarg(self.booster_))
         return margin.ravel() if len(self.classes_) == 2 else margin
 
     def predict(self, X: Any) -> np.ndarray:
         """The most probable class."""
+        check_is_fitted(self, "booster_")
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
     def __sklearn_tags__(self):  # type: ignore[no-untyped-def]

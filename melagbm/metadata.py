@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 __all__ = [
     "AGE_COLUMNS",
@@ -141,6 +141,7 @@ class MetadataEncoder(TransformerMixin, BaseEstimator):
     def fit(self, X: pd.DataFrame, y: Any = None) -> MetadataEncoder:
         """Resolve the columns and fix every categorical vocabulary."""
         X = _as_frame(X)
+        validate_data(self, X, reset=True, skip_check_array=True)
         if self.other_cols not in ("auto", "none"):
             raise ValueError(f"other_cols must be 'auto' or 'none', got {self.other_cols!r}")
         columns: dict[str, str] = {}
@@ -168,14 +169,14 @@ class MetadataEncoder(TransformerMixin, BaseEstimator):
             if not numeric:
                 seen = sorted((set(values) | set(_KNOWN_VOCABULARY.get(feature, ()))) - {UNKNOWN})
                 self.categories_[feature] = seen + [UNKNOWN]
-        self.feature_names_in_ = np.asarray(X.columns, dtype=object)
-        self.n_features_in_ = X.shape[1]
         return self
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         """Encode ``X`` with the vocabularies fixed at fit."""
         check_is_fitted(self, "columns_")
         X = _as_frame(X)
+        if not all(isinstance(c, str) for c in X.columns):  # numeric input: same width as at fit
+            validate_data(self, X, reset=False, skip_check_array=True)
         missing = [column for column in self.columns_.values() if column not in X.columns]
         if missing:
             raise ValueError(f"X is missing metadata column(s) {missing} that were present at fit")
@@ -231,6 +232,8 @@ class MetadataEncoder(TransformerMixin, BaseEstimator):
         tags.input_tags.allow_nan = True
         tags.input_tags.categorical = True
         tags.input_tags.string = True
+        # the output is a DataFrame with one dtype per column (float or category)
+        tags.transformer_tags.preserves_dtype = []
         return tags
 
 
@@ -244,8 +247,8 @@ def _is_numeric_feature(feature: str, values: pd.Series) -> bool:
 
 def _as_frame(X: Any) -> pd.DataFrame:
     if isinstance(X, pd.DataFrame):
+        if len(X) == 0:
+            raise ValueError("Found array with 0 sample(s): metadata has no rows")
         return X
-    array = np.asarray(X)
-    if array.ndim != 2:
-        raise ValueError(f"expected 2-D metadata, got an array of shape {array.shape}")
-    return pd.DataFrame(array, columns=[f"x{i}" for i in range(array.shape[1])])
+    array = check_array(X, dtype=None, ensure_all_finite="allow-nan")
+    return pd.DataFrame(array, columns=range(array.shape[1]))

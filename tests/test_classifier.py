@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from lightgbm import LGBMClassifier
+from sklearn.base import clone
+from sklearn.model_selection import StratifiedGroupKFold, cross_validate
+from sklearn.pipeline import Pipeline
+
+from melagbm import FusionClassifier, ImageReadError
+from melagbm.evaluation import roc_auc
+
+
+@pytest.fixture(scope="module")
+def fitted(ham_sample) -> FusionClassifier:
+    X, y, groups = ham_sample
+    return FusionClassifier(random_state=0).fit(X, y, groups=groups)
+
+
+def test_fit_predict_on_real_dermoscopy(ham_sample, fitted) -> None:
+    X, y, _ = ham_sample
+    proba = fitted.predict_proba(X.head(20))
+    assert proba.shape == (20, 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert list(fitted.classes_) == [0, 1]
+    assert set(fitted.predict(X.head(20))) <= {0, 1}
+    margin = fitted.decision_function(X.head(20))
+    np.testing.assert_allclose(1 / (1 + np.exp(-margin)), proba[:, 1], rtol=1e-6)
+    assert fitted.feature_names_ == ["image__score", "age", "sex", "site"]
+    assert fitted.family_to_columns_ == {"image": ["image__score"], "age": ["age"], "sex": ["sex"], "site": ["site"]}
+    assert fitted.device_ == "cpu" and fitted.n_estimators_ >= 1
+
+
+def test_grouped_cv_on_real_images_beats_chance_clearly(ham_sample) -> None:
+    X, y, groups = ham_sample
+    scores = np.zeros(len(y))
+    folds = StratifiedGroupKFold(n_splits=3, shuffle=True, random_state=0)
+    for train, test in folds.split(X, y, groups):
+        model = FusionClassifier(random_state=0).fit(X.iloc[train], y.iloc[train], groups=groups.iloc[train])
+        scores[test] = model.predict_proba(X.iloc[test])[:, 1]
+    assert roc_auc(y, scores) > 0.75
+
+
+def test_refit_reuses_the_embedding_store(ham_sample) -> None:
+    X, y, groups = ham_sample
+    model = FusionClassifier(random_state=0, cache=None)
+    from melagbm import EmbeddingStore
+    import os
+
+    store = EmbeddingStore(os.environ["MELAGBM_CACHE"] + "/embeddings")
+    model.set_params(cache=store).fit(X, y, groups=groups)
+    assert store.misses == 0 and store.hits == len(X)  # the module fixture embedded them already
+
+
+def test_sklearn_contract(ham_sample, fitted) -> None:
+    X, y, groups = ham_sample
+    model = FusionClassifier(booster=LGBMClassifier(num_leaves=5), random_state=0)
+    params = model.get_params(deep=True)
+    assert params["booster__num_leaves"] == 5
+    model.set_params(booster__num_leaves=7, image_features="probe")
+    twin = clone(model)
+    assert twin.get_params()["booster__num_leaves"] == 7 and not hasattr(twin, "booster_")
+    twin.fit(X, y, groups=groups)
+    assert twin.booster_.get_params()["num_leaves"] == 7
+    pipe = Pipeline([("clf", FusionClassifier(random_state=0))])
+    result = cross_validate(
+        pipe, X, y, groups=groups, cv=StratifiedGroupKFold(n_splits=2), scoring="roc_auc"
+    )
+    assert result["test_score"].shape == (2,) and np.all(result["test_score"] > 0.5)
+
+
+def test_xgboost_booster_with_categoricals(ham_sample) -> None:
+    X, y, groups = ham_sample
+    model = FusionClassifier(booster="xgboost", random_state=0).fit(X, y, groups=groups)
+    proba = model.predict_proba(X.head(10))[:, 1]
+    assert proba.shape == (10,) and np.all((proba > 0) & (proba < 1))
+    assert model.booster_.get_params()["enable_categorical"] is True
+    np.testing.assert_allclose(1 / (1 + np.exp(-model.decision_function(X.head(10)))), proba, rtol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["pca", "embedding", "probe+pca"])
+def test_image_feature_modes(ham_sample, mode) -> None:
+    X, y, groups = ham_sample
+    model = FusionClassifier(image_features=mode, n_components=8, random_state=0).fit(X, y, groups=groups)
+    image_columns = model.family_to_columns_["image"]
+    expected = {"pca": 8, "embedding": 1752, "probe+pca": 9}[mode]
+    assert len(image_columns) == expected
+    assert model.predict_proba(X.head(5)).shape == (5, 2)
+
+
+def test_metadata_only_and_image_only(ham_sample) -> None:
+    X, y, groups = ham_sample
+    meta = FusionClassifier(image_col=None).fit(X.drop(columns="image"), y, groups=groups)
+    assert meta.feature_names_ == ["age", "sex", "site"] and meta.embedder_ is None
+    image = FusionClassifier(metadata_cols=[]).fit(X, y, groups=groups)
+    assert image.feature_names_ == ["image__score"]
+
+
+def test_missing_image_file_is_named(ham_sample, fitted) -> None:
+    X, _, _ = ham_sample
+    broken = X.head(3).copy()
+    broken.iloc[1, broken.columns.get_loc("image")] = "/data/gone/ISIC_9999999.jpg"
+    with pytest.raises(ImageReadError, match=r"ISIC_9999999\.jpg"):
+        fitted.predict_proba(broken)
+
+
+def test_missing_column_is_named(ham_sample, fitted) -> None:
+    X, y, _ = ham_sample
+    with pytest.raises(ValueError, match="site"):
+        fitted.predict_proba(X.drop(columns="site"))
+    with pytest.raises(ValueError, match="no column 'image'"):
+        FusionClassifier().fit(X.rename(columns={"image": "path"}), y)
+
+
+def test_single_class_target_is_refused(ham_sample) -> None:
+    X, y, _ = ham_sample
+    with pytest.raises(ValueError, match="single class"):
+        FusionClassifier().fit(X.head(10), np.zeros(10, dtype=int))
+
+
+def test_group_col_is_never_a_feature(ham_sample) -> None:
+    X, y, groups = ham_sample
+    framed = X.assign(lesion_id=groups.to_numpy())
+    model = FusionClassifier(group_col="lesion_id", random_state=0).fit(framed, y)
+    assert "lesion_id" not in " ".join(model.feature_names_)
+    model.predict_proba(framed.head(4))
+
+
+def test_synthetic_images_carry_signal() -> None:
+    from melagbm.datasets import make_synthetic
+
+    X, y, groups = make_synthetic(240, image_size=64, random_state=0)
+    train = groups.isin(groups.unique()[: int(groups.nunique() * 0.7)]).to_numpy()
+    model = FusionClassifier(cache=None, random_state=0).fit(X[train], y[train], groups=groups[train])
+    assert roc_auc(y[~train], model.predict_proba(X[~train])[:, 1]) > 0.7
