@@ -23,6 +23,9 @@ from .metadata import MetadataEncoder
 __all__ = ["FusionClassifier"]
 
 _SEED_MAX = 2**31 - 1
+# Below this many rows one booster thread is faster than several, and OpenMP threads
+# spinning beside torch's and BLAS's can stall a notebook kernel on a small machine.
+_SMALL_TABLE = 10_000
 
 
 class FusionClassifier(ClassifierMixin, BaseEstimator):
@@ -46,10 +49,12 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
     metadata_cols : "auto", "known" or list of str, default="auto"
         "auto": every column but ``image_col`` and ``group_col``. "known": only the
         recognised age, sex and site columns. A list names them.
-    backbone : str, default="tf_efficientnet_lite0"
-        Image encoder; packaged ones work offline (``melagbm.ENCODERS``).
+    backbone : str or tuple of str, default=("tf_efficientnet_lite0", "tf_efficientnet_lite2")
+        Image encoder(s); packaged ones work offline (``melagbm.ENCODERS``). With
+        several, their embeddings are concatenated (measured on HAM10000: Lite0 +
+        Lite2 beats either alone, see benchmarks/quality.py).
     checkpoint_path : path, default=None
-        Local weights for the backbone.
+        Local weights for the backbone (a single backbone only).
     layers : int, default=4
         Feature levels pooled from the backbone (1: head output only).
     tta : {"none", "flip", "flip4"}, default="none"
@@ -58,8 +63,8 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         How the embedding enters the booster (see :class:`~melagbm.image_signal.ImageSignal`).
     n_components : int, default=32
         Principal components in the "pca" modes.
-    probe_C : float, default=0.02
-        Regularisation of the image probe.
+    probe_C : float or "auto", default="auto"
+        Inverse regularisation of the image probe; "auto" is 2 / embedding width.
     booster : "lightgbm", "xgboost" or estimator, default="lightgbm"
         The gradient-boosting model. An ``LGBMClassifier``/``XGBClassifier`` instance
         is cloned, and its parameters are reachable as ``booster__<name>``.
@@ -83,7 +88,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         Images per forward pass.
     random_state : int, RandomState or None, default=None
     n_jobs : int or None, default=None
-        Booster threads.
+        Booster threads. None: one thread below 10,000 rows, else the booster's default.
     verbose : int, default=0
         > 0 shows embedding progress.
 
@@ -91,7 +96,8 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
     ----------
     classes_ : ndarray
         Class labels.
-    embedder_ : ImageEmbedder or None
+    embedders_ : list of ImageEmbedder
+        One per backbone; empty without images.
     image_signal_ : ImageSignal or None
     metadata_encoder_ : MetadataEncoder
     booster_ : LGBMClassifier or XGBClassifier
@@ -130,13 +136,13 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         image_col: str | None = "image",
         group_col: str | None = None,
         metadata_cols: str | list[str] = "auto",
-        backbone: str = "tf_efficientnet_lite0",
+        backbone: str | tuple[str, ...] = ("tf_efficientnet_lite0", "tf_efficientnet_lite2"),
         checkpoint_path: str | os.PathLike | None = None,
         layers: int = 4,
         tta: str = "none",
         image_features: str = "probe",
         n_components: int = 32,
-        probe_C: float = 0.02,
+        probe_C: float | str = "auto",
         booster: Any = "lightgbm",
         booster_params: dict[str, Any] | None = None,
         class_weight: str | dict | None = None,
@@ -240,7 +246,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         self.classes_, y_codes = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
             raise ValueError(
-                f"y holds one class only ({self.classes_[0]!r}); fitting needs at least two"
+                f"y holds one class only ({self.classes_[0]}); fitting needs at least two"
             )
         group_ids = self._groups(frame, groups)
         rng = check_random_state(self.random_state)
@@ -248,14 +254,22 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         self.device_ = resolve_device(self.device)
 
         features = []
-        self.embedder_, self.image_signal_ = None, None
+        self.embedders_, self.image_signal_ = [], None
         if self.image_col is not None:
-            self.embedder_ = ImageEmbedder(
-                backbone=self.backbone, checkpoint_path=self.checkpoint_path, layers=self.layers,
-                tta=self.tta, batch_size=self.batch_size, device=self.device_, cache=self.cache,
-                verbose=self.verbose,
-            ).fit()
-            embeddings = self.embedder_.transform(frame[self.image_col])
+            backbones = [self.backbone] if isinstance(self.backbone, str) else list(self.backbone)
+            if not backbones or (self.checkpoint_path is not None and len(backbones) > 1):
+                raise ValueError(
+                    f"backbone must name one or more encoders (checkpoint_path needs exactly one), "
+                    f"got {self.backbone!r}"
+                )
+            self.embedders_ = [
+                ImageEmbedder(
+                    backbone=name, checkpoint_path=self.checkpoint_path, layers=self.layers, tta=self.tta,
+                    batch_size=self.batch_size, device=self.device_, cache=self.cache, verbose=self.verbose,
+                ).fit()
+                for name in backbones
+            ]
+            embeddings = self._embed(frame)
             self.image_signal_ = ImageSignal(
                 mode=self.image_features, n_components=self.n_components, probe_C=self.probe_C,
                 random_state=seed,
@@ -281,9 +295,12 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
             if not (self.class_weight == "balanced" or isinstance(self.class_weight, dict)):
                 raise ValueError(f"class_weight must be None, 'balanced' or a dict, got {self.class_weight!r}")
             weights = compute_sample_weight(self.class_weight, y)
+        n_jobs = self.n_jobs
+        if n_jobs is None and len(table) < _SMALL_TABLE:
+            n_jobs = 1
         estimator = make_booster(
             self.booster, params=self.booster_params, device=self.device_, random_state=seed,
-            n_jobs=self.n_jobs,
+            n_jobs=n_jobs,
         )
         self.booster_, self.n_estimators_ = fit_booster(
             estimator, table, y_codes, sample_weight=weights,
@@ -308,13 +325,17 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         train, val = next(iter(stratified_group_splits(y, groups, n_splits, seed)))
         return train, val
 
+    def _embed(self, frame: pd.DataFrame) -> np.ndarray:
+        images = frame[self.image_col]
+        return np.hstack([embedder.transform(images) for embedder in self.embedders_])
+
     # -- predicting ------------------------------------------------------------------
     def _features(self, X: Any) -> pd.DataFrame:
         check_is_fitted(self, "booster_")
         frame = self._check_X(X, reset=False)
         parts = []
-        if self.embedder_ is not None:
-            parts.append(self.image_signal_.transform(self.embedder_.transform(frame[self.image_col])))
+        if self.embedders_:
+            parts.append(self.image_signal_.transform(self._embed(frame)))
         meta = self._metadata_frame(frame)
         parts.append(self.metadata_encoder_.transform(meta).reset_index(drop=True))
         return pd.concat(parts, axis=1)[self.feature_names_]

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -8,7 +10,7 @@ from sklearn.base import clone
 from sklearn.model_selection import StratifiedGroupKFold, cross_validate
 from sklearn.pipeline import Pipeline
 
-from melagbm import FusionClassifier, ImageReadError
+from melagbm import EmbeddingStore, FusionClassifier, ImageReadError
 from melagbm.evaluation import roc_auc
 
 
@@ -42,15 +44,13 @@ def test_grouped_cv_on_real_images_beats_chance_clearly(ham_sample) -> None:
     assert roc_auc(y, scores) > 0.75
 
 
-def test_refit_reuses_the_embedding_store(ham_sample) -> None:
+def test_refit_reuses_the_embedding_store(ham_sample, fitted) -> None:
     X, y, groups = ham_sample
-    model = FusionClassifier(random_state=0, cache=None)
-    from melagbm import EmbeddingStore
-    import os
-
     store = EmbeddingStore(os.environ["MELAGBM_CACHE"] + "/embeddings")
-    model.set_params(cache=store).fit(X, y, groups=groups)
-    assert store.misses == 0 and store.hits == len(X)  # the module fixture embedded them already
+    FusionClassifier(random_state=0, cache=store).fit(X, y, groups=groups)
+    backbones = len(fitted.embedders_)
+    assert backbones == 2
+    assert store.misses == 0 and store.hits == backbones * len(X)  # the fixture embedded them already
 
 
 def test_sklearn_contract(ham_sample, fitted) -> None:
@@ -84,7 +84,7 @@ def test_image_feature_modes(ham_sample, mode) -> None:
     X, y, groups = ham_sample
     model = FusionClassifier(image_features=mode, n_components=8, random_state=0).fit(X, y, groups=groups)
     image_columns = model.family_to_columns_["image"]
-    expected = {"pca": 8, "embedding": 1752, "probe+pca": 9}[mode]
+    expected = {"pca": 8, "embedding": 1752 + 1800, "probe+pca": 9}[mode]
     assert len(image_columns) == expected
     assert model.predict_proba(X.head(5)).shape == (5, 2)
 
@@ -92,7 +92,7 @@ def test_image_feature_modes(ham_sample, mode) -> None:
 def test_metadata_only_and_image_only(ham_sample) -> None:
     X, y, groups = ham_sample
     meta = FusionClassifier(image_col=None).fit(X.drop(columns="image"), y, groups=groups)
-    assert meta.feature_names_ == ["age", "sex", "site"] and meta.embedder_ is None
+    assert meta.feature_names_ == ["age", "sex", "site"] and meta.embedders_ == []
     image = FusionClassifier(metadata_cols=[]).fit(X, y, groups=groups)
     assert image.feature_names_ == ["image__score"]
 
@@ -115,7 +115,7 @@ def test_missing_column_is_named(ham_sample, fitted) -> None:
 
 def test_single_class_target_is_refused(ham_sample) -> None:
     X, y, _ = ham_sample
-    with pytest.raises(ValueError, match="single class"):
+    with pytest.raises(ValueError, match="one class only"):
         FusionClassifier().fit(X.head(10), np.zeros(10, dtype=int))
 
 
@@ -132,5 +132,6 @@ def test_synthetic_images_carry_signal() -> None:
 
     X, y, groups = make_synthetic(240, image_size=64, random_state=0)
     train = groups.isin(groups.unique()[: int(groups.nunique() * 0.7)]).to_numpy()
-    model = FusionClassifier(cache=None, random_state=0).fit(X[train], y[train], groups=groups[train])
+    model = FusionClassifier(backbone="tf_efficientnet_lite0", cache=None, random_state=0)
+    model.fit(X[train], y[train], groups=groups[train])
     assert roc_auc(y[~train], model.predict_proba(X[~train])[:, 1]) > 0.7
