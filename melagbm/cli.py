@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -13,22 +12,24 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ._atomic import atomic_write
+
 __all__ = ["main"]
 
 
 def _dump_atomic(model: object, path: Path) -> None:
     import joblib
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            joblib.dump(model, out)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_write(path) as out:
+        joblib.dump(model, out)
+
+
+def _model_options(args: argparse.Namespace) -> dict:
+    options: dict = {"booster": args.booster, "random_state": args.seed}
+    if args.backbone:
+        names = tuple(name.strip() for name in args.backbone.split(",") if name.strip())
+        options["backbone"] = names[0] if len(names) == 1 else names
+    return options
 
 
 def _grouped_oof(make, X: pd.DataFrame, y: pd.Series, groups: pd.Series, n_splits: int, seed: int) -> np.ndarray:
@@ -51,11 +52,12 @@ def _demo(args: argparse.Namespace) -> int:
     X, y, groups = make_synthetic(args.n_samples, random_state=args.seed)
     print(
         f"melagbm demo on SYNTHETIC lesions: {len(X)} images, {groups.nunique()} patients, "
-        f"{int(y.sum())} melanomas; backbone {args.backbone}, booster {args.booster}, "
+        f"{int(y.sum())} melanomas; backbone {FusionClassifier(**_model_options(args)).backbone}, "
+        f"booster {args.booster}, "
         f"{args.folds}-fold CV grouped by patient"
     )
     with tempfile.TemporaryDirectory(prefix="melagbm-demo-") as store:
-        common = dict(backbone=args.backbone, booster=args.booster, cache=store, random_state=args.seed)
+        common = dict(cache=store, **_model_options(args))
         models = {
             "fused (image + metadata)": lambda: FusionClassifier(**common),
             "image only": lambda: FusionClassifier(metadata_cols=[], **common),
@@ -100,8 +102,7 @@ def _fit(args: argparse.Namespace) -> int:
     if missing:
         raise SystemExit(f"error: {args.metadata} has no column(s) {missing}")
     model = FusionClassifier(
-        group_col=args.group_col, backbone=args.backbone,
-        booster=args.booster, random_state=args.seed, verbose=1,
+        group_col=args.group_col, verbose=1, **_model_options(args)
     ).fit(frame[keep], y)
     _dump_atomic(model, Path(args.model))
     print(f"fitted on {len(frame)} images; features: {', '.join(model.feature_names_)}")
@@ -130,7 +131,10 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     def add_model_options(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--backbone", default="tf_efficientnet_lite0", help=f"packaged: {', '.join(ENCODERS)}")
+        sub.add_argument(
+            "--backbone", default=None,
+            help=f"encoder name(s), comma-separated (default: FusionClassifier's); packaged: {', '.join(ENCODERS)}",
+        )
         sub.add_argument("--booster", default="lightgbm", choices=["lightgbm", "xgboost"])
         sub.add_argument("--seed", type=int, default=0)
 

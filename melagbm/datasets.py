@@ -237,11 +237,11 @@ def make_synthetic(
     patient_sex = rng.choice(["female", "male"], n_patients)
     y = (rng.random(n_samples) < positive_rate).astype(int)
     y[:2] = [0, 1]  # both classes, always
-    age = np.round(patient_age[patient] + 8 * y + rng.normal(0, 3, n_samples))
+    age = np.round(patient_age[patient] + 15 * y + rng.normal(0, 3, n_samples))
     age = np.clip(age, 18, 95)
     sites = np.asarray(["torso", "lower extremity", "upper extremity", "head/neck"])
     site = np.where(
-        rng.random(n_samples) < 0.35 + 0.3 * y, "torso", sites[rng.integers(1, 4, n_samples)]
+        rng.random(n_samples) < 0.3 + 0.45 * y, "torso", sites[rng.integers(1, 4, n_samples)]
     )
     ids = [f"SYNTH_{i:06d}" for i in range(n_samples)]
     images = [_lesion_image(rng, image_size, bool(label)) for label in y]

@@ -16,7 +16,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._device import resolve_device
 from .backbones import load_backbone, weights_digest
 from .images import as_image_list, content_hash, read_image
-from .store import EmbeddingStore, resolve_store
+from .store import resolve_store
 
 __all__ = ["ImageEmbedder", "TTA_MODES", "embedding_feature_names"]
 

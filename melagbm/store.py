@@ -9,12 +9,13 @@ concurrent writers of the same key write identical bytes.
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
+
+from ._atomic import atomic_write
 
 __all__ = ["EmbeddingStore", "default_store_path", "resolve_store"]
 
@@ -68,17 +69,8 @@ class EmbeddingStore:
     def put_many(self, encoder_id: str, keys: Iterable[str], vectors: np.ndarray) -> None:
         """Store each row of ``vectors`` under its key, atomically."""
         for key, vector in zip(keys, vectors):
-            path = self._path(encoder_id, key)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{key[:8]}", suffix=".tmp")
-            try:
-                with os.fdopen(handle, "wb") as out:
-                    np.save(out, np.ascontiguousarray(vector, dtype=np.float32), allow_pickle=False)
-                os.replace(tmp, path)
-            except BaseException:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
-                raise
+            with atomic_write(self._path(encoder_id, key)) as out:
+                np.save(out, np.ascontiguousarray(vector, dtype=np.float32), allow_pickle=False)
 
 
 def resolve_store(store: None | str | os.PathLike | EmbeddingStore) -> EmbeddingStore | None:

@@ -3,7 +3,6 @@ from __future__ import annotations
 import os
 
 import numpy as np
-import pandas as pd
 import pytest
 from lightgbm import LGBMClassifier
 from sklearn.base import clone
