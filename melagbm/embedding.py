@@ -14,7 +14,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from ._device import resolve_device
-from .backbones import load_backbone, weights_digest
+from .backbones import BackboneUnavailableError, load_backbone, weights_digest
 from .images import as_image_list, content_hash, read_image
 from .store import resolve_store
 
@@ -82,6 +82,8 @@ class ImageEmbedder(TransformerMixin, BaseEstimator):
     ----------
     device_ : str
         The device in use.
+    weights_digest_ : str
+        SHA-256 prefix of the loaded weights; checked again when a pickled embedder reloads them.
     encoder_id_ : str
         Identity of (backbone, weights, preprocessing, layers, tta); the store key prefix.
     data_config_ : dict
@@ -138,9 +140,10 @@ class ImageEmbedder(TransformerMixin, BaseEstimator):
             raise ValueError(f"layers={self.layers} but {self.backbone} has {n_stage} feature stages")
         channels = [info["num_chs"] for info in model.feature_info][::-1][: self.layers - 1] if self.layers > 1 else []
         self.n_features_out_ = int(model.num_features) + int(sum(channels))
+        self.weights_digest_ = weights_digest(model)
         identity = {
             "backbone": self.backbone,
-            "weights": weights_digest(model),
+            "weights": self.weights_digest_,
             "data_config": {k: list(v) if isinstance(v, tuple) else v for k, v in self.data_config_.items()},
             "layers": int(self.layers),
             "tta": self.tta,
@@ -164,8 +167,13 @@ class ImageEmbedder(TransformerMixin, BaseEstimator):
 
     def _loaded_model(self) -> Any:
         model = getattr(self, "_model", None)
-        if model is None:
+        if model is None:  # after unpickling: reload, and insist on the very same weights
             model = load_backbone(self.backbone, checkpoint_path=self.checkpoint_path)
+            if weights_digest(model) != self.weights_digest_:
+                raise BackboneUnavailableError(
+                    f"The weights of {self.backbone!r} differ from those this embedder was fitted with "
+                    f"(digest {weights_digest(model)} != {self.weights_digest_}); refit the model."
+                )
             self._model = model
         return model
 

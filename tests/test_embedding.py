@@ -104,3 +104,12 @@ def test_bad_parameters_are_reported_at_fit() -> None:
         ImageEmbedder(layers=0).fit()
     with pytest.raises(ValueError, match="device"):
         ImageEmbedder(device="tpu").fit()
+
+
+def test_unpickled_embedder_refuses_other_weights(ham_paths) -> None:
+    embedder = pickle.loads(pickle.dumps(ImageEmbedder(cache=None).fit()))
+    embedder.weights_digest_ = "0" * 16  # as if the weight package had changed under it
+    from melagbm import BackboneUnavailableError
+
+    with pytest.raises(BackboneUnavailableError, match="refit"):
+        embedder.transform(ham_paths[:1])
