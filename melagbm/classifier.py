@@ -210,6 +210,9 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
                 raise ValueError(f"metadata_cols {missing} are not columns of X")
         return X[columns]
 
+    def _metadata_features(self, X: pd.DataFrame) -> pd.DataFrame:
+        return self.metadata_encoder_.transform(self._metadata_frame(X)).reset_index(drop=True)
+
     def _groups(self, X: pd.DataFrame, groups: Any) -> np.ndarray | None:
         if groups is None and self.group_col is not None:
             groups = X[self.group_col]
@@ -275,11 +278,10 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
                 random_state=seed,
             )
             features.append(self.image_signal_.fit_transform(embeddings, y_codes, group_ids))
-        meta = self._metadata_frame(frame)
         self.metadata_encoder_ = MetadataEncoder(
             other_cols="none" if self.metadata_cols == "known" else "auto"
-        ).fit(meta)
-        features.append(self.metadata_encoder_.transform(meta).reset_index(drop=True))
+        ).fit(self._metadata_frame(frame))
+        features.append(self._metadata_features(frame))
         table = pd.concat(features, axis=1)
 
         self.feature_names_ = list(table.columns)
@@ -336,8 +338,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         parts = []
         if self.embedders_:
             parts.append(self.image_signal_.transform(self._embed(frame)))
-        meta = self._metadata_frame(frame)
-        parts.append(self.metadata_encoder_.transform(meta).reset_index(drop=True))
+        parts.append(self._metadata_features(frame))
         return pd.concat(parts, axis=1)[self.feature_names_]
 
     def transform_features(self, X: Any) -> pd.DataFrame:
