@@ -39,6 +39,7 @@ CONFIGS: dict[str, tuple[str, dict]] = {
     "probe+pca": ("fused, image_features=probe+pca", {"image_features": "probe+pca"}),
     "lite0": ("fused, Lite0 only, 4 levels, probe", {"backbone": LITE0}),
     "lite2": ("fused, Lite2 only, 4 levels, probe", {"backbone": LITE2}),
+    "lite0-flip": ("fused, Lite0 only, 4 levels, probe, flip TTA", {"backbone": LITE0, "tta": "flip"}),
     "lite0-last": ("fused, Lite0 only, last layer only, probe", {"backbone": LITE0, "layers": 1}),
     "naive": (
         "naive: Lite0 last layer, raw embedding into LightGBM",
