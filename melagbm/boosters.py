@@ -72,9 +72,10 @@ def make_booster(
         kind = booster_kind(booster)
         estimator = clone(booster)
     settings: dict[str, Any] = dict(params or {})
-    if estimator.get_params().get("random_state") is None:
+    own = estimator.get_params()
+    if own.get("random_state") is None:  # an instance's own settings win
         settings.setdefault("random_state", random_state)
-    if n_jobs is not None:
+    if n_jobs is not None and own.get("n_jobs") is None:
         settings.setdefault("n_jobs", n_jobs)
     if kind == "xgboost":
         settings.setdefault("device", "cuda" if device.startswith("cuda") else "cpu")

@@ -135,11 +135,10 @@ class ImageEmbedder(TransformerMixin, BaseEstimator):
         self.device_ = resolve_device(self.device)
         model = load_backbone(self.backbone, checkpoint_path=self.checkpoint_path)
         self.data_config_ = dict(timm.data.resolve_model_data_config(model))
-        n_stage = len(model.feature_info) if hasattr(model, "feature_info") else 0
-        if self.layers > 1 and self.layers - 1 > n_stage:
-            raise ValueError(f"layers={self.layers} but {self.backbone} has {n_stage} feature stages")
-        channels = [info["num_chs"] for info in model.feature_info][::-1][: self.layers - 1] if self.layers > 1 else []
-        self.n_features_out_ = int(model.num_features) + int(sum(channels))
+        stage_channels = [info["num_chs"] for info in getattr(model, "feature_info", [])][::-1]
+        if self.layers - 1 > len(stage_channels):
+            raise ValueError(f"layers={self.layers} but {self.backbone} has {len(stage_channels)} feature stages")
+        self.n_features_out_ = int(model.num_features) + int(sum(stage_channels[: self.layers - 1]))
         self.weights_digest_ = weights_digest(model)
         identity = {
             "backbone": self.backbone,
