@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .metadata import HAM10000_TO_ISIC_SITE
+from .metadata import UNKNOWN, normalise_sex, normalise_site
 
 __all__ = ["frame_from_csv", "load_ham10000", "load_isic2020", "make_synthetic", "sample_rows"]
 
@@ -28,14 +28,14 @@ def _require(path: Path, what: str) -> Path:
 
 
 def _site(values: pd.Series) -> pd.Series:
-    text = values.astype("string").str.strip().str.lower()
-    mapped = text.map(lambda v: HAM10000_TO_ISIC_SITE.get(v, v) if isinstance(v, str) else v)
-    return mapped.where(~mapped.isin(["", "unknown"]), np.nan).astype(object)
+    """ISIC 2020 general sites (HAM10000 localizations mapped), NaN where unknown."""
+    site = normalise_site(values)
+    return site.where(site != UNKNOWN, np.nan)
 
 
 def _sex(values: pd.Series) -> pd.Series:
-    text = values.astype("string").str.strip().str.lower()
-    return text.where(text.isin(["male", "female"]), np.nan).astype(object)
+    sex = normalise_sex(values)
+    return sex.where(sex.isin(["male", "female"]), np.nan)
 
 
 def sample_rows(

@@ -66,12 +66,14 @@ def _clean_text(values: pd.Series) -> pd.Series:
     return text.where(~text.isin(_MISSING_STRINGS) & text.notna(), UNKNOWN).astype(object)
 
 
-def _normalise_site(values: pd.Series) -> pd.Series:
+def normalise_site(values: pd.Series) -> pd.Series:
+    """Lower-case ISIC general sites; HAM10000 localizations mapped; missing -> "unknown"."""
     text = _clean_text(values)
     return text.map(lambda v: HAM10000_TO_ISIC_SITE.get(v, v))
 
 
-def _normalise_sex(values: pd.Series) -> pd.Series:
+def normalise_sex(values: pd.Series) -> pd.Series:
+    """"male" / "female" (also from m/f); missing -> "unknown"."""
     aliases = {"m": "male", "f": "female", "man": "male", "woman": "female"}
     return _clean_text(values).map(lambda v: aliases.get(v, v))
 
@@ -201,9 +203,9 @@ class MetadataEncoder(TransformerMixin, BaseEstimator):
     @staticmethod
     def _convert(feature: str, values: pd.Series, column: str, numeric: bool) -> pd.Series:
         if feature == "sex":
-            return _normalise_sex(values)
+            return normalise_sex(values)
         if feature == "site":
-            return _normalise_site(values)
+            return normalise_site(values)
         if not numeric:
             return _clean_text(values)
         numbers = pd.to_numeric(values, errors="coerce").astype(float)
