@@ -31,6 +31,9 @@ def test_fit_predict_on_real_dermoscopy(ham_sample, fitted) -> None:
     assert fitted.feature_names_ == ["image__score", "age", "sex", "site"]
     assert fitted.family_to_columns_ == {"image": ["image__score"], "age": ["age"], "sex": ["sex"], "site": ["site"]}
     assert fitted.device_ == "cpu" and fitted.n_estimators_ >= 1
+    table = fitted.transform_features(X.head(3))
+    assert list(table.columns) == fitted.feature_names_ and list(table.index) == list(X.head(3).index)
+    assert str(table["site"].dtype) == "category" and table["age"].notna().all()
 
 
 def test_grouped_cv_on_real_images_beats_chance_clearly(ham_sample) -> None:
