@@ -168,10 +168,11 @@ class ImageEmbedder(TransformerMixin, BaseEstimator):
         model = getattr(self, "_model", None)
         if model is None:  # after unpickling: reload, and insist on the very same weights
             model = load_backbone(self.backbone, checkpoint_path=self.checkpoint_path)
-            if weights_digest(model) != self.weights_digest_:
+            digest = weights_digest(model)
+            if digest != self.weights_digest_:
                 raise BackboneUnavailableError(
                     f"The weights of {self.backbone!r} differ from those this embedder was fitted with "
-                    f"(digest {weights_digest(model)} != {self.weights_digest_}); refit the model."
+                    f"(digest {digest} != {self.weights_digest_}); refit the model."
                 )
             self._model = model
         return model
