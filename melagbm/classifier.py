@@ -59,6 +59,8 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         Feature levels pooled from the backbone (1: head output only).
     tta : {"none", "flip", "flip4"}, default="none"
         Test-time augmentation of the embedding.
+    preprocessing : dict, default=None
+        Overrides of the backbones' preprocessing; see :class:`~melagbm.ImageEmbedder`.
     image_features : {"probe", "pca", "embedding", "probe+pca"}, default="probe"
         How the embedding enters the booster (see :class:`~melagbm.image_signal.ImageSignal`).
     n_components : int, default=32
@@ -140,6 +142,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         checkpoint_path: str | os.PathLike | None = None,
         layers: int = 4,
         tta: str = "none",
+        preprocessing: dict[str, Any] | None = None,
         image_features: str = "probe",
         n_components: int = 32,
         probe_C: float | str = "auto",
@@ -163,6 +166,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         self.checkpoint_path = checkpoint_path
         self.layers = layers
         self.tta = tta
+        self.preprocessing = preprocessing
         self.image_features = image_features
         self.n_components = n_components
         self.probe_C = probe_C
@@ -268,7 +272,8 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
             self.embedders_ = [
                 ImageEmbedder(
                     backbone=name, checkpoint_path=self.checkpoint_path, layers=self.layers, tta=self.tta,
-                    batch_size=self.batch_size, device=self.device_, cache=self.cache, verbose=self.verbose,
+                    preprocessing=self.preprocessing, batch_size=self.batch_size, device=self.device_,
+                    cache=self.cache, verbose=self.verbose,
                 ).fit()
                 for name in backbones
             ]

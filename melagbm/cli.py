@@ -1,4 +1,4 @@
-"""Command line: ``melagbm demo | fit | predict``."""
+"""Command line: ``melagbm demo | fit | predict | embed``."""
 
 from __future__ import annotations
 
@@ -122,6 +122,47 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _embed(args: argparse.Namespace) -> int:
+    from . import FusionClassifier, ImageEmbedder
+    from .datasets import IMAGE_EXTENSIONS, frame_from_csv
+    from .store import EmbeddingStore, default_store_path
+
+    if args.metadata:
+        paths = list(frame_from_csv(args.metadata, args.images, image_col=args.image_col)["image"])
+    else:
+        folder = Path(args.images)
+        if not folder.is_dir():
+            raise SystemExit(f"error: image folder not found: {folder}")
+        paths = sorted(str(p) for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    if not paths:
+        raise SystemExit(f"error: no images ({', '.join(IMAGE_EXTENSIONS)}) in {args.images}")
+    defaults = FusionClassifier().get_params()
+    backbones = args.backbone.split(",") if args.backbone else list(np.atleast_1d(defaults["backbone"]))
+    store = EmbeddingStore(args.store or default_store_path())
+    print(f"{len(paths)} images -> {store.root}", flush=True)
+    for name in (b.strip() for b in backbones if b.strip()):
+        embedder = ImageEmbedder(
+            backbone=name, layers=args.layers or defaults["layers"], tta=args.tta or defaults["tta"],
+            batch_size=args.batch_size, device=args.device, cache=store, verbose=0 if args.quiet else 1,
+        ).fit()
+        hits, misses = store.hits, store.misses
+        started = time.perf_counter()
+        try:
+            embedder.transform(paths)
+        except KeyboardInterrupt:
+            print("\ninterrupted: finished batches are stored; rerun the same command to embed the rest")
+            return 130
+        print(
+            f"{name} ({embedder.n_features_out_}-d, encoder {embedder.encoder_id_}): "
+            f"{store.hits - hits} already stored, {store.misses - misses} embedded "
+            f"in {time.perf_counter() - started:.1f} s",
+            flush=True,
+        )
+    stats = store.stats()
+    print(f"store: {stats['entries']} entries, {stats['encoders']} encoders, {stats['bytes'] / 2**20:.1f} MiB")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     from . import __version__
     from .backbones import ENCODERS
@@ -164,6 +205,21 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--model", required=True)
     predict.add_argument("--out", required=True, help="CSV to write")
     predict.set_defaults(run=_predict)
+
+    embed = commands.add_parser(
+        "embed", help="precompute embeddings into the store (resumable: reruns embed only what is missing)"
+    )
+    embed.add_argument("--images", required=True, help="folder holding the images")
+    embed.add_argument("--metadata", default=None, help="CSV naming the images to embed (default: every image)")
+    embed.add_argument("--image-col", default="image_name", help="CSV column naming each image file")
+    embed.add_argument("--backbone", default=None, help="encoder name(s), comma-separated (default: FusionClassifier's)")
+    embed.add_argument("--layers", type=int, default=None, help="feature levels (default: FusionClassifier's)")
+    embed.add_argument("--tta", default=None, choices=["none", "flip", "flip4"])
+    embed.add_argument("--store", default=None, help="store folder (default: the user cache, $MELAGBM_CACHE)")
+    embed.add_argument("--batch-size", type=int, default=32)
+    embed.add_argument("--device", default="auto")
+    embed.add_argument("--quiet", action="store_true", help="no progress bar")
+    embed.set_defaults(run=_embed)
     return parser
 
 

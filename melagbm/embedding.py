@@ -27,6 +27,7 @@ TTA_MODES = {"none": ((False, False),), "flip": ((False, False), (True, False)),
              "flip4": ((False, False), (True, False), (False, True), (True, True))}
 
 _EMBEDDING_FORMAT = 1  # bump when the meaning of a stored vector changes
+_PREPROCESSING_KEYS = ("input_size", "interpolation", "mean", "std", "crop_pct", "crop_mode")
 
 
 def embedding_feature_names(n: int) -> list[str]:
@@ -68,6 +69,9 @@ class ImageEmbedder(TransformerMixin, BaseEstimator):
         pooled feature maps of the last k - 1 stages, concatenated.
     tta : {"none", "flip", "flip4"}, default="none"
         Test-time augmentation: average the embedding over flipped views.
+    preprocessing : dict, default=None
+        Overrides of timm's preprocessing for the backbone, among ``input_size`` (an int
+        or ``(3, h, w)``), ``interpolation``, ``mean``, ``std``, ``crop_pct`` and ``crop_mode``.
     batch_size : int, default=32
     num_workers : int or "auto", default="auto"
         DataLoader worker processes that decode images ("auto": 1 on the CPU, 4 on a GPU).
@@ -85,9 +89,11 @@ class ImageEmbedder(TransformerMixin, BaseEstimator):
     weights_digest_ : str
         SHA-256 prefix of the loaded weights; checked again when a pickled embedder reloads them.
     encoder_id_ : str
-        Identity of (backbone, weights, preprocessing, layers, tta); the store key prefix.
+        Hash of ``encoder_identity_``; with the image's SHA-256 it keys the store.
+    encoder_identity_ : dict
+        Backbone, weights digest, preprocessing, layers and tta: anything that changes a vector.
     data_config_ : dict
-        timm's preprocessing config for the backbone.
+        The preprocessing in use: timm's config for the backbone with ``preprocessing`` applied.
     n_features_out_ : int
         Length of each embedding.
 
@@ -107,6 +113,7 @@ class ImageEmbedder(TransformerMixin, BaseEstimator):
         checkpoint_path: str | os.PathLike | None = None,
         layers: int = 1,
         tta: str = "none",
+        preprocessing: dict[str, Any] | None = None,
         batch_size: int = 32,
         num_workers: int | str = "auto",
         device: str = "auto",
@@ -117,6 +124,7 @@ class ImageEmbedder(TransformerMixin, BaseEstimator):
         self.checkpoint_path = checkpoint_path
         self.layers = layers
         self.tta = tta
+        self.preprocessing = preprocessing
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.device = device
@@ -134,13 +142,13 @@ class ImageEmbedder(TransformerMixin, BaseEstimator):
             raise ValueError(f"layers must be a positive integer, got {self.layers!r}")
         self.device_ = resolve_device(self.device)
         model = load_backbone(self.backbone, checkpoint_path=self.checkpoint_path)
-        self.data_config_ = dict(timm.data.resolve_model_data_config(model))
+        self.data_config_ = _apply_preprocessing(dict(timm.data.resolve_model_data_config(model)), self.preprocessing)
         stage_channels = [info["num_chs"] for info in getattr(model, "feature_info", [])][::-1]
         if self.layers - 1 > len(stage_channels):
             raise ValueError(f"layers={self.layers} but {self.backbone} has {len(stage_channels)} feature stages")
         self.n_features_out_ = int(model.num_features) + int(sum(stage_channels[: self.layers - 1]))
         self.weights_digest_ = weights_digest(model)
-        identity = {
+        self.encoder_identity_ = {
             "backbone": self.backbone,
             "weights": self.weights_digest_,
             "data_config": {k: list(v) if isinstance(v, tuple) else v for k, v in self.data_config_.items()},
@@ -148,7 +156,9 @@ class ImageEmbedder(TransformerMixin, BaseEstimator):
             "tta": self.tta,
             "format": _EMBEDDING_FORMAT,
         }
-        self.encoder_id_ = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
+        self.encoder_id_ = hashlib.sha256(
+            json.dumps(self.encoder_identity_, sort_keys=True).encode()
+        ).hexdigest()[:20]
         self._model = model
         return self
 
@@ -203,10 +213,12 @@ class ImageEmbedder(TransformerMixin, BaseEstimator):
             for start, vectors in self._embed_batches([items[i] for i in order], [rows[i] for i in order]):
                 batch_keys = unique[start : start + len(vectors)]
                 if store is not None:  # stored batch by batch: an interruption loses one batch
-                    store.put_many(self.encoder_id_, batch_keys, vectors)
+                    store.put_many(self.encoder_id_, batch_keys, vectors, identity=self.encoder_identity_)
                 for key, vector in zip(batch_keys, vectors):
                     for index in positions[key]:
                         out[index] = vector
+            if store is not None:
+                store.maybe_compact(self.encoder_id_)
         return out
 
     def _embed_batches(self, items: list[Any], rows: list[Any]) -> Iterator[tuple[int, np.ndarray]]:
@@ -271,3 +283,22 @@ class ImageEmbedder(TransformerMixin, BaseEstimator):
         """``image__emb_0000`` ... one name per embedding dimension."""
         check_is_fitted(self, "n_features_out_")
         return np.asarray(embedding_feature_names(self.n_features_out_), dtype=object)
+
+
+def _apply_preprocessing(config: dict[str, Any], overrides: dict[str, Any] | None) -> dict[str, Any]:
+    """timm's data config with the user's overrides, validated."""
+    if overrides is None:
+        return config
+    if not isinstance(overrides, dict):
+        raise TypeError(f"preprocessing must be a dict or None, got {overrides!r}")
+    unknown = sorted(set(overrides) - set(_PREPROCESSING_KEYS))
+    if unknown:
+        raise ValueError(f"preprocessing keys {unknown} are not among {list(_PREPROCESSING_KEYS)}")
+    config = {**config, **overrides}
+    if isinstance(config["input_size"], (int, np.integer)):
+        config["input_size"] = (3, int(config["input_size"]), int(config["input_size"]))
+    size = tuple(config["input_size"])
+    if len(size) != 3 or size[0] != 3 or min(size) < 1:
+        raise ValueError(f"preprocessing input_size must be an int or (3, height, width), got {size!r}")
+    config["input_size"] = size
+    return config

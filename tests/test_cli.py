@@ -43,3 +43,50 @@ def test_fit_names_a_missing_target_column(tmp_path, isic_root) -> None:
     with pytest.raises(SystemExit, match="target"):
         main(["fit", "--metadata", str(tmp_path / "x.csv"), "--images", str(isic_root / "train"),
               "--model", str(tmp_path / "m.joblib")])
+
+
+def test_embed_resumes_after_a_kill_and_then_embeds_nothing(tmp_path, ham_root) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from PIL import Image
+
+    from melagbm import EmbeddingStore
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for path in sorted((ham_root / "images").glob("*.jpg"))[:24]:
+        Image.open(path).resize((150, 112)).save(folder / path.name)
+    store = tmp_path / "store"
+    command = [sys.executable, "-m", "melagbm.cli", "embed", "--images", str(folder), "--store", str(store),
+               "--backbone", "tf_efficientnet_lite0", "--layers", "1", "--batch-size", "4"]
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not list(store.rglob("part-*.parquet")) and time.monotonic() < deadline and first.poll() is None:
+        time.sleep(0.05)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    stored = EmbeddingStore(store).stats()["entries"]
+    assert 4 <= stored < 24, "the kill should land after the first batch and before the last"
+
+    second = subprocess.run(command + ["--quiet"], capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr
+    assert f"{stored} already stored, {24 - stored} embedded" in second.stdout
+    third = subprocess.run(command + ["--quiet"], capture_output=True, text=True, timeout=300)
+    assert "24 already stored, 0 embedded" in third.stdout
+    assert EmbeddingStore(store).stats()["entries"] == 24
+
+
+def test_embed_reads_a_csv_and_names_a_missing_image(tmp_path, isic_root, capsys) -> None:
+    meta = pd.read_csv(isic_root / "subset_metadata.csv").head(3)
+    meta.to_csv(tmp_path / "few.csv", index=False)
+    args = ["embed", "--metadata", str(tmp_path / "few.csv"), "--images", str(isic_root / "train"),
+            "--store", str(tmp_path / "store"), "--backbone", "tf_efficientnet_lite0", "--quiet"]
+    assert main(args) == 0
+    assert "0 already stored, 3 embedded" in capsys.readouterr().out
+    meta.assign(image_name=["ISIC_missing"] + list(meta.image_name[1:])).to_csv(tmp_path / "bad.csv", index=False)
+    with pytest.raises(FileNotFoundError, match="row 0: 'ISIC_missing'"):
+        main(args[:2] + [str(tmp_path / "bad.csv")] + args[3:])
