@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils import check_random_state
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets
@@ -16,8 +17,10 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 from ._device import resolve_device
 from ._splits import stratified_group_splits
 from .boosters import fit_booster, make_booster
+from .decision import CALIBRATION_METHODS, class_weight_shift, fit_calibration, sigmoid
 from .embedding import ImageEmbedder
 from .image_signal import ImageSignal
+from .evaluation import threshold_for_sensitivity
 from .metadata import MetadataEncoder
 
 __all__ = ["FusionClassifier"]
@@ -82,6 +85,18 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         Share of groups held out for early stopping.
     n_iter_no_change : int, default=100
         Rounds without improvement before stopping.
+    calibration : {"sigmoid", "isotonic"} or None, default="sigmoid"
+        Two classes: map the booster's margin to a probability with a calibrator fitted
+        on out-of-fold margins of a grouped, stratified internal cross-validation, so
+        ``predict_proba`` is a real probability (and any ``class_weight`` is undone).
+        "sigmoid" (Platt) keeps the ranking; "isotonic" is more flexible but ties
+        scores. None: the booster's own probability, corrected for ``class_weight``.
+    target_sensitivity : float or None, default=0.9
+        Two classes: ``predict`` refers (predicts the positive class) at the highest
+        probability threshold that reached this sensitivity on the out-of-fold
+        predictions (``threshold_``). None: threshold 0.5.
+    calibration_folds : int, default=5
+        Folds of the internal cross-validation behind ``calibration`` and ``threshold_``.
     device : {"auto", "cpu", "cuda"}, default="auto"
         Where embedding and (XGBoost) boosting run.
     cache : "auto", None, path or EmbeddingStore, default="auto"
@@ -106,6 +121,14 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         Fitted on all rows.
     n_estimators_ : int
         Boosting rounds in ``booster_`` (after early stopping).
+    calibration_ : Calibration or None
+        Margin -> probability map for two classes (None: the booster's probability).
+    threshold_ : float
+        Two classes: ``predict`` gives the positive class where its probability is at
+        least this (0.5 without ``target_sensitivity`` or when too few groups).
+    threshold_log_odds_ : float or None
+        The same threshold on the log-odds scale, from which ``decision_function`` is
+        measured; None when no threshold was chosen.
     feature_names_ : list of str
         Columns the booster sees, in order.
     feature_families_ : dict
@@ -152,6 +175,9 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         early_stopping: bool | str = "auto",
         validation_fraction: float = 0.15,
         n_iter_no_change: int = 100,
+        calibration: str | None = "sigmoid",
+        target_sensitivity: float | None = 0.9,
+        calibration_folds: int = 5,
         device: str = "auto",
         cache: Any = "auto",
         batch_size: int = 32,
@@ -176,6 +202,9 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
+        self.calibration = calibration
+        self.target_sensitivity = target_sensitivity
+        self.calibration_folds = calibration_folds
         self.device = device
         self.cache = cache
         self.batch_size = batch_size
@@ -255,6 +284,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(
                 f"y holds one class only ({self.classes_[0]}); fitting needs at least two"
             )
+        self._check_decision_params()
         group_ids = self._groups(frame, groups)
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(_SEED_MAX))
@@ -314,7 +344,52 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
             validation=self._validation_split(y_codes, group_ids, seed),
             n_iter_no_change=int(self.n_iter_no_change),
         )
+        self.calibration_, self.threshold_, self.threshold_log_odds_ = None, 0.5, None
+        if len(self.classes_) == 2:
+            self._fit_decision(estimator, table, y_codes, weights, group_ids, seed)
         return self
+
+    def _check_decision_params(self) -> None:
+        if self.calibration is not None and self.calibration not in CALIBRATION_METHODS:
+            raise ValueError(f"calibration must be one of {CALIBRATION_METHODS} or None, got {self.calibration!r}")
+        target = self.target_sensitivity
+        if target is not None and not (isinstance(target, (int, float)) and 0.0 < target < 1.0):
+            raise ValueError(f"target_sensitivity must be in (0, 1) or None, got {target!r}")
+        if not isinstance(self.calibration_folds, (int, np.integer)) or self.calibration_folds < 2:
+            raise ValueError(f"calibration_folds must be an integer >= 2, got {self.calibration_folds!r}")
+
+    def _fit_decision(
+        self, estimator: Any, table: pd.DataFrame, y: np.ndarray, weights: np.ndarray | None,
+        groups: np.ndarray | None, seed: int,
+    ) -> None:
+        """Calibrate on out-of-fold margins and choose ``threshold_`` for ``target_sensitivity``."""
+        if weights is not None:
+            self.calibration_ = class_weight_shift(weights, y)
+        if self.calibration is None and self.target_sensitivity is None:
+            return
+        try:
+            splits = list(stratified_group_splits(y, groups, int(self.calibration_folds), seed))
+        except ValueError as exc:
+            warnings.warn(
+                f"No out-of-fold calibration or threshold ({exc}); predict_proba is the booster's "
+                "probability and predict uses 0.5.",
+                UserWarning, stacklevel=3,
+            )
+            return
+        margin = np.zeros(len(y))
+        fixed_rounds = clone(estimator).set_params(n_estimators=self.n_estimators_)
+        for train, test in splits:
+            fold_model, _ = fit_booster(
+                clone(fixed_rounds), table.iloc[train], y[train],
+                sample_weight=None if weights is None else weights[train], validation=None, n_iter_no_change=0,
+            )
+            margin[test] = _margin(fold_model, table.iloc[test])
+        if self.calibration is not None:
+            self.calibration_ = fit_calibration(self.calibration, margin, y)
+        if self.target_sensitivity is not None:
+            log_odds = self._calibrated_log_odds(margin)
+            self.threshold_log_odds_ = threshold_for_sensitivity(y, log_odds, float(self.target_sensitivity))
+            self.threshold_ = float(sigmoid(self.threshold_log_odds_))
 
     def _validation_split(
         self, y: np.ndarray, groups: np.ndarray | None, seed: int
@@ -352,20 +427,44 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         features.index = X.index if isinstance(X, pd.DataFrame) else features.index
         return features
 
+    def _calibrated_log_odds(self, margin: np.ndarray) -> np.ndarray:
+        """Log-odds of the calibrated melanoma probability, from the booster's margin."""
+        if self.calibration_ is None:
+            return margin
+        if self.calibration_.method == "isotonic":
+            positive = np.clip(self.calibration_(margin), 1e-12, 1 - 1e-12)
+            return np.log(positive) - np.log1p(-positive)
+        return self.calibration_.slope * margin + self.calibration_.intercept
+
     def predict_proba(self, X: Any) -> np.ndarray:
-        """Class probabilities, columns in the order of ``classes_``."""
+        """Class probabilities, columns in the order of ``classes_`` (calibrated for two classes)."""
         check_is_fitted(self, "booster_")
-        return self.booster_.predict_proba(self._features(X))
+        features = self._features(X)
+        if len(self.classes_) != 2 or self.calibration_ is None:
+            return self.booster_.predict_proba(features)
+        positive = self.calibration_(_margin(self.booster_, features))
+        return np.column_stack([1.0 - positive, positive])
 
     def decision_function(self, X: Any) -> np.ndarray:
-        """The booster's raw margin (log-odds for two classes)."""
+        """Two classes: positive exactly where ``predict`` refers (log-odds minus the threshold's).
+
+        Equal to the calibrated log-odds minus ``threshold_log_odds_`` (rounded so that
+        reaching the threshold counts as positive); raw margins for more classes.
+        """
         check_is_fitted(self, "booster_")
-        margin = self.booster_.predict(self._features(X), **_raw_score_kwarg(self.booster_))
-        return margin.ravel() if len(self.classes_) == 2 else margin
+        margin = _margin(self.booster_, self._features(X))
+        if len(self.classes_) != 2:
+            return margin
+        log_odds = self._calibrated_log_odds(margin)
+        if self.threshold_log_odds_ is None:
+            return log_odds
+        return log_odds - np.nextafter(self.threshold_log_odds_, -np.inf)
 
     def predict(self, X: Any) -> np.ndarray:
-        """The most probable class."""
+        """Two classes: the positive class where its probability reaches ``threshold_``; else the most probable."""
         check_is_fitted(self, "booster_")
+        if len(self.classes_) == 2:
+            return self.classes_[(self.decision_function(X) > 0).astype(int)]
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
     def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
@@ -376,7 +475,10 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         return tags
 
 
-def _raw_score_kwarg(booster: Any) -> dict[str, bool]:
+def _margin(booster: Any, features: pd.DataFrame) -> np.ndarray:
+    """The booster's raw margin: (n,) log-odds for two classes, (n, k) otherwise."""
     if type(booster).__module__.startswith("lightgbm"):
-        return {"raw_score": True}
-    return {"output_margin": True}
+        margin = booster.predict(features, raw_score=True)
+    else:
+        margin = booster.predict(features, output_margin=True)
+    return margin.ravel() if margin.ndim == 2 and margin.shape[1] == 1 else margin

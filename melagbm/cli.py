@@ -1,4 +1,4 @@
-"""Command line: ``melagbm demo | fit | predict | embed``."""
+"""Command line: ``melagbm demo | fit | predict | evaluate | embed``."""
 
 from __future__ import annotations
 
@@ -81,8 +81,8 @@ def _read_frame(args: argparse.Namespace) -> pd.DataFrame:
     return frame_from_csv(args.metadata, args.images, image_col=args.image_col)
 
 
-def _fit(args: argparse.Namespace) -> int:
-    from . import FusionClassifier
+def _labelled_frame(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.Series]:
+    """The CSV's images, group and feature columns, and its target."""
     from .metadata import AGE_COLUMNS, SEX_COLUMNS, SITE_COLUMNS
 
     frame = _read_frame(args)
@@ -101,12 +101,46 @@ def _fit(args: argparse.Namespace) -> int:
     missing = [c for c in keep if c not in frame.columns]
     if missing:
         raise SystemExit(f"error: {args.metadata} has no column(s) {missing}")
+    return frame[keep], y
+
+
+def _fit(args: argparse.Namespace) -> int:
+    from . import FusionClassifier
+
+    X, y = _labelled_frame(args)
     model = FusionClassifier(
         group_col=args.group_col, verbose=1, **_model_options(args)
-    ).fit(frame[keep], y)
+    ).fit(X, y)
     _dump_atomic(model, Path(args.model))
-    print(f"fitted on {len(frame)} images; features: {', '.join(model.feature_names_)}")
+    print(f"fitted on {len(X)} images; features: {', '.join(model.feature_names_)}")
     print(f"model written to {args.model}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from . import FusionClassifier
+    from .evaluation import cross_validate
+    from .report import write_report
+
+    X, y = _labelled_frame(args)
+    groups = X[args.group_col] if args.group_col else None
+    model = FusionClassifier(
+        group_col=args.group_col, target_sensitivity=args.target_sensitivity, verbose=1, **_model_options(args)
+    )
+    if groups is None:
+        print("warning: no --group-col: images of one patient may land in both training and test folds")
+    started = time.perf_counter()
+    result = cross_validate(model, X, y, groups, n_splits=args.folds, n_bootstrap=args.bootstrap,
+                            random_state=args.seed)
+    notes = [
+        f"model: FusionClassifier, backbone {model.backbone}, booster {model.booster}, "
+        f"target sensitivity {args.target_sensitivity:.0%}",
+        f"data: {args.metadata} with images from {args.images}; {time.perf_counter() - started:.0f} s",
+    ]
+    report = write_report(result, args.out, title=f"melagbm evaluation: {Path(args.metadata).name}", notes=notes)
+    table = result.metrics
+    print(table[["value", "ci_low", "ci_high"]].round(3).to_string())
+    print(f"report written to {report}")
     return 0
 
 
@@ -199,6 +233,22 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--model", required=True, help="where to write the fitted model")
     add_model_options(fit)
     fit.set_defaults(run=_fit)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="grouped cross-validation with clinical metrics and CIs, written as a report"
+    )
+    add_data_options(evaluate)
+    evaluate.add_argument("--target", default="target", help="label column (1 = melanoma)")
+    evaluate.add_argument("--group-col", default=None, help="patient/lesion id column: folds never split a group")
+    evaluate.add_argument("--metadata-cols", default=None,
+                          help="comma-separated feature columns (default: the recognised age, sex and site columns)")
+    evaluate.add_argument("--out", required=True, help="folder for report.md, roc.png, calibration.png, CSVs")
+    evaluate.add_argument("--folds", type=int, default=5)
+    evaluate.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the CIs")
+    evaluate.add_argument("--target-sensitivity", type=float, default=0.9,
+                          help="sensitivity the operating threshold is chosen for")
+    add_model_options(evaluate)
+    evaluate.set_defaults(run=_evaluate)
 
     predict = commands.add_parser("predict", help="write melanoma probabilities for a CSV and images")
     add_data_options(predict)

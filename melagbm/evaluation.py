@@ -1,53 +1,349 @@
-"""Clinical metrics for a rare positive class: ROC AUC, partial AUC, sensitivity."""
+"""Clinical evaluation for a rare positive class.
+
+Metric functions on ``(y_true, score)`` (ROC AUC, the ISIC 2024 partial AUC,
+sensitivity at a specificity and back, average precision, Brier score, top-k per
+patient), a metrics table with confidence intervals from a bootstrap that resamples
+whole patients (or lesions), and cross-validation grouped by patient and stratified by
+label that returns the out-of-fold predictions with that table.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Any
+
 import numpy as np
-from sklearn.metrics import roc_auc_score, roc_curve
+import pandas as pd
+from sklearn.base import clone
+from sklearn.metrics import (
+    average_precision_score,
+    balanced_accuracy_score,
+    brier_score_loss,
+    f1_score,
+    roc_auc_score,
+    roc_curve,
+)
 
-__all__ = ["partial_auc", "roc_auc", "sensitivity_at_specificity", "summarize"]
+from ._splits import stratified_group_splits
+
+__all__ = [
+    "CVResult",
+    "METRIC_LABELS",
+    "cross_validate",
+    "metrics_table",
+    "partial_auc",
+    "roc_auc",
+    "sensitivity_at_specificity",
+    "specificity_at_sensitivity",
+    "summarize",
+    "threshold_for_sensitivity",
+    "top_k_sensitivity",
+]
+
+#: Row labels of :func:`metrics_table`, in order.
+METRIC_LABELS = {
+    "roc_auc": "ROC AUC",
+    "pauc_80": "partial AUC above 80 % TPR (0-0.2)",
+    "sens_at_spec90": "sensitivity at 90 % specificity",
+    "sens_at_spec95": "sensitivity at 95 % specificity",
+    "spec_at_sens95": "specificity at 95 % sensitivity",
+    "average_precision": "average precision",
+    "brier": "Brier score",
+    "sensitivity": "sensitivity at the operating threshold",
+    "specificity": "specificity at the operating threshold",
+    "balanced_accuracy": "balanced accuracy at the operating threshold",
+    "f1": "F1 at the operating threshold",
+    "top_k_sensitivity": "melanomas ranked top-k within their patient",
+}
 
 
-def _check(y_true: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _check(y_true: Any, score: Any, sample_weight: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     y_true, score = np.asarray(y_true), np.asarray(score, dtype=float)
     if y_true.shape != score.shape or y_true.ndim != 1:
         raise ValueError(f"y_true {y_true.shape} and score {score.shape} must be 1-D and equal length")
+    if not np.isfinite(score).all():
+        raise ValueError(f"score has non-finite values at positions {list(np.flatnonzero(~np.isfinite(score))[:5])}")
     if len(np.unique(y_true)) != 2:
         raise ValueError("y_true must hold both classes")
-    return y_true, score
+    if sample_weight is not None:
+        sample_weight = np.asarray(sample_weight, dtype=float)
+    return y_true, score, sample_weight
 
 
-def roc_auc(y_true: np.ndarray, score: np.ndarray) -> float:
+def roc_auc(y_true: Any, score: Any, sample_weight: Any = None) -> float:
     """Area under the ROC curve."""
-    y_true, score = _check(y_true, score)
-    return float(roc_auc_score(y_true, score))
+    y_true, score, sample_weight = _check(y_true, score, sample_weight)
+    return float(roc_auc_score(y_true, score, sample_weight=sample_weight))
 
 
-def partial_auc(y_true: np.ndarray, score: np.ndarray, min_tpr: float = 0.8) -> float:
+def partial_auc(y_true: Any, score: Any, min_tpr: float = 0.8, sample_weight: Any = None) -> float:
     """Area under the ROC curve above ``min_tpr`` TPR, as the ISIC 2024 challenge scored it.
 
     The area between the ROC curve and the line TPR = ``min_tpr``: 0 to
     ``1 - min_tpr`` (0.2 by default). Computed as the challenge did: scikit-learn's
-    ``roc_auc_score`` with ``max_fpr = 1 - min_tpr`` on flipped labels and negated
-    scores, with the McClish standardisation undone.
+    ``roc_auc_score`` with ``max_fpr = 1 - min_tpr`` on flipped labels and scores
+    ``1 - score``, with the McClish standardisation undone.
     """
-    y_true, score = _check(y_true, score)
+    y_true, score, sample_weight = _check(y_true, score, sample_weight)
     max_fpr = abs(1.0 - min_tpr)
-    scaled = roc_auc_score(np.abs(y_true - 1), -score, max_fpr=max_fpr)
+    flipped = (y_true == np.max(y_true)).astype(int) ^ 1
+    scaled = roc_auc_score(flipped, 1.0 - score, max_fpr=max_fpr, sample_weight=sample_weight)
     return float(0.5 * max_fpr**2 + (max_fpr - 0.5 * max_fpr**2) / (1.0 - 0.5) * (scaled - 0.5))
 
 
-def sensitivity_at_specificity(y_true: np.ndarray, score: np.ndarray, specificity: float = 0.9) -> float:
+def sensitivity_at_specificity(
+    y_true: Any, score: Any, specificity: float = 0.9, sample_weight: Any = None
+) -> float:
     """Highest sensitivity (TPR) reachable with specificity of at least ``specificity``."""
-    y_true, score = _check(y_true, score)
-    fpr, tpr, _ = roc_curve(y_true, score)
+    y_true, score, sample_weight = _check(y_true, score, sample_weight)
+    fpr, tpr, _ = roc_curve(y_true, score, sample_weight=sample_weight)
     return float(tpr[fpr <= 1.0 - specificity + 1e-12].max())
 
 
-def summarize(y_true: np.ndarray, score: np.ndarray) -> dict[str, float]:
+def specificity_at_sensitivity(
+    y_true: Any, score: Any, sensitivity: float = 0.95, sample_weight: Any = None
+) -> float:
+    """Highest specificity reachable with sensitivity of at least ``sensitivity``."""
+    y_true, score, sample_weight = _check(y_true, score, sample_weight)
+    fpr, tpr, _ = roc_curve(y_true, score, sample_weight=sample_weight)
+    return float(1.0 - fpr[tpr >= sensitivity - 1e-12].min())
+
+
+def threshold_for_sensitivity(y_true: Any, score: Any, sensitivity: float) -> float:
+    """The highest threshold t with sensitivity of ``score >= t`` at least ``sensitivity``."""
+    y_true, score, _ = _check(y_true, score)
+    if not 0.0 < sensitivity <= 1.0:
+        raise ValueError(f"sensitivity must be in (0, 1], got {sensitivity!r}")
+    positives = np.sort(score[y_true == np.max(y_true)])[::-1]
+    needed = int(np.ceil(sensitivity * len(positives) - 1e-9))
+    return float(positives[max(needed, 1) - 1])
+
+
+def top_k_sensitivity(y_true: Any, score: Any, groups: Any, k: int = 1, sample_weight: Any = None) -> float:
+    """Share of melanomas scored among the top ``k`` lesions of their own patient.
+
+    The "ugly duckling" view: a dermatologist who examines the k most suspicious lesions
+    of each patient finds this share of the melanomas.
+    """
+    y_true, score, sample_weight = _check(y_true, score, sample_weight)
+    hits = _top_k_hits(y_true, score, np.asarray(groups), k)
+    positive = y_true == np.max(y_true)
+    weight = np.ones(len(y_true)) if sample_weight is None else sample_weight
+    return float(np.sum(weight * hits * positive) / np.sum(weight * positive))
+
+
+def _top_k_hits(y_true: np.ndarray, score: np.ndarray, groups: np.ndarray, k: int) -> np.ndarray:
+    """1 where a row's score ranks within the top k of its group (ties counted in its favour)."""
+    frame = pd.DataFrame({"group": groups, "score": score})
+    rank = frame.groupby("group")["score"].rank(method="min", ascending=False)
+    return (rank.to_numpy() <= k).astype(float)
+
+
+def summarize(y_true: Any, score: Any) -> dict[str, float]:
     """ROC AUC, partial AUC above 80 % TPR and sensitivity at 90 % specificity."""
     return {
         "roc_auc": roc_auc(y_true, score),
         "pauc_80": partial_auc(y_true, score, 0.8),
         "sens_at_spec90": sensitivity_at_specificity(y_true, score, 0.9),
     }
+
+
+def _point_metrics(
+    y: np.ndarray,
+    proba: np.ndarray,
+    predicted: np.ndarray | None,
+    top_hits: np.ndarray | None,
+    weight: np.ndarray | None,
+) -> dict[str, float]:
+    w = np.ones(len(y)) if weight is None else weight
+    fpr, tpr, _ = roc_curve(y, proba, sample_weight=weight)
+    values = {
+        "roc_auc": roc_auc_score(y, proba, sample_weight=weight),
+        "pauc_80": partial_auc(y, proba, 0.8, sample_weight=weight),
+        "sens_at_spec90": tpr[fpr <= 0.1 + 1e-12].max(),
+        "sens_at_spec95": tpr[fpr <= 0.05 + 1e-12].max(),
+        "spec_at_sens95": 1.0 - fpr[tpr >= 0.95 - 1e-12].min(),
+        "average_precision": average_precision_score(y, proba, sample_weight=weight),
+        "brier": brier_score_loss(y, proba, sample_weight=weight),
+    }
+    if predicted is not None:
+        positive, negative = y == 1, y == 0
+        values["sensitivity"] = np.sum(w * (predicted == 1) * positive) / np.sum(w * positive)
+        values["specificity"] = np.sum(w * (predicted == 0) * negative) / np.sum(w * negative)
+        values["balanced_accuracy"] = balanced_accuracy_score(y, predicted, sample_weight=weight)
+        values["f1"] = f1_score(y, predicted, sample_weight=weight, zero_division=0.0)
+    if top_hits is not None:
+        values["top_k_sensitivity"] = np.sum(w * top_hits * (y == 1)) / np.sum(w * (y == 1))
+    return {name: float(value) for name, value in values.items()}
+
+
+def metrics_table(
+    y_true: Any,
+    proba: Any,
+    *,
+    predicted: Any = None,
+    groups: Any = None,
+    top_k: int = 1,
+    n_bootstrap: int = 1000,
+    confidence: float = 0.95,
+    random_state: int | None = 0,
+) -> pd.DataFrame:
+    """Every clinical metric with a bootstrap confidence interval resampled by group.
+
+    Parameters
+    ----------
+    y_true : array-like of 0/1
+        1 = melanoma.
+    proba : array-like
+        Melanoma probabilities (or any score; the Brier score needs probabilities).
+    predicted : array-like of 0/1, default=None
+        Decisions at the operating threshold; adds sensitivity, specificity, balanced
+        accuracy and F1 there.
+    groups : array-like, default=None
+        Patient (or lesion) ids. The bootstrap draws whole groups with replacement;
+        without groups it draws rows. With patient ids, adds top-k-per-patient sensitivity.
+    n_bootstrap : int, default=1000
+        0 gives point estimates only.
+
+    Returns
+    -------
+    DataFrame indexed by metric (see :data:`METRIC_LABELS`) with columns ``value``,
+    ``ci_low``, ``ci_high`` and ``label``.
+    """
+    y, proba, _ = _check(y_true, proba)
+    if set(np.unique(y)) != {0, 1}:
+        raise ValueError(f"y_true must be 0/1 (1 = melanoma), got values {sorted(np.unique(y))[:5]}")
+    y = y.astype(int)
+    predicted = None if predicted is None else np.asarray(predicted).astype(int)
+    group_codes = np.arange(len(y)) if groups is None else pd.factorize(np.asarray(groups))[0]
+    top_hits = None if groups is None else _top_k_hits(y, proba, np.asarray(groups), top_k)
+    point = _point_metrics(y, proba, predicted, top_hits, None)
+
+    rng = np.random.default_rng(random_state)
+    n_groups = int(group_codes.max()) + 1
+    draws: dict[str, list[float]] = {name: [] for name in point}
+    for _ in range(int(n_bootstrap)):
+        weight = np.bincount(rng.integers(0, n_groups, n_groups), minlength=n_groups)[group_codes].astype(float)
+        if weight[y == 1].sum() == 0 or weight[y == 0].sum() == 0:
+            continue  # a resample without one class has no ROC curve
+        for name, value in _point_metrics(y, proba, predicted, top_hits, weight).items():
+            draws[name].append(value)
+    alpha = (1.0 - confidence) / 2.0
+    rows = []
+    for name, value in point.items():
+        sample = np.asarray(draws[name])
+        low, high = (np.quantile(sample, [alpha, 1.0 - alpha]) if len(sample) else (np.nan, np.nan))
+        label = METRIC_LABELS[name].replace("top-k", f"top-{top_k}")
+        rows.append({"metric": name, "value": value, "ci_low": low, "ci_high": high, "label": label})
+    return pd.DataFrame(rows).set_index("metric")
+
+
+@dataclass
+class CVResult:
+    """Out-of-fold predictions and the metrics table of a grouped cross-validation.
+
+    Attributes
+    ----------
+    oof : DataFrame
+        Indexed like X: ``y``, ``proba`` (out-of-fold melanoma probability),
+        ``predicted`` (at each fold model's operating threshold), ``threshold``,
+        ``fold`` and ``group``.
+    metrics : DataFrame
+        :func:`metrics_table` of the out-of-fold predictions.
+    n_splits : int
+    confidence : float
+    """
+
+    oof: pd.DataFrame
+    metrics: pd.DataFrame
+    n_splits: int
+    confidence: float = 0.95
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def confusion_matrix(self) -> pd.DataFrame:
+        """Counts of true class (rows) by decision (columns) at the operating thresholds."""
+        table = pd.crosstab(self.oof["y"], self.oof["predicted"]).reindex(index=[0, 1], columns=[0, 1], fill_value=0)
+        table.index = ["benign (true)", "melanoma (true)"]
+        table.columns = ["predicted benign", "predicted melanoma"]
+        return table
+
+
+def cross_validate(
+    estimator: Any,
+    X: Any,
+    y: Any,
+    groups: Any = None,
+    *,
+    n_splits: int = 5,
+    n_bootstrap: int = 1000,
+    confidence: float = 0.95,
+    top_k: int = 1,
+    random_state: int = 0,
+) -> CVResult:
+    """Cross-validate a melanoma classifier by patient (or lesion), stratified by label.
+
+    Each fold fits a clone of ``estimator`` on the other folds' groups (passing
+    ``groups`` to ``fit`` when it accepts them) and predicts the held-out groups.
+    Decisions use each fold model's own operating threshold (``threshold_``, chosen
+    inside its fit for a target sensitivity) when it has one, else ``predict``.
+
+    Parameters
+    ----------
+    estimator : classifier
+        Binary: ``y`` holds 0/1 with 1 = melanoma.
+    groups : array-like, default=None
+        Patient (or lesion) ids. Strongly recommended: without them, images of one
+        patient land on both sides and the estimate is optimistic.
+    n_bootstrap, confidence, top_k :
+        See :func:`metrics_table`.
+
+    Returns
+    -------
+    CVResult
+    """
+    y = pd.Series(np.asarray(y), index=getattr(X, "index", None))
+    if set(np.unique(y)) != {0, 1}:
+        raise ValueError(f"y must be 0/1 (1 = melanoma), got values {sorted(np.unique(y))[:5]}")
+    group_ids = None if groups is None else np.asarray(groups)
+    if group_ids is not None and len(group_ids) != len(y):
+        raise ValueError(f"groups has {len(group_ids)} entries but y has {len(y)}")
+    rows = np.arange(len(y))
+    proba = np.full(len(y), np.nan)
+    predicted = np.zeros(len(y), dtype=int)
+    thresholds = np.full(len(y), np.nan)
+    folds = np.full(len(y), -1)
+    splits = list(stratified_group_splits(y.to_numpy(), group_ids, n_splits, random_state))
+    for fold, (train, test) in enumerate(splits):
+        model = clone(estimator)
+        fit_kwargs = {"groups": group_ids[train]} if group_ids is not None and _accepts_groups(model) else {}
+        model.fit(_take(X, train), y.iloc[train].to_numpy(), **fit_kwargs)
+        held_out = _take(X, test)
+        proba[test] = model.predict_proba(held_out)[:, list(model.classes_).index(1)]
+        threshold = getattr(model, "threshold_", None)
+        if threshold is not None:
+            predicted[test] = (proba[test] >= threshold).astype(int)
+            thresholds[test] = threshold
+        else:
+            predicted[test] = (np.asarray(model.predict(held_out)) == 1).astype(int)
+        folds[test] = fold
+    oof = pd.DataFrame(
+        {"y": y.to_numpy(), "proba": proba, "predicted": predicted, "threshold": thresholds, "fold": folds,
+         "group": group_ids if group_ids is not None else rows},
+        index=y.index,
+    )
+    metrics = metrics_table(
+        oof["y"], oof["proba"], predicted=oof["predicted"], groups=group_ids, top_k=top_k,
+        n_bootstrap=n_bootstrap, confidence=confidence, random_state=random_state,
+    )
+    return CVResult(oof=oof, metrics=metrics, n_splits=len(splits), confidence=confidence,
+                    info={"grouped": group_ids is not None, "top_k": top_k})
+
+
+def _take(X: Any, rows: np.ndarray) -> Any:
+    return X.iloc[rows] if hasattr(X, "iloc") else np.asarray(X)[rows]
+
+
+def _accepts_groups(estimator: Any) -> bool:
+    import inspect
+
+    return "groups" in inspect.signature(estimator.fit).parameters

@@ -88,7 +88,7 @@ class EmbeddingStore:
     Parameters
     ----------
     root : path
-        Directory of the store; created on first write.
+        Directory of the store (``~`` is expanded); created on first write.
 
     Attributes
     ----------
@@ -107,7 +107,7 @@ class EmbeddingStore:
     """
 
     def __init__(self, root: str | os.PathLike) -> None:
-        self.root = Path(root)
+        self.root = Path(root).expanduser()
         self.hits = 0
         self.misses = 0
         self._shards: dict[str, dict[str, _Shard]] = {}

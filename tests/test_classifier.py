@@ -10,6 +10,7 @@ from sklearn.model_selection import StratifiedGroupKFold, cross_validate
 from sklearn.pipeline import Pipeline
 
 from melagbm import EmbeddingStore, FusionClassifier, ImageReadError
+from melagbm.evaluation import cross_validate as evaluate
 from melagbm.evaluation import roc_auc
 
 
@@ -25,9 +26,9 @@ def test_fit_predict_on_real_dermoscopy(ham_sample, fitted) -> None:
     assert proba.shape == (20, 2)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
     assert list(fitted.classes_) == [0, 1]
-    assert set(fitted.predict(X.head(20))) <= {0, 1}
-    margin = fitted.decision_function(X.head(20))
-    np.testing.assert_allclose(1 / (1 + np.exp(-margin)), proba[:, 1], rtol=1e-6)
+    np.testing.assert_array_equal(fitted.predict(X.head(20)), (proba[:, 1] >= fitted.threshold_).astype(int))
+    log_odds = fitted.decision_function(X.head(20)) + fitted.threshold_log_odds_
+    np.testing.assert_allclose(1 / (1 + np.exp(-log_odds)), proba[:, 1], rtol=1e-6)
     assert fitted.feature_names_ == ["image__score", "age", "sex", "site"]
     assert fitted.family_to_columns_ == {"image": ["image__score"], "age": ["age"], "sex": ["sex"], "site": ["site"]}
     assert fitted.device_ == "cpu" and fitted.n_estimators_ >= 1
@@ -38,12 +39,18 @@ def test_fit_predict_on_real_dermoscopy(ham_sample, fitted) -> None:
 
 def test_grouped_cv_on_real_images_beats_chance_clearly(ham_sample) -> None:
     X, y, groups = ham_sample
-    scores = np.zeros(len(y))
-    folds = StratifiedGroupKFold(n_splits=3, shuffle=True, random_state=0)
-    for train, test in folds.split(X, y, groups):
-        model = FusionClassifier(random_state=0).fit(X.iloc[train], y.iloc[train], groups=groups.iloc[train])
-        scores[test] = model.predict_proba(X.iloc[test])[:, 1]
-    assert roc_auc(y, scores) > 0.75
+    result = evaluate(FusionClassifier(random_state=0), X, y, groups, n_splits=3, n_bootstrap=200)
+    oof = result.oof
+    assert list(oof.index) == list(X.index) and oof["proba"].between(0, 1).all()
+    assert oof.groupby("group")["fold"].nunique().max() == 1, "a lesion was split across folds"
+    assert roc_auc(y, oof["proba"]) > 0.75
+    table = result.metrics
+    assert table.loc["roc_auc", "value"] == pytest.approx(roc_auc(y, oof["proba"]))
+    assert (table["ci_low"] <= table["value"]).all() and (table["value"] <= table["ci_high"]).all()
+    # each fold refers at its own threshold, chosen for 90 % sensitivity on its training folds
+    assert oof.groupby("fold")["threshold"].nunique().eq(1).all()
+    assert table.loc["sensitivity", "value"] > 0.6
+    assert result.confusion_matrix().to_numpy().sum() == len(y)
 
 
 def test_refit_reuses_the_embedding_store(ham_sample, fitted) -> None:
@@ -78,7 +85,8 @@ def test_xgboost_booster_with_categoricals(ham_sample) -> None:
     proba = model.predict_proba(X.head(10))[:, 1]
     assert proba.shape == (10,) and np.all((proba > 0) & (proba < 1))
     assert model.booster_.get_params()["enable_categorical"] is True
-    np.testing.assert_allclose(1 / (1 + np.exp(-model.decision_function(X.head(10)))), proba, rtol=1e-5)
+    log_odds = model.decision_function(X.head(10)) + model.threshold_log_odds_
+    np.testing.assert_allclose(1 / (1 + np.exp(-log_odds)), proba, rtol=1e-5)
 
 
 @pytest.mark.parametrize("mode", ["pca", "embedding", "probe+pca"])

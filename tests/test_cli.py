@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -90,3 +91,29 @@ def test_embed_reads_a_csv_and_names_a_missing_image(tmp_path, isic_root, capsys
     meta.assign(image_name=["ISIC_missing"] + list(meta.image_name[1:])).to_csv(tmp_path / "bad.csv", index=False)
     with pytest.raises(FileNotFoundError, match="row 0: 'ISIC_missing'"):
         main(args[:2] + [str(tmp_path / "bad.csv")] + args[3:])
+
+
+def test_evaluate_writes_a_report_with_plots(tmp_path, isic_root, capsys) -> None:
+    from PIL import Image
+
+    meta = pd.read_csv(isic_root / "subset_metadata.csv")
+    patients = meta.loc[meta.target == 1, "patient_id"].unique()[:12]
+    rows = pd.concat([meta[meta.patient_id.isin(patients)], meta[~meta.patient_id.isin(patients)].head(40)])
+    rows.to_csv(tmp_path / "train.csv", index=False)
+    out = tmp_path / "report"
+    assert main([
+        "evaluate", "--metadata", str(tmp_path / "train.csv"), "--images", str(isic_root / "train"),
+        "--group-col", "patient_id", "--out", str(out), "--folds", "3", "--bootstrap", "100",
+        "--backbone", "tf_efficientnet_lite0",
+    ]) == 0
+    assert "report written to" in capsys.readouterr().out
+    report = (out / "report.md").read_text()
+    for needle in ("| ROC AUC |", "partial AUC above 80 % TPR", "95% CI", "predicted melanoma", "![ROC curve](roc.png)"):
+        assert needle in report
+    for png in ("roc.png", "calibration.png"):
+        with Image.open(out / png) as image:
+            assert image.size[0] > 300 and len(np.unique(np.asarray(image.convert("L")))) > 10  # a drawn plot, not blank
+    metrics = pd.read_csv(out / "metrics.csv", index_col=0)
+    assert metrics.loc["roc_auc", "ci_low"] <= metrics.loc["roc_auc", "value"] <= metrics.loc["roc_auc", "ci_high"]
+    oof = pd.read_csv(out / "oof.csv", index_col=0)
+    assert len(oof) == len(rows) and oof.groupby("group")["fold"].nunique().max() == 1

@@ -2,9 +2,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sklearn.metrics import roc_curve
+from sklearn.metrics import roc_auc_score, roc_curve
 
-from melagbm.evaluation import partial_auc, roc_auc, sensitivity_at_specificity
+from melagbm.evaluation import (
+    metrics_table,
+    partial_auc,
+    roc_auc,
+    sensitivity_at_specificity,
+    specificity_at_sensitivity,
+    threshold_for_sensitivity,
+)
 
 
 def _area_above_tpr(y, score, min_tpr):
@@ -32,3 +39,70 @@ def test_metric_ranges() -> None:
     assert sensitivity_at_specificity(y, np.array([0.1, 0.5, 0.4, 0.9]), 0.9) == 0.5
     with pytest.raises(ValueError, match="both classes"):
         roc_auc(np.zeros(3), np.ones(3))
+
+
+def _challenge_partial_auc(solution, submission, min_tpr=0.80):
+    """The ISIC 2024 challenge's public scoring formula, as published."""
+    v_gt = abs(np.asarray(solution) - 1)
+    v_pred = np.array([1.0 - x for x in submission])
+    max_fpr = abs(1 - min_tpr)
+    partial_auc_scaled = roc_auc_score(v_gt, v_pred, max_fpr=max_fpr)
+    return 0.5 * max_fpr**2 + (max_fpr - 0.5 * max_fpr**2) / (1.0 - 0.5) * (partial_auc_scaled - 0.5)
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_partial_auc_agrees_with_the_challenge_formula(seed) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(20, 3000))
+    y = (rng.random(n) < rng.uniform(0.01, 0.5)).astype(int)
+    y[:2] = [0, 1]
+    score = np.round(rng.random(n) + 0.5 * y * rng.random(), int(rng.integers(1, 4)))  # many ties
+    for min_tpr in (0.8, 0.9, 0.5):
+        assert abs(partial_auc(y, score, min_tpr) - _challenge_partial_auc(y, score, min_tpr)) < 1e-9
+
+
+def test_threshold_reaches_the_target_sensitivity() -> None:
+    rng = np.random.default_rng(0)
+    y = (rng.random(2000) < 0.05).astype(int)
+    score = np.round(y * 0.3 + rng.random(2000), 2)
+    for target in (0.5, 0.8, 0.9, 0.95, 1.0):
+        threshold = threshold_for_sensitivity(y, score, target)
+        sensitivity = np.mean(score[y == 1] >= threshold)
+        assert sensitivity >= target
+        assert np.mean(score[y == 1] > threshold) < target  # the highest such threshold
+
+
+def test_metrics_table_on_a_known_case() -> None:
+    y = np.array([0, 0, 0, 0, 1, 1])
+    proba = np.array([0.1, 0.2, 0.3, 0.6, 0.5, 0.9])
+    groups = np.array(["a", "a", "b", "b", "a", "a"])
+    table = metrics_table(y, proba, predicted=(proba >= 0.5).astype(int), groups=groups, n_bootstrap=0)
+    assert table.loc["roc_auc", "value"] == pytest.approx(7 / 8)
+    assert table.loc["sensitivity", "value"] == 1.0 and table.loc["specificity", "value"] == 0.75
+    assert table.loc["brier", "value"] == pytest.approx(np.mean((proba - y) ** 2))
+    # patient a: 0.9 (melanoma) first, 0.5 (melanoma) second; patient b has none
+    assert table.loc["top_k_sensitivity", "value"] == 0.5
+    assert np.isnan(table.loc["roc_auc", "ci_low"])
+
+
+def test_specificity_at_sensitivity_mirrors_sensitivity_at_specificity() -> None:
+    y = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    score = np.array([0.1, 0.2, 0.3, 0.7, 0.4, 0.6, 0.8, 0.9])
+    assert specificity_at_sensitivity(y, score, 1.0) == 0.75
+    assert specificity_at_sensitivity(y, score, 0.5) == 1.0
+    assert sensitivity_at_specificity(y, score, 0.75) == 1.0
+
+
+def test_bootstrap_resamples_whole_groups() -> None:
+    """Each patient's rows move together: images that duplicate each other add no evidence."""
+    rng = np.random.default_rng(1)
+    groups = np.repeat(np.arange(150), 2)
+    y = np.repeat((rng.random(150) < 0.3).astype(int), 2)
+    proba = np.repeat(rng.random(150) * 0.7, 2) + 0.3 * y
+    table = metrics_table(y, proba, groups=groups, n_bootstrap=300, random_state=0)
+    low, value, high = table.loc["roc_auc", ["ci_low", "value", "ci_high"]]
+    assert low < value < high and high - low < 0.2
+    rows_only = metrics_table(y, proba, n_bootstrap=300, random_state=0)
+    # every row twice: resampling rows pretends twice the evidence, so its interval is narrower
+    width = lambda t: t.loc["roc_auc", "ci_high"] - t.loc["roc_auc", "ci_low"]  # noqa: E731
+    assert width(rows_only) < width(table)

@@ -1,0 +1,68 @@
+"""From booster margins to calibrated probabilities and a referral decision."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["CALIBRATION_METHODS", "Calibration", "class_weight_shift", "fit_calibration", "sigmoid"]
+
+CALIBRATION_METHODS = ("sigmoid", "isotonic")
+
+
+def sigmoid(margin: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(margin, dtype=float)))
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A monotone map from the booster's margin to a probability, kept as plain numbers.
+
+    ``method="sigmoid"``: ``p = sigmoid(slope * margin + intercept)`` (Platt scaling).
+    ``method="isotonic"``: piecewise-linear through ``(knots_x, knots_y)``, clipped at the ends.
+    ``method="shift"``: ``p = sigmoid(margin + intercept)``, undoing class re-weighting.
+    """
+
+    method: str
+    slope: float = 1.0
+    intercept: float = 0.0
+    knots_x: tuple[float, ...] = ()
+    knots_y: tuple[float, ...] = ()
+
+    def __call__(self, margin: np.ndarray) -> np.ndarray:
+        margin = np.asarray(margin, dtype=float)
+        if self.method == "isotonic":
+            return np.interp(margin, self.knots_x, self.knots_y)
+        return sigmoid(self.slope * margin + self.intercept)
+
+
+def fit_calibration(method: str, margin: np.ndarray, y: np.ndarray) -> Calibration:
+    """Fit ``method`` ("sigmoid" or "isotonic") on out-of-fold margins and 0/1 labels."""
+    margin, y = np.asarray(margin, dtype=float), np.asarray(y, dtype=int)
+    if method == "sigmoid":
+        from sklearn.linear_model import LogisticRegression
+
+        model = LogisticRegression(C=1e4, max_iter=1000).fit(margin[:, None], y)
+        return Calibration("sigmoid", slope=float(model.coef_[0, 0]), intercept=float(model.intercept_[0]))
+    if method == "isotonic":
+        from sklearn.isotonic import IsotonicRegression
+
+        model = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(margin, y)
+        return Calibration(
+            "isotonic",
+            knots_x=tuple(float(v) for v in model.X_thresholds_),
+            knots_y=tuple(float(v) for v in model.y_thresholds_),
+        )
+    raise ValueError(f"calibration must be one of {CALIBRATION_METHODS} or None, got {method!r}")
+
+
+def class_weight_shift(weights: np.ndarray, y: np.ndarray) -> Calibration:
+    """The prior correction for a booster trained with per-class weights.
+
+    Weighting class c by w_c multiplies the odds the booster learns by w_1 / w_0;
+    subtracting log(w_1 / w_0) from the margin gives back the odds of the data.
+    """
+    w1 = float(np.mean(weights[y == 1]))
+    w0 = float(np.mean(weights[y == 0]))
+    return Calibration("shift", intercept=-float(np.log(w1 / w0)))

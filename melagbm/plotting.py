@@ -1,0 +1,84 @@
+"""Plots of clinical performance: ROC curve with the partial-AUC region, reliability diagram.
+
+Each function draws on ``ax`` (a new figure when None), shows it when ``show`` is
+true, and returns the Axes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["plot_calibration", "plot_roc"]
+
+
+def _axes(ax: Any) -> Any:
+    if ax is not None:
+        return ax
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(figsize=(5, 5))[1]
+
+
+def _finish(ax: Any, show: bool) -> Any:
+    if show:
+        import matplotlib.pyplot as plt
+
+        plt.show()
+    return ax
+
+
+def plot_roc(
+    y_true: Any,
+    score: Any,
+    *,
+    threshold: float | None = None,
+    min_tpr: float = 0.8,
+    label: str | None = None,
+    ax: Any = None,
+    show: bool = True,
+) -> Any:
+    """ROC curve, shading the partial-AUC region above ``min_tpr`` and marking the operating point."""
+    from sklearn.metrics import roc_curve
+
+    from .evaluation import partial_auc, roc_auc
+
+    y_true, score = np.asarray(y_true), np.asarray(score, dtype=float)
+    ax = _axes(ax)
+    fpr, tpr, _ = roc_curve(y_true, score)
+    text = f"AUC {roc_auc(y_true, score):.3f}, pAUC>{min_tpr:.0%} TPR {partial_auc(y_true, score, min_tpr):.3f}"
+    ax.plot(fpr, tpr, lw=2, label=f"{label}: {text}" if label else text)
+    ax.fill_between(fpr, np.maximum(tpr, min_tpr), min_tpr, where=tpr >= min_tpr, alpha=0.2, step=None,
+                    label=f"partial AUC region (TPR >= {min_tpr:.0%})")
+    ax.axhline(min_tpr, color="grey", lw=0.8, ls=":")
+    ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
+    if threshold is not None:
+        predicted = score >= threshold
+        sensitivity = predicted[y_true == 1].mean()
+        false_positive_rate = predicted[y_true == 0].mean()
+        ax.plot([false_positive_rate], [sensitivity], "o", color="crimson", ms=8,
+                label=f"operating point: sens {sensitivity:.2f}, spec {1 - false_positive_rate:.2f}")
+    ax.set(xlabel="1 - specificity (false positive rate)", ylabel="sensitivity (true positive rate)",
+           xlim=(0, 1), ylim=(0, 1.01), title="ROC curve")
+    ax.legend(loc="lower right", fontsize=8)
+    return _finish(ax, show)
+
+
+def plot_calibration(
+    y_true: Any, proba: Any, *, n_bins: int = 10, ax: Any = None, show: bool = True
+) -> Any:
+    """Observed melanoma frequency against predicted probability, in quantile bins, with a rug."""
+    from sklearn.calibration import calibration_curve
+
+    y_true, proba = np.asarray(y_true), np.asarray(proba, dtype=float)
+    ax = _axes(ax)
+    observed, predicted = calibration_curve(y_true, proba, n_bins=n_bins, strategy="quantile")
+    top = float(max(observed.max(), predicted.max(), 0.05)) * 1.1
+    ax.plot([0, top], [0, top], color="grey", lw=0.8, ls="--", label="perfect calibration")
+    ax.plot(predicted, observed, "o-", lw=2, label=f"model ({n_bins} quantile bins)")
+    ax.plot(proba, np.full(len(proba), -0.02 * top), "|", color="black", alpha=0.2, ms=6)
+    ax.set(xlabel="predicted melanoma probability", ylabel="observed melanoma frequency",
+           xlim=(-0.01 * top, top), ylim=(-0.04 * top, top), title="Calibration (out of fold)")
+    ax.legend(loc="upper left", fontsize=8)
+    return _finish(ax, show)
