@@ -97,7 +97,7 @@ def load_isic2020(
     root: str | os.PathLike,
     *,
     metadata: str = "subset_metadata.csv",
-    image_dir: str = "train",
+    image_dir: str | None = "train",
     n_samples: int | None = None,
     positive_fraction: float | None = None,
     random_state: int = 0,
@@ -110,20 +110,24 @@ def load_isic2020(
         Folder with the metadata CSV and the image folder.
     metadata : str, default="subset_metadata.csv"
         The ground-truth CSV (``ISIC_2020_Training_GroundTruth.csv`` for all rows).
-    image_dir : str, default="train"
+    image_dir : str or None, default="train"
         Folder of ``<image_name>.jpg`` files; rows whose image is absent are dropped.
+        None: metadata only (no ``image`` column), every row of the CSV.
     n_samples, positive_fraction : optional
         Draw ``n_samples`` rows, enriched in melanoma (see :func:`sample_rows`).
     """
     root = Path(root)
     meta = pd.read_csv(_require(root / metadata, "ISIC 2020 metadata"))
-    folder = _require(root / image_dir, "ISIC 2020 image folder")
-    paths = [folder / f"{name}.jpg" for name in meta["image_name"]]
-    present = np.asarray([path.is_file() for path in paths])
-    meta = meta[present].reset_index(drop=True)
+    images: dict[str, list[str]] = {}
+    if image_dir is not None:
+        folder = _require(root / image_dir, "ISIC 2020 image folder")
+        paths = [folder / f"{name}.jpg" for name in meta["image_name"]]
+        present = np.asarray([path.is_file() for path in paths])
+        meta = meta[present].reset_index(drop=True)
+        images["image"] = [str(path) for path, keep in zip(paths, present) if keep]
     X = pd.DataFrame(
         {
-            "image": [str(path) for path, keep in zip(paths, present) if keep],
+            **images,
             "age": pd.to_numeric(meta["age_approx"], errors="coerce").to_numpy(dtype=float),
             "sex": _sex(meta["sex"]).to_numpy(),
             "site": _site(meta["anatom_site_general_challenge"]).to_numpy(),

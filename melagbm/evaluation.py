@@ -15,14 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
-from sklearn.metrics import (
-    average_precision_score,
-    balanced_accuracy_score,
-    brier_score_loss,
-    f1_score,
-    roc_auc_score,
-    roc_curve,
-)
+from sklearn.metrics import roc_auc_score, roc_curve
 
 from ._splits import stratified_group_splits
 
@@ -96,7 +89,7 @@ def sensitivity_at_specificity(
 ) -> float:
     """Highest sensitivity (TPR) reachable with specificity of at least ``specificity``."""
     y_true, score, sample_weight = _check(y_true, score, sample_weight)
-    fpr, tpr, _ = roc_curve(y_true, score, sample_weight=sample_weight)
+    fpr, tpr, _ = roc_curve(y_true, score, sample_weight=sample_weight, drop_intermediate=False)
     return float(tpr[fpr <= 1.0 - specificity + 1e-12].max())
 
 
@@ -105,7 +98,7 @@ def specificity_at_sensitivity(
 ) -> float:
     """Highest specificity reachable with sensitivity of at least ``sensitivity``."""
     y_true, score, sample_weight = _check(y_true, score, sample_weight)
-    fpr, tpr, _ = roc_curve(y_true, score, sample_weight=sample_weight)
+    fpr, tpr, _ = roc_curve(y_true, score, sample_weight=sample_weight, drop_intermediate=False)
     return float(1.0 - fpr[tpr >= sensitivity - 1e-12].min())
 
 
@@ -148,33 +141,75 @@ def summarize(y_true: Any, score: Any) -> dict[str, float]:
     }
 
 
+class _WeightedCurves:
+    """ROC and precision-recall curves of fixed scores under any row weights.
+
+    The scores are sorted once; each weighting (a bootstrap resample) then costs a few
+    cumulative sums instead of a sort per metric.
+    """
+
+    def __init__(self, y: np.ndarray, score: np.ndarray) -> None:
+        self.order = np.argsort(-score, kind="mergesort")
+        sorted_score = score[self.order]
+        self.ends = np.r_[np.flatnonzero(np.diff(sorted_score)), len(score) - 1]  # last row of each tie block
+        self.y = y[self.order].astype(float)
+
+    def counts(self, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Cumulative weighted true and false positives at each distinct threshold, high to low."""
+        w = weight[self.order]
+        tps = np.cumsum(w * self.y)[self.ends]
+        fps = np.cumsum(w * (1.0 - self.y))[self.ends]
+        return tps, fps
+
+
+def _area_above(fpr: np.ndarray, tpr: np.ndarray, level: float) -> float:
+    """Area between a piecewise-linear ROC curve and the line TPR = ``level`` (where above it)."""
+    f0, f1, t0, t1 = fpr[:-1], fpr[1:], tpr[:-1], tpr[1:]
+    both = (t0 >= level) & (t1 >= level)
+    area = np.sum((f1 - f0)[both] * ((t0 + t1)[both] / 2.0 - level))
+    cross = (t0 < level) & (t1 > level)
+    if np.any(cross):
+        fc = f0[cross] + (level - t0[cross]) / (t1[cross] - t0[cross]) * (f1[cross] - f0[cross])
+        area += np.sum((f1[cross] - fc) * (t1[cross] - level) / 2.0)
+    return float(area)
+
+
+def _curve_metrics(curves: _WeightedCurves, weight: np.ndarray) -> dict[str, float]:
+    tps, fps = curves.counts(weight)
+    tpr = np.r_[0.0, tps / tps[-1]]
+    fpr = np.r_[0.0, fps / fps[-1]]
+    precision = tps / np.maximum(tps + fps, 1e-300)
+    return {
+        "roc_auc": float(np.trapezoid(tpr, fpr)),
+        "pauc_80": _area_above(fpr, tpr, 0.8),
+        "sens_at_spec90": float(tpr[fpr <= 0.1 + 1e-12].max()),
+        "sens_at_spec95": float(tpr[fpr <= 0.05 + 1e-12].max()),
+        "spec_at_sens95": float(1.0 - fpr[tpr >= 0.95 - 1e-12].min()),
+        "average_precision": float(np.sum(np.diff(tpr) * precision)),
+    }
+
+
 def _point_metrics(
+    curves: _WeightedCurves,
     y: np.ndarray,
     proba: np.ndarray,
     predicted: np.ndarray | None,
     top_hits: np.ndarray | None,
-    weight: np.ndarray | None,
+    w: np.ndarray,
 ) -> dict[str, float]:
-    w = np.ones(len(y)) if weight is None else weight
-    fpr, tpr, _ = roc_curve(y, proba, sample_weight=weight)
-    values = {
-        "roc_auc": roc_auc_score(y, proba, sample_weight=weight),
-        "pauc_80": partial_auc(y, proba, 0.8, sample_weight=weight),
-        "sens_at_spec90": tpr[fpr <= 0.1 + 1e-12].max(),
-        "sens_at_spec95": tpr[fpr <= 0.05 + 1e-12].max(),
-        "spec_at_sens95": 1.0 - fpr[tpr >= 0.95 - 1e-12].min(),
-        "average_precision": average_precision_score(y, proba, sample_weight=weight),
-        "brier": brier_score_loss(y, proba, sample_weight=weight),
-    }
+    values = _curve_metrics(curves, w)
+    values["brier"] = float(np.sum(w * (proba - y) ** 2) / np.sum(w))
+    positive, negative = w * (y == 1), w * (y == 0)
     if predicted is not None:
-        positive, negative = y == 1, y == 0
-        values["sensitivity"] = np.sum(w * (predicted == 1) * positive) / np.sum(w * positive)
-        values["specificity"] = np.sum(w * (predicted == 0) * negative) / np.sum(w * negative)
-        values["balanced_accuracy"] = balanced_accuracy_score(y, predicted, sample_weight=weight)
-        values["f1"] = f1_score(y, predicted, sample_weight=weight, zero_division=0.0)
+        tp, fp = np.sum(positive * predicted), np.sum(negative * predicted)
+        fn = np.sum(positive) - tp
+        values["sensitivity"] = float(tp / np.sum(positive))
+        values["specificity"] = float(1.0 - fp / np.sum(negative))
+        values["balanced_accuracy"] = (values["sensitivity"] + values["specificity"]) / 2.0
+        values["f1"] = float(2 * tp / (2 * tp + fp + fn)) if tp + fp + fn > 0 else 0.0
     if top_hits is not None:
-        values["top_k_sensitivity"] = np.sum(w * top_hits * (y == 1)) / np.sum(w * (y == 1))
-    return {name: float(value) for name, value in values.items()}
+        values["top_k_sensitivity"] = float(np.sum(positive * top_hits) / np.sum(positive))
+    return values
 
 
 def metrics_table(
@@ -217,7 +252,8 @@ def metrics_table(
     predicted = None if predicted is None else np.asarray(predicted).astype(int)
     group_codes = np.arange(len(y)) if groups is None else pd.factorize(np.asarray(groups))[0]
     top_hits = None if groups is None else _top_k_hits(y, proba, np.asarray(groups), top_k)
-    point = _point_metrics(y, proba, predicted, top_hits, None)
+    curves = _WeightedCurves(y, proba)
+    point = _point_metrics(curves, y, proba, predicted, top_hits, np.ones(len(y)))
 
     rng = np.random.default_rng(random_state)
     n_groups = int(group_codes.max()) + 1
@@ -226,7 +262,7 @@ def metrics_table(
         weight = np.bincount(rng.integers(0, n_groups, n_groups), minlength=n_groups)[group_codes].astype(float)
         if weight[y == 1].sum() == 0 or weight[y == 0].sum() == 0:
             continue  # a resample without one class has no ROC curve
-        for name, value in _point_metrics(y, proba, predicted, top_hits, weight).items():
+        for name, value in _point_metrics(curves, y, proba, predicted, top_hits, weight).items():
             draws[name].append(value)
     alpha = (1.0 - confidence) / 2.0
     rows = []

@@ -106,3 +106,47 @@ def test_bootstrap_resamples_whole_groups() -> None:
     # every row twice: resampling rows pretends twice the evidence, so its interval is narrower
     width = lambda t: t.loc["roc_auc", "ci_high"] - t.loc["roc_auc", "ci_low"]  # noqa: E731
     assert width(rows_only) < width(table)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_the_table_agrees_with_scikit_learn_and_the_challenge(seed) -> None:
+    """The bootstrap's fast curve arithmetic gives scikit-learn's numbers, ties and weights included."""
+    from sklearn.metrics import average_precision_score, balanced_accuracy_score, brier_score_loss, f1_score
+
+    from melagbm.evaluation import _point_metrics, _WeightedCurves
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(50, 2000))
+    y = (rng.random(n) < rng.uniform(0.02, 0.4)).astype(int)
+    y[:2] = [0, 1]
+    proba = np.round(np.clip(0.3 * y + rng.random(n) * 0.7, 0, 1), int(rng.integers(1, 3)))
+    predicted = (proba >= 0.5).astype(int)
+    weight = rng.integers(0, 4, n).astype(float) if seed % 2 else np.ones(n)
+    weight[:2] = 1.0
+    got = _point_metrics(_WeightedCurves(y, proba), y, proba, predicted, None, weight)
+    expected = {
+        "roc_auc": roc_auc(y, proba, sample_weight=weight),
+        "pauc_80": partial_auc(y, proba, sample_weight=weight),
+        "sens_at_spec90": sensitivity_at_specificity(y, proba, 0.9, sample_weight=weight),
+        "sens_at_spec95": sensitivity_at_specificity(y, proba, 0.95, sample_weight=weight),
+        "spec_at_sens95": specificity_at_sensitivity(y, proba, 0.95, sample_weight=weight),
+        "average_precision": average_precision_score(y, proba, sample_weight=weight),
+        "brier": brier_score_loss(y, proba, sample_weight=weight),
+        "balanced_accuracy": balanced_accuracy_score(y, predicted, sample_weight=weight),
+        "f1": f1_score(y, predicted, sample_weight=weight),
+    }
+    for name, value in expected.items():
+        assert got[name] == pytest.approx(value, abs=1e-9), name
+    if seed % 2 == 0:
+        assert got["pauc_80"] == pytest.approx(_challenge_partial_auc(y, proba), abs=1e-9)
+
+
+def test_sensitivity_at_specificity_uses_every_threshold() -> None:
+    """Collinear ROC points that scikit-learn's drop_intermediate removes are still operating points."""
+    y = np.array([1] * 5 + [0, 1, 0, 1] + [1, 1, 1] + [0] * 18)  # two tied (benign, melanoma) pairs
+    score = np.array([100, 99, 98, 97, 96, 90, 90, 80, 80, 5, 4, 3] + list(range(-18, 0)), dtype=float)
+    fpr, tpr, _ = roc_curve(y, score)  # drops (0.05, 0.6), between (0, 0.5) and (0.1, 0.7)
+    assert tpr[fpr <= 0.05].max() == 0.5
+    assert sensitivity_at_specificity(y, score, 0.95) == 0.6  # threshold 90 reaches it
+    table = metrics_table(y, score / 100, n_bootstrap=0)
+    assert table.loc["sens_at_spec95", "value"] == 0.6
