@@ -32,21 +32,10 @@ def _model_options(args: argparse.Namespace) -> dict:
     return options
 
 
-def _grouped_oof(make, X: pd.DataFrame, y: pd.Series, groups: pd.Series, n_splits: int, seed: int) -> np.ndarray:
-    from sklearn.model_selection import StratifiedGroupKFold
-
-    scores = np.zeros(len(y))
-    folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    for train, test in folds.split(X, y, groups):
-        model = make().fit(X.iloc[train], y.iloc[train], groups=groups.iloc[train])
-        scores[test] = model.predict_proba(X.iloc[test])[:, 1]
-    return scores
-
-
 def _demo(args: argparse.Namespace) -> int:
     from . import FusionClassifier
     from .datasets import make_synthetic
-    from .evaluation import summarize
+    from .evaluation import cross_validate
 
     started = time.perf_counter()
     X, y, groups = make_synthetic(args.n_samples, random_state=args.seed)
@@ -66,8 +55,10 @@ def _demo(args: argparse.Namespace) -> int:
         rows = {}
         for name, make in models.items():
             data = X.drop(columns="image") if name == "metadata only" else X
-            rows[name] = summarize(y, _grouped_oof(make, data, y, groups, args.folds, args.seed))
-    table = pd.DataFrame(rows).T.rename(
+            result = cross_validate(make(), data, y, groups, n_splits=args.folds, n_bootstrap=0,
+                                    random_state=args.seed)
+            rows[name] = result.metrics["value"]
+    table = pd.DataFrame(rows).T[["roc_auc", "pauc_80", "sens_at_spec90"]].rename(
         columns={"roc_auc": "ROC AUC", "pauc_80": "pAUC>80%TPR", "sens_at_spec90": "sens@90%spec"}
     )
     print(table.round(3).to_string())

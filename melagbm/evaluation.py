@@ -218,7 +218,7 @@ def metrics_table(
     *,
     predicted: Any = None,
     groups: Any = None,
-    top_k: int = 1,
+    top_k: int | None = 1,
     n_bootstrap: int = 1000,
     confidence: float = 0.95,
     random_state: int | None = 0,
@@ -236,7 +236,10 @@ def metrics_table(
         accuracy and F1 there.
     groups : array-like, default=None
         Patient (or lesion) ids. The bootstrap draws whole groups with replacement;
-        without groups it draws rows. With patient ids, adds top-k-per-patient sensitivity.
+        without groups it draws rows.
+    top_k : int or None, default=1
+        With ``groups``, adds the share of melanomas ranked in the top k of their group;
+        meaningful when groups are patients, so pass None when they are lesions.
     n_bootstrap : int, default=1000
         0 gives point estimates only.
 
@@ -251,7 +254,7 @@ def metrics_table(
     y = y.astype(int)
     predicted = None if predicted is None else np.asarray(predicted).astype(int)
     group_codes = np.arange(len(y)) if groups is None else pd.factorize(np.asarray(groups))[0]
-    top_hits = None if groups is None else _top_k_hits(y, proba, np.asarray(groups), top_k)
+    top_hits = None if groups is None or top_k is None else _top_k_hits(y, proba, np.asarray(groups), top_k)
     curves = _WeightedCurves(y, proba)
     point = _point_metrics(curves, y, proba, predicted, top_hits, np.ones(len(y)))
 
@@ -313,7 +316,7 @@ def cross_validate(
     n_splits: int = 5,
     n_bootstrap: int = 1000,
     confidence: float = 0.95,
-    top_k: int = 1,
+    top_k: int | None = 1,
     random_state: int = 0,
 ) -> CVResult:
     """Cross-validate a melanoma classifier by patient (or lesion), stratified by label.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -63,6 +64,11 @@ def test_vectors_round_trip_through_an_open_parquet_table(tmp_path) -> None:
     assert set(table["encoder_id"]) == {"enc-a"} and len(table) == 10
     assert str(table["created_at"].dtype) == "datetime64[ms, UTC]"
     assert store.describe().loc["enc-a", "backbone"] == "demo"
+    umask = os.umask(0o022)
+    os.umask(umask)
+    for path in tmp_path.rglob("*"):  # other users and processes may read the store, as with open()
+        if path.is_file():
+            assert path.stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 def test_bad_encoder_ids_and_shapes_are_refused(tmp_path) -> None:
