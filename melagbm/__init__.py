@@ -10,6 +10,7 @@ from .backbones import ENCODERS, BackboneUnavailableError, load_backbone
 from .embedding import ImageEmbedder
 from .images import ImageReadError
 from .metadata import MetadataEncoder
+from .persistence import ModelFileError, load
 from .store import EmbeddingStore
 
 __version__ = (Path(__file__).with_name("VERSION.txt")).read_text().strip()
@@ -24,6 +25,8 @@ __all__ = [
     "ImageEmbedder",
     "ImageReadError",
     "MetadataEncoder",
+    "ModelFileError",
+    "load",
     "load_backbone",
     "__version__",
 ]

@@ -18,7 +18,8 @@ from ._device import resolve_device
 from ._splits import stratified_group_splits
 from .boosters import fit_booster, make_booster
 from .decision import CALIBRATION_METHODS, class_weight_shift, fit_calibration, sigmoid
-from .embedding import ImageEmbedder
+from .embedding import BadImageWarning, ImageEmbedder
+from .images import ImageReadError, content_hash
 from .image_signal import ImageSignal
 from .evaluation import threshold_for_sensitivity
 from .metadata import MetadataEncoder
@@ -101,6 +102,11 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         Where embedding and (XGBoost) boosting run.
     cache : "auto", None, path or EmbeddingStore, default="auto"
         Embedding store; see :class:`~melagbm.ImageEmbedder`.
+    on_bad_image : {"raise", "skip"}, default="raise"
+        "raise": an unreadable image stops fit or predict with an error naming its row
+        and file. "skip" (batch jobs): fit trains without those rows (``skipped_rows_``),
+        ``predict_proba`` and ``decision_function`` give NaN for them, each with a
+        :class:`~melagbm.embedding.BadImageWarning` listing them; ``predict`` still raises.
     batch_size : int, default=32
         Images per forward pass.
     random_state : int, RandomState or None, default=None
@@ -126,6 +132,8 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
     threshold_ : float
         Two classes: ``predict`` gives the positive class where its probability is at
         least this (0.5 without ``target_sensitivity`` or when too few groups).
+    skipped_rows_ : list
+        Row labels fit left out because their image was unreadable (``on_bad_image="skip"``).
     threshold_log_odds_ : float or None
         The same threshold on the log-odds scale, from which ``decision_function`` is
         measured; None when no threshold was chosen.
@@ -180,6 +188,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         calibration_folds: int = 5,
         device: str = "auto",
         cache: Any = "auto",
+        on_bad_image: str = "raise",
         batch_size: int = 32,
         random_state: Any = None,
         n_jobs: int | None = None,
@@ -207,6 +216,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         self.calibration_folds = calibration_folds
         self.device = device
         self.cache = cache
+        self.on_bad_image = on_bad_image
         self.batch_size = batch_size
         self.random_state = random_state
         self.n_jobs = n_jobs
@@ -291,7 +301,9 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         self.device_ = resolve_device(self.device)
 
         features = []
-        self.embedders_, self.image_signal_ = [], None
+        self.embedders_, self.image_signal_, self.skipped_rows_ = [], None, []
+        if self.on_bad_image not in ("raise", "skip"):
+            raise ValueError(f"on_bad_image must be 'raise' or 'skip', got {self.on_bad_image!r}")
         if self.image_col is not None:
             backbones = [self.backbone] if isinstance(self.backbone, str) else list(self.backbone)
             if not backbones or (self.checkpoint_path is not None and len(backbones) > 1):
@@ -303,11 +315,26 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
                 ImageEmbedder(
                     backbone=name, checkpoint_path=self.checkpoint_path, layers=self.layers, tta=self.tta,
                     preprocessing=self.preprocessing, batch_size=self.batch_size, device=self.device_,
-                    cache=self.cache, verbose=self.verbose,
+                    cache=self.cache, on_bad_image=self.on_bad_image, verbose=self.verbose,
                 ).fit()
                 for name in backbones
             ]
+            _warn_duplicate_images(frame[self.image_col], group_ids)
             embeddings = self._embed(frame)
+            bad = np.isnan(embeddings).any(axis=1)
+            if bad.any():  # on_bad_image="skip": train without the rows whose image is unreadable
+                if bad.all():
+                    raise ImageReadError(f"none of the {len(frame)} images in column {self.image_col!r} could be read")
+                self.skipped_rows_ = list(frame.index[bad])
+                warnings.warn(
+                    f"fit skipped {int(bad.sum())} row(s) whose image could not be read: "
+                    f"{self.skipped_rows_[:10]}{' ...' if bad.sum() > 10 else ''} (see skipped_rows_)",
+                    BadImageWarning, stacklevel=2,
+                )
+                frame, y, y_codes, embeddings = frame[~bad], y[~bad], y_codes[~bad], embeddings[~bad]
+                group_ids = None if group_ids is None else group_ids[~bad]
+                if len(np.unique(y_codes)) < 2:
+                    raise ValueError("after skipping unreadable images, y holds one class only")
             self.image_signal_ = ImageSignal(
                 mode=self.image_features, n_components=self.n_components, probe_C=self.probe_C,
                 random_state=seed,
@@ -412,18 +439,24 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         return np.hstack([embedder.transform(images) for embedder in self.embedders_])
 
     # -- predicting ------------------------------------------------------------------
-    def _features(self, X: Any) -> pd.DataFrame:
+    def _features(self, X: Any) -> tuple[pd.DataFrame, np.ndarray]:
+        """(the booster's table, a mask of rows whose image could not be read)."""
         check_is_fitted(self, "booster_")
         frame = self._check_X(X, reset=False)
         parts = []
+        bad = np.zeros(len(frame), dtype=bool)
         if self.embedders_:
-            parts.append(self.image_signal_.transform(self._embed(frame)))
+            embeddings = self._embed(frame)
+            bad = np.isnan(embeddings).any(axis=1)
+            image_part = self.image_signal_.transform(np.where(bad[:, None], 0.0, embeddings))
+            image_part.loc[bad, :] = np.nan  # never a made-up image score
+            parts.append(image_part)
         parts.append(self._metadata_features(frame))
-        return pd.concat(parts, axis=1)[self.feature_names_]
+        return pd.concat(parts, axis=1)[self.feature_names_], bad
 
     def transform_features(self, X: Any) -> pd.DataFrame:
         """The table the booster sees for ``X`` (columns ``feature_names_``)."""
-        features = self._features(X)
+        features, _ = self._features(X)
         features.index = X.index if isinstance(X, pd.DataFrame) else features.index
         return features
 
@@ -437,35 +470,65 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         return self.calibration_.slope * margin + self.calibration_.intercept
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        """Class probabilities, columns in the order of ``classes_`` (calibrated for two classes)."""
+        """Class probabilities, columns in the order of ``classes_`` (calibrated for two classes).
+
+        Rows whose image was skipped as unreadable (``on_bad_image="skip"``) are NaN.
+        """
         check_is_fitted(self, "booster_")
-        features = self._features(X)
+        features, bad = self._features(X)
         if len(self.classes_) != 2 or self.calibration_ is None:
-            return self.booster_.predict_proba(features)
-        positive = self.calibration_(_margin(self.booster_, features))
-        return np.column_stack([1.0 - positive, positive])
+            proba = self.booster_.predict_proba(features)
+        else:
+            positive = self.calibration_(_margin(self.booster_, features))
+            proba = np.column_stack([1.0 - positive, positive])
+        proba[bad] = np.nan
+        return proba
 
     def decision_function(self, X: Any) -> np.ndarray:
         """Two classes: positive exactly where ``predict`` refers (log-odds minus the threshold's).
 
         Equal to the calibrated log-odds minus ``threshold_log_odds_`` (rounded so that
-        reaching the threshold counts as positive); raw margins for more classes.
+        reaching the threshold counts as positive); raw margins for more classes. NaN
+        for rows whose image was skipped as unreadable.
         """
         check_is_fitted(self, "booster_")
-        margin = _margin(self.booster_, self._features(X))
-        if len(self.classes_) != 2:
-            return margin
-        log_odds = self._calibrated_log_odds(margin)
-        if self.threshold_log_odds_ is None:
-            return log_odds
-        return log_odds - np.nextafter(self.threshold_log_odds_, -np.inf)
+        features, bad = self._features(X)
+        margin = _margin(self.booster_, features).astype(float)
+        if len(self.classes_) == 2:
+            margin = self._calibrated_log_odds(margin)
+            if self.threshold_log_odds_ is not None:
+                margin = margin - np.nextafter(self.threshold_log_odds_, -np.inf)
+        margin[bad] = np.nan
+        return margin
 
     def predict(self, X: Any) -> np.ndarray:
-        """Two classes: the positive class where its probability reaches ``threshold_``; else the most probable."""
+        """Two classes: the positive class where its probability reaches ``threshold_``; else the most probable.
+
+        Raises ImageReadError for rows whose image is unreadable, even with
+        ``on_bad_image="skip"`` (use ``predict_proba``, which gives them NaN).
+        """
         check_is_fitted(self, "booster_")
+        score = self.decision_function(X) if len(self.classes_) == 2 else self.predict_proba(X)
+        missing = np.isnan(score).reshape(len(score), -1).any(axis=1)
+        if missing.any():
+            rows = list(X.index[missing][:10]) if isinstance(X, pd.DataFrame) else list(np.flatnonzero(missing)[:10])
+            raise ImageReadError(
+                f"cannot predict rows {rows}: their image is unreadable; predict_proba gives them NaN"
+            )
         if len(self.classes_) == 2:
-            return self.classes_[(self.decision_function(X) > 0).astype(int)]
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+            return self.classes_[(score > 0).astype(int)]
+        return self.classes_[np.argmax(score, axis=1)]
+
+    def save(self, path: str | os.PathLike) -> Any:
+        """Write the fitted model to one file that :func:`melagbm.load` reads without pickle.
+
+        The file holds JSON, numeric arrays and the booster's own model format, with
+        checksums; backbones are referenced by name and weights hash, not stored.
+        Returns the path.
+        """
+        from .persistence import save
+
+        return save(self, path)
 
     def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
         tags = super().__sklearn_tags__()
@@ -482,3 +545,33 @@ def _margin(booster: Any, features: pd.DataFrame) -> np.ndarray:
     else:
         margin = booster.predict(features, output_margin=True)
     return margin.ravel() if margin.ndim == 2 and margin.shape[1] == 1 else margin
+
+
+class DuplicateImageWarning(UserWarning):
+    """The same image (identical bytes) appears in more than one row of the training data."""
+
+
+def _warn_duplicate_images(images: pd.Series, groups: np.ndarray | None) -> None:
+    """Warn, naming the rows, when identical images recur (across groups they leak between folds)."""
+    first: dict[str, Any] = {}
+    pairs, across = [], 0
+    for position, (row, item) in enumerate(images.items()):
+        try:
+            key = content_hash(item, row)
+        except ImageReadError:
+            continue  # reported by the embedder
+        if key in first:
+            earlier = first[key]
+            pairs.append((images.index[earlier], row))
+            across += groups is not None and groups[earlier] != groups[position]
+        else:
+            first[key] = position
+    if pairs:
+        shown = ", ".join(f"{a!r} = {b!r}" for a, b in pairs[:5])
+        leak = f"; {across} pair(s) span two groups, so they can leak across folds" if across else ""
+        warnings.warn(
+            f"{len(pairs)} image(s) repeat an earlier row's image exactly ({shown}{' ...' if len(pairs) > 5 else ''})"
+            f"{leak}",
+            DuplicateImageWarning,
+            stacklevel=3,
+        )

@@ -8,6 +8,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -17,11 +18,31 @@ from ._atomic import atomic_write
 __all__ = ["main"]
 
 
-def _dump_atomic(model: object, path: Path) -> None:
+def _save_model(model: Any, path: Path) -> None:
+    """melagbm's pickle-free format; joblib only when the name asks for it (.joblib/.pkl)."""
+    if path.suffix in (".joblib", ".pkl", ".pickle"):
+        import joblib
+
+        with atomic_write(path) as out:
+            joblib.dump(model, out)
+    else:
+        model.save(path)
+
+
+def _load_model(path: Path) -> Any:
+    import zipfile
+
+    from .persistence import load
+
+    if not path.is_file():
+        raise SystemExit(f"error: no model file {path}")
+    if zipfile.is_zipfile(path):
+        return load(path)
     import joblib
 
-    with atomic_write(path) as out:
-        joblib.dump(model, out)
+    print(f"warning: {path} is a joblib/pickle file: loading it runs code from it; use only files you trust",
+          file=sys.stderr)
+    return joblib.load(path)
 
 
 def _model_options(args: argparse.Namespace) -> dict:
@@ -100,9 +121,9 @@ def _fit(args: argparse.Namespace) -> int:
 
     X, y = _labelled_frame(args)
     model = FusionClassifier(
-        group_col=args.group_col, verbose=1, **_model_options(args)
+        group_col=args.group_col, on_bad_image=args.on_bad_image, verbose=1, **_model_options(args)
     ).fit(X, y)
-    _dump_atomic(model, Path(args.model))
+    _save_model(model, Path(args.model))
     print(f"fitted on {len(X)} images; features: {', '.join(model.feature_names_)}")
     print(f"model written to {args.model}")
     return 0
@@ -136,14 +157,19 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    import joblib
-
-    model = joblib.load(args.model)
+    model = _load_model(Path(args.model))
+    model.set_params(on_bad_image=args.on_bad_image)
     frame = _read_frame(args)
     scores = model.predict_proba(frame[list(model.feature_names_in_)])[:, 1]
     out = pd.DataFrame({"melanoma_probability": scores}, index=frame.index)
-    out.to_csv(args.out)
-    print(f"wrote {len(out)} predictions to {args.out}")
+    threshold = getattr(model, "threshold_", None)
+    if threshold is not None and len(model.classes_) == 2:
+        out["refer"] = np.where(np.isnan(scores), np.nan, scores >= threshold)
+    with atomic_write(Path(args.out)) as handle:
+        handle.write(out.to_csv().encode())
+    skipped = int(np.isnan(scores).sum())
+    note = f" ({skipped} unreadable image(s) left blank)" if skipped else ""
+    print(f"wrote {len(out)} predictions to {args.out}{note}")
     return 0
 
 
@@ -221,7 +247,10 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--group-col", default=None, help="patient/lesion id column (never a feature)")
     fit.add_argument("--metadata-cols", default=None,
                      help="comma-separated feature columns (default: the recognised age, sex and site columns)")
-    fit.add_argument("--model", required=True, help="where to write the fitted model")
+    fit.add_argument("--model", required=True,
+                     help="where to write the fitted model (melagbm's safe format; .joblib for a pickle)")
+    fit.add_argument("--on-bad-image", default="raise", choices=["raise", "skip"],
+                     help="skip: train without rows whose image cannot be read")
     add_model_options(fit)
     fit.set_defaults(run=_fit)
 
@@ -245,6 +274,8 @@ def _parser() -> argparse.ArgumentParser:
     add_data_options(predict)
     predict.add_argument("--model", required=True)
     predict.add_argument("--out", required=True, help="CSV to write")
+    predict.add_argument("--on-bad-image", default="raise", choices=["raise", "skip"],
+                         help="skip: leave the probability blank for images that cannot be read")
     predict.set_defaults(run=_predict)
 
     embed = commands.add_parser(

@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import os
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,10 +16,10 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._device import resolve_device
 from .backbones import BackboneUnavailableError, load_backbone, weights_digest
-from .images import as_image_list, content_hash, read_image
+from .images import ImageReadError, as_image_list, content_hash, read_image
 from .store import resolve_store
 
-__all__ = ["ImageEmbedder", "TTA_MODES", "embedding_feature_names"]
+__all__ = ["BadImageWarning", "ImageEmbedder", "TTA_MODES", "embedding_feature_names"]
 
 _logger = logging.getLogger(__name__)
 
@@ -36,17 +37,32 @@ def embedding_feature_names(n: int) -> list[str]:
     return [f"image__emb_{i:0{width}d}" for i in range(n)]
 
 
-class _ImageDataset:
-    """Decodes and preprocesses images in DataLoader workers."""
+class BadImageWarning(UserWarning):
+    """Images that could not be read were skipped (``on_bad_image="skip"``); the message lists them."""
 
-    def __init__(self, items: list[Any], rows: list[Any], transform: Any) -> None:
-        self.items, self.rows, self.transform = items, rows, transform
+
+class _ImageDataset:
+    """Decodes and preprocesses images in DataLoader workers.
+
+    Each item is (tensor, error message): with ``skip`` an unreadable image gives a
+    blank tensor and its message instead of raising.
+    """
+
+    def __init__(self, items: list[Any], rows: list[Any], transform: Any, skip: bool, size: tuple) -> None:
+        self.items, self.rows, self.transform, self.skip, self.size = items, rows, transform, skip, size
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, index: int) -> Any:
-        return self.transform(read_image(self.items[index], row=self.rows[index]))
+        try:
+            return self.transform(read_image(self.items[index], row=self.rows[index])), ""
+        except ImageReadError as exc:
+            if not self.skip:
+                raise
+            import torch
+
+            return torch.zeros(self.size), str(exc)
 
 
 class ImageEmbedder(TransformerMixin, BaseEstimator):
@@ -79,6 +95,10 @@ class ImageEmbedder(TransformerMixin, BaseEstimator):
         "auto" takes CUDA when available (with bf16 autocast and channels_last).
     cache : "auto", None, path or EmbeddingStore, default="auto"
         Where vectors are kept; "auto" is the user cache directory, None disables it.
+    on_bad_image : {"raise", "skip"}, default="raise"
+        "raise": an unreadable image raises :class:`~melagbm.ImageReadError` naming its
+        row and file. "skip": its vector is NaN and a :class:`BadImageWarning` lists
+        every skipped row and why (for batch jobs).
     verbose : int, default=0
         > 0 shows a progress bar.
 
@@ -118,6 +138,7 @@ class ImageEmbedder(TransformerMixin, BaseEstimator):
         num_workers: int | str = "auto",
         device: str = "auto",
         cache: Any = "auto",
+        on_bad_image: str = "raise",
         verbose: int = 0,
     ) -> None:
         self.backbone = backbone
@@ -129,6 +150,7 @@ class ImageEmbedder(TransformerMixin, BaseEstimator):
         self.num_workers = num_workers
         self.device = device
         self.cache = cache
+        self.on_bad_image = on_bad_image
         self.verbose = verbose
 
     # -- fitting ---------------------------------------------------------------------
@@ -191,38 +213,60 @@ class ImageEmbedder(TransformerMixin, BaseEstimator):
     def transform(self, X: Any) -> np.ndarray:
         """Embed images (paths, bytes, arrays or PIL images) into an (n, d) float32 array."""
         check_is_fitted(self, "encoder_id_")
+        if self.on_bad_image not in ("raise", "skip"):
+            raise ValueError(f"on_bad_image must be 'raise' or 'skip', got {self.on_bad_image!r}")
         items, rows = as_image_list(X)
-        keys = [content_hash(item, row) for item, row in zip(items, rows)]
-        out = np.empty((len(items), self.n_features_out_), dtype=np.float32)
+        out = np.full((len(items), self.n_features_out_), np.nan, dtype=np.float32)
+        bad: dict[int, str] = {}
+        keys: list[str | None] = []
+        for index, (item, row) in enumerate(zip(items, rows)):
+            try:
+                keys.append(content_hash(item, row))
+            except ImageReadError as exc:
+                if self.on_bad_image == "raise":
+                    raise
+                keys.append(None)
+                bad[index] = str(exc)
         store = resolve_store(self.cache)
-        todo = list(range(len(items)))
-        if store is not None and items:
-            found = store.get_many(self.encoder_id_, keys)
-            todo = []
-            for index, vector in enumerate(found):
+        todo = [i for i in range(len(items)) if keys[i] is not None]
+        if store is not None and todo:
+            found = store.get_many(self.encoder_id_, [keys[i] for i in todo])
+            missing = []
+            for index, vector in zip(todo, found):
                 if vector is not None and vector.shape == (self.n_features_out_,):
                     out[index] = vector
                 else:
-                    todo.append(index)
+                    missing.append(index)
+            todo = missing
         if todo:
             positions: dict[str, list[int]] = {}  # identical images are embedded once
             for index in todo:
                 positions.setdefault(keys[index], []).append(index)
             unique = list(positions)
             order = [positions[key][0] for key in unique]
-            for start, vectors in self._embed_batches([items[i] for i in order], [rows[i] for i in order]):
+            for start, vectors, errors in self._embed_batches([items[i] for i in order], [rows[i] for i in order]):
                 batch_keys = unique[start : start + len(vectors)]
-                if store is not None:  # stored batch by batch: an interruption loses one batch
-                    store.put_many(self.encoder_id_, batch_keys, vectors, identity=self.encoder_identity_)
-                for key, vector in zip(batch_keys, vectors):
+                good = [i for i, error in enumerate(errors) if not error]
+                if store is not None and good:  # stored batch by batch: an interruption loses one batch
+                    store.put_many(self.encoder_id_, [batch_keys[i] for i in good], vectors[good],
+                                   identity=self.encoder_identity_)
+                for key, vector, error in zip(batch_keys, vectors, errors):
                     for index in positions[key]:
-                        out[index] = vector
+                        if error:
+                            bad[index] = error
+                        else:
+                            out[index] = vector
             if store is not None:
                 store.maybe_compact(self.encoder_id_)
+        if bad:
+            listed = "; ".join(bad[i] for i in sorted(bad)[:10])
+            more = f" (and {len(bad) - 10} more)" if len(bad) > 10 else ""
+            warnings.warn(f"skipped {len(bad)} unreadable image(s), their vectors are NaN: {listed}{more}",
+                          BadImageWarning, stacklevel=2)
         return out
 
-    def _embed_batches(self, items: list[Any], rows: list[Any]) -> Iterator[tuple[int, np.ndarray]]:
-        """Yield (offset of the batch in ``items``, its float32 vectors)."""
+    def _embed_batches(self, items: list[Any], rows: list[Any]) -> Iterator[tuple[int, np.ndarray, list[str]]]:
+        """Yield (offset of the batch in ``items``, its float32 vectors, an error message per image or "")."""
         import timm
         import torch
         from torch.utils.data import DataLoader
@@ -238,7 +282,7 @@ class ImageEmbedder(TransformerMixin, BaseEstimator):
         if workers == "auto":
             workers = 4 if on_gpu else min(1, (os.cpu_count() or 1) - 1)
         loader = DataLoader(
-            _ImageDataset(items, rows, transform),
+            _ImageDataset(items, rows, transform, self.on_bad_image == "skip", tuple(self.data_config_["input_size"])),
             batch_size=int(self.batch_size),
             num_workers=int(workers),
             pin_memory=on_gpu,
@@ -252,7 +296,7 @@ class ImageEmbedder(TransformerMixin, BaseEstimator):
             batches = tqdm(loader, desc=f"embedding ({self.backbone})", unit="batch")
         start = 0
         with torch.inference_mode():
-            for batch in batches:
+            for batch, errors in batches:
                 batch = batch.to(device, non_blocking=on_gpu)
                 if on_gpu:
                     batch = batch.contiguous(memory_format=torch.channels_last)
@@ -267,7 +311,7 @@ class ImageEmbedder(TransformerMixin, BaseEstimator):
                         features = self._forward(model, view).float()
                     total = features if total is None else total + features
                 vectors = (total / len(views)).cpu().numpy().astype(np.float32, copy=False)
-                yield start, vectors
+                yield start, vectors, list(errors)
                 start += len(vectors)
 
     def _forward(self, model: Any, batch: Any) -> Any:

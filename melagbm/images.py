@@ -11,7 +11,9 @@ from typing import Any, Union
 import numpy as np
 from PIL import Image, ImageOps
 
-__all__ = ["ImageLike", "ImageReadError", "as_image_list", "content_hash", "describe", "read_image"]
+__all__ = [
+    "MAX_IMAGE_PIXELS", "ImageLike", "ImageReadError", "as_image_list", "content_hash", "describe", "read_image",
+]
 
 ImageLike = Union[str, os.PathLike, bytes, np.ndarray, Image.Image]
 
@@ -50,13 +52,39 @@ def _array_to_pil(array: np.ndarray) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(array[:, :, :3]))
 
 
+#: Images with more pixels are refused as possible decompression bombs (Pillow's warning level).
+MAX_IMAGE_PIXELS = int(Image.MAX_IMAGE_PIXELS or 89_478_485)
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """RGB with 8 bits per channel: 16/32-bit and float grey are rescaled, not clipped."""
+    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        finite = values[np.isfinite(values)]
+        top = float(finite.max()) if finite.size else 0.0
+        if image.mode.startswith("I;16") or 255 < top <= 65535:
+            values = values / 257.0
+        elif top > 65535 or (image.mode == "F" and 0 < top <= 1.0):
+            low = float(finite.min())
+            values = (values - low) / max(top - low, 1e-12) * 255.0
+        grey = np.clip(np.nan_to_num(values), 0, 255).astype(np.uint8)
+        return Image.fromarray(grey).convert("RGB")
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        return image.convert("RGBA").convert("RGB")
+    return image.convert("RGB")
+
+
 def read_image(item: ImageLike, row: Any = None) -> Image.Image:
-    """Decode one image to an RGB PIL image, honouring EXIF orientation.
+    """Decode one image to an 8-bit RGB PIL image, honouring EXIF orientation.
+
+    Grey, palette, CMYK, RGBA and 16-bit images are converted (16-bit rescaled);
+    images above :data:`MAX_IMAGE_PIXELS` are refused before they are decoded.
 
     Raises
     ------
     ImageReadError
-        Naming ``row`` and the file when the image is missing or cannot be decoded.
+        Naming ``row`` and the file when the image is missing, not an image,
+        truncated, corrupt or too large.
     """
     try:
         if isinstance(item, Image.Image):
@@ -71,9 +99,17 @@ def read_image(item: ImageLike, row: Any = None) -> Image.Image:
             image = Image.open(item)
         else:
             raise _fail(item, row, "expected a path, bytes, a numpy array or a PIL image")
+        width, height = image.size
+        if width * height > MAX_IMAGE_PIXELS:
+            raise _fail(
+                item, row, f"{width} x {height} pixels exceeds the limit of {MAX_IMAGE_PIXELS} "
+                "(a decompression bomb, or an image far larger than dermoscopy needs)",
+            )
+        if width == 0 or height == 0:
+            raise _fail(item, row, "the image has no pixels")
         image.load()
         image = ImageOps.exif_transpose(image)
-        return image.convert("RGB")
+        return _to_rgb(image)
     except ImageReadError:
         raise
     except Exception as exc:  # PIL raises many types for corrupt input

@@ -188,6 +188,12 @@ class MetadataEncoder(TransformerMixin, BaseEstimator):
             values = self._convert(feature, X[column], column, numeric=categories is None)
             if categories is not None:
                 unseen = sorted(set(values) - set(categories))
+                known = values[values != UNKNOWN]
+                if len(known) >= 3 and not known.isin(categories).any():
+                    raise ValueError(
+                        f"Column {column!r}: none of its values {unseen[:5]} was seen at fit "
+                        f"(vocabulary: {categories[:12]}); was the column recoded or renamed?"
+                    )
                 if unseen:
                     warnings.warn(
                         f"Column {column!r} has value(s) {unseen[:10]} not seen at fit; "

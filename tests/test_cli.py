@@ -20,7 +20,7 @@ def test_fit_then_predict_on_isic_csv(tmp_path, isic_root, capsys) -> None:
     meta = pd.read_csv(isic_root / "subset_metadata.csv")
     rows = pd.concat([meta[meta.target == 1].head(12), meta[meta.target == 0].head(48)])
     rows.to_csv(tmp_path / "train.csv", index=False)
-    model = tmp_path / "model" / "melagbm.joblib"
+    model = tmp_path / "model" / "lesions.melagbm"
     assert main([
         "fit", "--metadata", str(tmp_path / "train.csv"), "--images", str(isic_root / "train"),
         "--group-col", "patient_id", "--model", str(model), "--backbone", "tf_efficientnet_lite0",
@@ -36,6 +36,13 @@ def test_fit_then_predict_on_isic_csv(tmp_path, isic_root, capsys) -> None:
     predictions = pd.read_csv(out, index_col=0)
     assert list(predictions.index) == list(new.image_name)
     assert predictions["melanoma_probability"].between(0, 1).all()
+    import zipfile
+
+    import melagbm
+
+    assert zipfile.is_zipfile(model)  # the safe format, not a pickle
+    threshold = melagbm.load(model).threshold_
+    assert (predictions["refer"] == (predictions["melanoma_probability"] >= threshold)).all()
 
 
 def test_fit_names_a_missing_target_column(tmp_path, isic_root) -> None:

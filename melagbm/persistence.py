@@ -1,0 +1,357 @@
+"""Save and load fitted models without pickle.
+
+A model file is a zip archive holding:
+
+- ``manifest.json``: format version, library versions, every parameter and fitted
+  attribute of the estimator as JSON (vocabularies, feature names, calibration, the
+  backbones by name and weights hash), the SHA-256 of every other member, and a
+  checksum of the manifest itself;
+- ``arrays.npz``: numeric arrays (probe coefficients, PCA components, ...), read with
+  ``allow_pickle=False``;
+- ``booster.lgbm.txt`` or ``booster.xgb.json``: the booster in its library's own format.
+
+Loading rebuilds objects only from an allow-list of classes, so a model file can
+carry numbers and names but never code. Any damage (truncation, edits, a member
+added or missing) is refused with :class:`ModelFileError` before anything is parsed.
+Backbone weights are not stored: they are reloaded from their package and checked
+against the saved weights hash on first use.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import os
+import time
+import zipfile
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._atomic import atomic_write
+
+__all__ = ["FORMAT_VERSION", "ModelFileError", "load", "save"]
+
+FORMAT = "melagbm-model"
+FORMAT_VERSION = 1
+_MANIFEST = "manifest.json"
+_ARRAYS = "arrays.npz"
+_BOOSTER_FILES = {"lightgbm": "booster.lgbm.txt", "xgboost": "booster.xgb.json"}
+_MAX_MEMBER_BYTES = 2 << 30  # refuse members claiming more than 2 GiB (a zip bomb, not a model)
+_LIBRARIES = ("melagbm", "lightgbm", "xgboost", "scikit-learn", "numpy", "pandas", "timm", "torch")
+
+
+class ModelFileError(ValueError):
+    """A model file is damaged, tampered with, or from an unsupported version."""
+
+
+def _allowed_classes() -> dict[str, type]:
+    """Every class a model file may name; nothing else is ever instantiated."""
+    from sklearn.decomposition import PCA
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from .classifier import FusionClassifier
+    from .decision import Calibration
+    from .embedding import ImageEmbedder
+    from .image_signal import ImageSignal
+    from .metadata import MetadataEncoder
+
+    classes: list[type] = [
+        FusionClassifier, ImageEmbedder, ImageSignal, MetadataEncoder, Calibration,
+        Pipeline, StandardScaler, LogisticRegression, PCA,
+    ]
+    try:
+        from lightgbm import LGBMClassifier
+
+        classes.append(LGBMClassifier)
+    except ImportError:  # pragma: no cover - lightgbm is a dependency
+        pass
+    try:
+        from xgboost import XGBClassifier
+
+        classes.append(XGBClassifier)
+    except ImportError:  # pragma: no cover
+        pass
+    return {f"{cls.__module__}.{cls.__qualname__}": cls for cls in classes}
+
+
+def _versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {}
+    for name in _LIBRARIES:
+        try:
+            versions[name] = importlib_metadata.version(name)
+        except importlib_metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+# -- encoding ------------------------------------------------------------------------
+class _Encoder:
+    """Objects -> JSON-able values, numeric arrays set aside for the npz member."""
+
+    def __init__(self, allowed: dict[str, type]) -> None:
+        self.allowed = {cls: name for name, cls in allowed.items()}
+        self.arrays: dict[str, np.ndarray] = {}
+
+    def __call__(self, value: Any, where: str) -> Any:
+        if value is None or isinstance(value, (bool, str)):
+            return value
+        if isinstance(value, (int, np.integer)):
+            return int(value)
+        if isinstance(value, (float, np.floating)):
+            return float(value)
+        if isinstance(value, os.PathLike):
+            return os.fspath(value)
+        if isinstance(value, np.ndarray):
+            return self._array(value, where)
+        if isinstance(value, tuple):
+            return {"__tuple__": [self(v, f"{where}.{i}") for i, v in enumerate(value)]}
+        if isinstance(value, list):
+            return [self(v, f"{where}.{i}") for i, v in enumerate(value)]
+        if isinstance(value, dict):
+            if not all(isinstance(k, str) for k in value):
+                raise TypeError(f"cannot save {where}: dict keys must be strings")
+            return {"__dict__": {k: self(v, f"{where}.{k}") for k, v in value.items()}}
+        if type(value) in self.allowed:
+            return self._object(value, where)
+        from .store import EmbeddingStore
+
+        if isinstance(value, EmbeddingStore):  # a store parameter is kept as its path
+            return os.fspath(value.root)
+        raise TypeError(f"cannot save {where}: {type(value).__name__} is not a type melagbm saves")
+
+    def _array(self, array: np.ndarray, where: str) -> dict[str, Any]:
+        as_object = array.dtype == object
+        if as_object:
+            if not all(isinstance(v, str) for v in array.ravel()):
+                return {"__list_array__": [self(v, where) for v in array.tolist()]}
+            array = array.astype(str)
+        key = f"a{len(self.arrays):04d}"
+        self.arrays[key] = array
+        return {"__array__": key, "object": as_object}
+
+    def _object(self, obj: Any, where: str) -> dict[str, Any]:
+        name = self.allowed[type(obj)]
+        if dataclasses.is_dataclass(obj):
+            fields = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+            return {"__object__": name, "fields": self(fields, where)}
+        params = obj.get_params(deep=False)
+        state = {
+            key: value for key, value in vars(obj).items()
+            if key.endswith("_") and not key.startswith("_") and key not in params
+        }
+        if type(obj).__module__.startswith(("lightgbm", "xgboost")):
+            state = {}  # the fitted booster travels in its own file
+        return {"__object__": name, "params": self(params, f"{where}.params"), "state": self(state, where)}
+
+
+class _Decoder:
+    def __init__(self, allowed: dict[str, type], arrays: dict[str, np.ndarray]) -> None:
+        self.allowed, self.arrays = allowed, arrays
+
+    def __call__(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return [self(v) for v in value]
+        if not isinstance(value, dict):
+            return value
+        if "__tuple__" in value:
+            return tuple(self(v) for v in value["__tuple__"])
+        if "__dict__" in value:
+            return {k: self(v) for k, v in value["__dict__"].items()}
+        if "__list_array__" in value:
+            return np.asarray(self(value["__list_array__"]), dtype=object)
+        if "__array__" in value:
+            array = self.arrays[value["__array__"]]
+            return array.astype(object) if value.get("object") else array
+        if "__object__" in value:
+            cls = self.allowed.get(value["__object__"])
+            if cls is None:
+                raise ModelFileError(f"the model file names a class melagbm does not load: {value['__object__']!r}")
+            if dataclasses.is_dataclass(cls):
+                return cls(**self(value["fields"]))
+            obj = cls(**self(value["params"]))
+            for key, attribute in self(value["state"]).items():
+                setattr(obj, key, attribute)
+            return obj
+        raise ModelFileError(f"unexpected entry in the model file: {sorted(value)[:3]}")
+
+
+# -- boosters --------------------------------------------------------------------------
+def _booster_bytes(booster: Any) -> tuple[str, bytes]:
+    from .boosters import booster_kind
+
+    kind = booster_kind(booster)
+    if kind == "lightgbm":
+        return _BOOSTER_FILES[kind], booster.booster_.model_to_string().encode()
+    raw = booster.get_booster().save_raw(raw_format="json")
+    return _BOOSTER_FILES[kind], bytes(raw)
+
+
+def _restore_booster(template: Any, member: str, raw: bytes, classes: np.ndarray, features: list[str]) -> Any:
+    """The saved booster inside an unfitted copy of its sklearn wrapper."""
+    if member == _BOOSTER_FILES["xgboost"]:
+        template.load_model(bytearray(raw))
+        return template
+    import lightgbm
+    from lightgbm.sklearn import _LGBMLabelEncoder
+
+    booster = lightgbm.Booster(model_str=raw.decode())
+    if booster.num_feature() != len(features):
+        raise ModelFileError(f"the booster has {booster.num_feature()} features, the manifest {len(features)}")
+    codes = np.arange(len(classes))
+    template._Booster = booster  # the attributes LGBMClassifier.fit sets (lightgbm 4.x)
+    template._n_features = template._n_features_in = booster.num_feature()
+    template._le = _LGBMLabelEncoder().fit(codes)
+    template._classes = template._le.classes_
+    template._n_classes = len(codes)
+    template._class_map = dict(zip(codes, codes))
+    template._objective = booster.params.get("objective", "binary" if len(codes) == 2 else "multiclass")
+    template._fitted_with_feature_names = True
+    template._evals_result, template._best_score = {}, {}
+    template._best_iteration = booster.best_iteration
+    template.fitted_ = True
+    return template
+
+
+# -- saving and loading ----------------------------------------------------------------
+def _canonical(manifest: dict[str, Any]) -> bytes:
+    body = {k: v for k, v in manifest.items() if k != "manifest_sha256"}
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=True).encode()
+
+
+def save(model: Any, path: str | os.PathLike) -> Path:
+    """Write a fitted FusionClassifier to ``path`` (one zip file), atomically; returns the path."""
+    from sklearn.utils.validation import check_is_fitted
+
+    from .classifier import FusionClassifier
+
+    if not isinstance(model, FusionClassifier):
+        raise TypeError(f"save writes a FusionClassifier, got {type(model).__name__}")
+    check_is_fitted(model, "booster_")
+    encoder = _Encoder(_allowed_classes())
+    encoded = encoder(model, "model")
+    booster_member, booster_raw = _booster_bytes(model.booster_)
+    buffer = io.BytesIO()
+    np.savez(buffer, **encoder.arrays)
+    members = {_ARRAYS: buffer.getvalue(), booster_member: booster_raw}
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "libraries": _versions(),
+        "booster_file": booster_member,
+        "model": encoded,
+        "files": {name: hashlib.sha256(data).hexdigest() for name, data in members.items()},
+    }
+    manifest["manifest_sha256"] = hashlib.sha256(_canonical(manifest)).hexdigest()
+    path = Path(path)
+    with atomic_write(path) as out:
+        with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr(_MANIFEST, json.dumps(manifest, indent=1, sort_keys=True))
+            for name, data in members.items():
+                archive.writestr(name, data)
+    return path
+
+
+def _read_members(path: Path) -> dict[str, bytes]:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            infos = archive.infolist()
+            names = [info.filename for info in infos]
+            if _MANIFEST not in names or len(names) != len(set(names)) or len(names) > 3:
+                raise ModelFileError(f"{path} is not a melagbm model file (members: {names[:5]})")
+            for info in infos:
+                if info.file_size > _MAX_MEMBER_BYTES:
+                    raise ModelFileError(f"{path}: member {info.filename} claims {info.file_size} bytes")
+            return {name: archive.read(name) for name in names}
+    except ModelFileError:
+        raise
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - zipfile raises BadZipFile, zlib.error, EOFError, ...
+        raise ModelFileError(f"{path} is damaged or not a melagbm model file: {exc}") from exc
+
+
+def load(path: str | os.PathLike) -> Any:
+    """Read a model written by :func:`save` (or ``FusionClassifier.save``).
+
+    Raises
+    ------
+    ModelFileError
+        When the file is truncated, edited, from a newer format, or names anything
+        but melagbm's own classes. No code from the file is ever run.
+    """
+    path = Path(path)
+    members = _read_members(path)
+    try:
+        manifest = json.loads(members[_MANIFEST])
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ModelFileError(f"{path}: the manifest is not valid JSON ({exc})") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise ModelFileError(f"{path} is not a melagbm model file")
+    if manifest.get("manifest_sha256") != hashlib.sha256(_canonical(manifest)).hexdigest():
+        raise ModelFileError(f"{path}: the manifest fails its checksum (edited or damaged)")
+    version = manifest.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ModelFileError(
+            f"{path} has model format {version!r}; this melagbm reads up to {FORMAT_VERSION}: upgrade melagbm"
+        )
+    files = manifest.get("files", {})
+    if set(files) | {_MANIFEST} != set(members):
+        raise ModelFileError(f"{path}: members {sorted(members)} do not match the manifest's {sorted(files)}")
+    for name, digest in files.items():
+        if hashlib.sha256(members[name]).hexdigest() != digest:
+            raise ModelFileError(f"{path}: {name} fails its checksum (edited or damaged)")
+    _check_versions(path, manifest.get("libraries", {}))
+    try:
+        with np.load(io.BytesIO(members[_ARRAYS]), allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+        allowed = _allowed_classes()
+        model = _Decoder(allowed, arrays)(manifest["model"])
+        booster_member = manifest["booster_file"]
+        if booster_member not in members or booster_member not in _BOOSTER_FILES.values():
+            raise ModelFileError(f"{path}: no booster member {booster_member!r}")
+        model.booster_ = _restore_booster(
+            model.booster_, booster_member, members[booster_member], model.classes_, model.feature_names_
+        )
+    except ModelFileError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - anything else means the content is inconsistent
+        raise ModelFileError(f"{path}: cannot rebuild the model ({type(exc).__name__}: {exc})") from exc
+    _use_available_device(model)
+    return model
+
+
+def _use_available_device(model: Any) -> None:
+    """A model trained on a GPU predicts on a CPU-only machine: move what ran on CUDA to the CPU."""
+    if not str(getattr(model, "device_", "cpu")).startswith("cuda"):
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    model.device_ = "cpu"
+    for embedder in model.embedders_:
+        embedder.device_ = "cpu"
+    if "device" in model.booster_.get_params():
+        model.booster_.set_params(device="cpu")
+
+
+def _check_versions(path: Path, saved: dict[str, Any]) -> None:
+    import warnings
+
+    installed = _versions()
+    for name in ("lightgbm", "xgboost", "scikit-learn", "melagbm"):
+        if saved.get(name) and installed.get(name) and saved[name] != installed[name]:
+            warnings.warn(
+                f"{path} was saved with {name} {saved[name]}; {installed[name]} is installed. "
+                "Predictions may differ slightly; refit to be sure.",
+                UserWarning,
+                stacklevel=3,
+            )
