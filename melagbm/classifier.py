@@ -16,9 +16,9 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 
 from ._device import resolve_device
 from ._splits import stratified_group_splits
-from .boosters import fit_booster, make_booster
+from .boosters import booster_kind, fit_booster, make_booster
 from .decision import CALIBRATION_METHODS, class_weight_shift, fit_calibration, sigmoid
-from .embedding import BadImageWarning, ImageEmbedder
+from .embedding import BadImageWarning, ImageEmbedder, check_on_bad_image
 from .images import ImageReadError, content_hash
 from .image_signal import ImageSignal
 from .evaluation import threshold_for_sensitivity
@@ -302,8 +302,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
 
         features = []
         self.embedders_, self.image_signal_, self.skipped_rows_ = [], None, []
-        if self.on_bad_image not in ("raise", "skip"):
-            raise ValueError(f"on_bad_image must be 'raise' or 'skip', got {self.on_bad_image!r}")
+        check_on_bad_image(self.on_bad_image)
         if self.image_col is not None:
             backbones = [self.backbone] if isinstance(self.backbone, str) else list(self.backbone)
             if not backbones or (self.checkpoint_path is not None and len(backbones) > 1):
@@ -414,9 +413,10 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         if self.calibration is not None:
             self.calibration_ = fit_calibration(self.calibration, margin, y)
         if self.target_sensitivity is not None:
-            log_odds = self._calibrated_log_odds(margin)
-            self.threshold_log_odds_ = threshold_for_sensitivity(y, log_odds, float(self.target_sensitivity))
-            self.threshold_ = float(sigmoid(self.threshold_log_odds_))
+            oof = self._positive_probability(margin)
+            self.threshold_ = threshold_for_sensitivity(y, oof, float(self.target_sensitivity))
+            clipped = min(max(self.threshold_, 1e-12), 1 - 1e-12)
+            self.threshold_log_odds_ = float(np.log(clipped) - np.log1p(-clipped))
 
     def _validation_split(
         self, y: np.ndarray, groups: np.ndarray | None, seed: int
@@ -436,6 +436,8 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
 
     def _embed(self, frame: pd.DataFrame) -> np.ndarray:
         images = frame[self.image_col]
+        for embedder in self.embedders_:  # set_params(on_bad_image=...) after fit reaches the embedders
+            embedder.on_bad_image = self.on_bad_image
         return np.hstack([embedder.transform(images) for embedder in self.embedders_])
 
     # -- predicting ------------------------------------------------------------------
@@ -469,6 +471,10 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
             return np.log(positive) - np.log1p(-positive)
         return self.calibration_.slope * margin + self.calibration_.intercept
 
+    def _positive_probability(self, margin: np.ndarray) -> np.ndarray:
+        """The (calibrated) melanoma probability for two classes, from the booster's margin."""
+        return sigmoid(margin) if self.calibration_ is None else self.calibration_(margin)
+
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities, columns in the order of ``classes_`` (calibrated for two classes).
 
@@ -476,28 +482,30 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         """
         check_is_fitted(self, "booster_")
         features, bad = self._features(X)
-        if len(self.classes_) != 2 or self.calibration_ is None:
+        if len(self.classes_) != 2:
             proba = self.booster_.predict_proba(features)
         else:
-            positive = self.calibration_(_margin(self.booster_, features))
+            positive = self._positive_probability(_margin(self.booster_, features))
             proba = np.column_stack([1.0 - positive, positive])
         proba[bad] = np.nan
         return proba
 
     def decision_function(self, X: Any) -> np.ndarray:
-        """Two classes: positive exactly where ``predict`` refers (log-odds minus the threshold's).
+        """Two classes: the calibrated log-odds measured from the threshold's, positive exactly where
+        the probability reaches ``threshold_`` (where ``predict`` refers); raw margins for more classes.
 
-        Equal to the calibrated log-odds minus ``threshold_log_odds_`` (rounded so that
-        reaching the threshold counts as positive); raw margins for more classes. NaN
-        for rows whose image was skipped as unreadable.
+        NaN for rows whose image was skipped as unreadable.
         """
         check_is_fitted(self, "booster_")
         features, bad = self._features(X)
         margin = _margin(self.booster_, features).astype(float)
         if len(self.classes_) == 2:
-            margin = self._calibrated_log_odds(margin)
+            log_odds = self._calibrated_log_odds(margin)
             if self.threshold_log_odds_ is not None:
-                margin = margin - np.nextafter(self.threshold_log_odds_, -np.inf)
+                refer = self._positive_probability(margin) >= self.threshold_
+                shifted = log_odds - self.threshold_log_odds_  # the sign follows the probability exactly:
+                log_odds = np.where(refer, np.maximum(shifted, np.finfo(float).tiny), np.minimum(shifted, 0.0))
+            margin = log_odds
         margin[bad] = np.nan
         return margin
 
@@ -540,7 +548,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
 
 def _margin(booster: Any, features: pd.DataFrame) -> np.ndarray:
     """The booster's raw margin: (n,) log-odds for two classes, (n, k) otherwise."""
-    if type(booster).__module__.startswith("lightgbm"):
+    if booster_kind(booster) == "lightgbm":
         margin = booster.predict(features, raw_score=True)
     else:
         margin = booster.predict(features, output_margin=True)

@@ -29,20 +29,22 @@ def _save_model(model: Any, path: Path) -> None:
         model.save(path)
 
 
-def _load_model(path: Path) -> Any:
-    import zipfile
-
+def _load_model(path: Path, allow_pickle: bool = False) -> Any:
+    """melagbm's safe format; a joblib/pickle file only when named so and explicitly allowed."""
     from .persistence import load
 
     if not path.is_file():
         raise SystemExit(f"error: no model file {path}")
-    if zipfile.is_zipfile(path):
-        return load(path)
-    import joblib
+    if path.suffix in (".joblib", ".pkl", ".pickle"):
+        if not allow_pickle:
+            raise SystemExit(
+                f"error: {path} is a pickle: loading it runs code from it. Pass --allow-pickle if you made it "
+                "yourself, or refit and save as .melagbm"
+            )
+        import joblib
 
-    print(f"warning: {path} is a joblib/pickle file: loading it runs code from it; use only files you trust",
-          file=sys.stderr)
-    return joblib.load(path)
+        return joblib.load(path)
+    return load(path)
 
 
 def _model_options(args: argparse.Namespace) -> dict:
@@ -157,14 +159,14 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    model = _load_model(Path(args.model))
+    model = _load_model(Path(args.model), allow_pickle=args.allow_pickle)
     model.set_params(on_bad_image=args.on_bad_image)
-    frame = _read_frame(args)
-    scores = model.predict_proba(frame[list(model.feature_names_in_)])[:, 1]
+    frame = _read_frame(args)[list(model.feature_names_in_)]
+    scores = model.predict_proba(frame)[:, 1]
     out = pd.DataFrame({"melanoma_probability": scores}, index=frame.index)
-    threshold = getattr(model, "threshold_", None)
-    if threshold is not None and len(model.classes_) == 2:
-        out["refer"] = np.where(np.isnan(scores), np.nan, scores >= threshold)
+    if len(model.classes_) == 2:  # the model's own decision: its probability reaches threshold_
+        decision = model.decision_function(frame)
+        out["refer"] = np.where(np.isnan(decision), np.nan, decision > 0)
     with atomic_write(Path(args.out)) as handle:
         handle.write(out.to_csv().encode())
     skipped = int(np.isnan(scores).sum())
@@ -276,6 +278,8 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--out", required=True, help="CSV to write")
     predict.add_argument("--on-bad-image", default="raise", choices=["raise", "skip"],
                          help="skip: leave the probability blank for images that cannot be read")
+    predict.add_argument("--allow-pickle", action="store_true",
+                         help="allow a .joblib/.pkl model (unpickling runs code: only for files you made)")
     predict.set_defaults(run=_predict)
 
     embed = commands.add_parser(

@@ -37,6 +37,16 @@ def embedding_feature_names(n: int) -> list[str]:
     return [f"image__emb_{i:0{width}d}" for i in range(n)]
 
 
+def encoder_id_of(identity: dict[str, Any]) -> str:
+    """The store's encoder id: a hash of everything that changes a vector."""
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def check_on_bad_image(value: Any) -> None:
+    if value not in ("raise", "skip"):
+        raise ValueError(f"on_bad_image must be 'raise' or 'skip', got {value!r}")
+
+
 class BadImageWarning(UserWarning):
     """Images that could not be read were skipped (``on_bad_image="skip"``); the message lists them."""
 
@@ -178,9 +188,7 @@ class ImageEmbedder(TransformerMixin, BaseEstimator):
             "tta": self.tta,
             "format": _EMBEDDING_FORMAT,
         }
-        self.encoder_id_ = hashlib.sha256(
-            json.dumps(self.encoder_identity_, sort_keys=True).encode()
-        ).hexdigest()[:20]
+        self.encoder_id_ = encoder_id_of(self.encoder_identity_)
         self._model = model
         return self
 
@@ -213,8 +221,7 @@ class ImageEmbedder(TransformerMixin, BaseEstimator):
     def transform(self, X: Any) -> np.ndarray:
         """Embed images (paths, bytes, arrays or PIL images) into an (n, d) float32 array."""
         check_is_fitted(self, "encoder_id_")
-        if self.on_bad_image not in ("raise", "skip"):
-            raise ValueError(f"on_bad_image must be 'raise' or 'skip', got {self.on_bad_image!r}")
+        check_on_bad_image(self.on_bad_image)
         items, rows = as_image_list(X)
         out = np.full((len(items), self.n_features_out_), np.nan, dtype=np.float32)
         bad: dict[int, str] = {}

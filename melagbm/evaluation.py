@@ -50,6 +50,24 @@ METRIC_LABELS = {
 }
 
 
+def _check_binary(y: Any, name: str) -> np.ndarray:
+    values = np.unique(np.asarray(y))
+    if set(values.tolist()) != {0, 1}:
+        raise ValueError(f"{name} must be 0/1 (1 = melanoma), got values {values[:5].tolist()}")
+    return np.asarray(y).astype(int)
+
+
+def _check_groups(groups: Any, index: Any) -> np.ndarray | None:
+    if groups is None:
+        return None
+    groups = np.asarray(groups)
+    missing = pd.isna(groups)
+    if missing.any():
+        rows = list(np.asarray(index)[missing][:5]) if index is not None else list(np.flatnonzero(missing)[:5])
+        raise ValueError(f"groups has missing values at rows {rows}")
+    return groups
+
+
 def _check(y_true: Any, score: Any, sample_weight: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     y_true, score = np.asarray(y_true), np.asarray(score, dtype=float)
     if y_true.shape != score.shape or y_true.ndim != 1:
@@ -249,9 +267,8 @@ def metrics_table(
     ``ci_low``, ``ci_high`` and ``label``.
     """
     y, proba, _ = _check(y_true, proba)
-    if set(np.unique(y)) != {0, 1}:
-        raise ValueError(f"y_true must be 0/1 (1 = melanoma), got values {sorted(np.unique(y))[:5]}")
-    y = y.astype(int)
+    y = _check_binary(y, "y_true")
+    groups = _check_groups(groups, getattr(y_true, "index", None))
     predicted = None if predicted is None else np.asarray(predicted).astype(int)
     group_codes = np.arange(len(y)) if groups is None else pd.factorize(np.asarray(groups))[0]
     top_hits = None if groups is None or top_k is None else _top_k_hits(y, proba, np.asarray(groups), top_k)
@@ -323,8 +340,8 @@ def cross_validate(
 
     Each fold fits a clone of ``estimator`` on the other folds' groups (passing
     ``groups`` to ``fit`` when it accepts them) and predicts the held-out groups.
-    Decisions use each fold model's own operating threshold (``threshold_``, chosen
-    inside its fit for a target sensitivity) when it has one, else ``predict``.
+    Decisions are each fold model's ``predict`` (for FusionClassifier: its own
+    operating threshold, chosen inside its fit for a target sensitivity).
 
     Parameters
     ----------
@@ -340,10 +357,8 @@ def cross_validate(
     -------
     CVResult
     """
-    y = pd.Series(np.asarray(y), index=getattr(X, "index", None))
-    if set(np.unique(y)) != {0, 1}:
-        raise ValueError(f"y must be 0/1 (1 = melanoma), got values {sorted(np.unique(y))[:5]}")
-    group_ids = None if groups is None else np.asarray(groups)
+    y = pd.Series(_check_binary(y, "y"), index=getattr(X, "index", None))
+    group_ids = _check_groups(groups, getattr(X, "index", None))
     if group_ids is not None and len(group_ids) != len(y):
         raise ValueError(f"groups has {len(group_ids)} entries but y has {len(y)}")
     rows = np.arange(len(y))
@@ -358,12 +373,8 @@ def cross_validate(
         model.fit(_take(X, train), y.iloc[train].to_numpy(), **fit_kwargs)
         held_out = _take(X, test)
         proba[test] = model.predict_proba(held_out)[:, list(model.classes_).index(1)]
-        threshold = getattr(model, "threshold_", None)
-        if threshold is not None:
-            predicted[test] = (proba[test] >= threshold).astype(int)
-            thresholds[test] = threshold
-        else:
-            predicted[test] = (np.asarray(model.predict(held_out)) == 1).astype(int)
+        predicted[test] = (np.asarray(model.predict(held_out)) == 1).astype(int)  # the model's own decision rule
+        thresholds[test] = getattr(model, "threshold_", np.nan)
         folds[test] = fold
     oof = pd.DataFrame(
         {"y": y.to_numpy(), "proba": proba, "predicted": predicted, "threshold": thresholds, "fold": folds,

@@ -57,6 +57,11 @@ _MISSING_STRINGS = {"", "nan", "none", "null", "na", "n/a", UNKNOWN}
 MAX_AGE = 120
 
 
+#: A categorical column is taken as recoded (an error) when this many known values are all unseen;
+#: fewer (one patient's lesions at a new clinic) only warn.
+_RECODED_MIN_ROWS = 20
+
+
 class UnseenCategoryWarning(UserWarning):
     """A categorical value at predict time was not seen at fit; it is treated as unknown."""
 
@@ -189,7 +194,7 @@ class MetadataEncoder(TransformerMixin, BaseEstimator):
             if categories is not None:
                 unseen = sorted(set(values) - set(categories))
                 known = values[values != UNKNOWN]
-                if len(known) >= 3 and not known.isin(categories).any():
+                if len(known) >= _RECODED_MIN_ROWS and not known.isin(categories).any():
                     raise ValueError(
                         f"Column {column!r}: none of its values {unseen[:5]} was seen at fit "
                         f"(vocabulary: {categories[:12]}); was the column recoded or renamed?"

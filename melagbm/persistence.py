@@ -10,9 +10,14 @@ A model file is a zip archive holding:
   ``allow_pickle=False``;
 - ``booster.lgbm.txt`` or ``booster.xgb.json``: the booster in its library's own format.
 
-Loading rebuilds objects only from an allow-list of classes, so a model file can
-carry numbers and names but never code. Any damage (truncation, edits, a member
-added or missing) is refused with :class:`ModelFileError` before anything is parsed.
+Loading rebuilds objects only from an allow-list of classes, each with an allow-list
+of fitted attributes, so a model file can carry numbers and names but never code.
+Any damage (truncation, edits, a member added or missing, a zip bomb) is refused
+with :class:`ModelFileError` before anything is parsed. The checksums detect damage,
+not forgery: a file rebuilt with fresh checksums is parsed (the booster by its own
+library's loader), so load models from sources you trust to be honest, even though
+none can make melagbm run code. Store paths of the saving machine are not kept:
+a loaded model uses the default store ("auto"), or none if it was saved with none.
 Backbone weights are not stored: they are reloaded from their package and checked
 against the saved weights hash on first use.
 """
@@ -41,7 +46,29 @@ FORMAT_VERSION = 1
 _MANIFEST = "manifest.json"
 _ARRAYS = "arrays.npz"
 _BOOSTER_FILES = {"lightgbm": "booster.lgbm.txt", "xgboost": "booster.xgb.json"}
-_MAX_MEMBER_BYTES = 2 << 30  # refuse members claiming more than 2 GiB (a zip bomb, not a model)
+_MAX_TOTAL_BYTES = 2 << 30  # refuse archives unpacking to more than 2 GiB (a zip bomb, not a model)
+_MAX_MANIFEST_BYTES = 64 << 20
+_MAX_RATIO = 200  # deflate rarely beats 10:1 on model content; bombs reach 1000:1
+
+#: The only fitted attributes a model file may set, per class.
+_STATE = {
+    "FusionClassifier": {
+        "classes_", "n_features_in_", "feature_names_in_", "device_", "embedders_", "image_signal_",
+        "skipped_rows_", "metadata_encoder_", "feature_names_", "feature_families_", "family_to_columns_",
+        "booster_", "n_estimators_", "calibration_", "threshold_", "threshold_log_odds_",
+    },
+    "ImageEmbedder": {"device_", "data_config_", "n_features_out_", "weights_digest_", "encoder_identity_",
+                      "encoder_id_"},
+    "ImageSignal": {"classes_", "probe_", "pca_", "n_features_in_"},
+    "MetadataEncoder": {"columns_", "feature_families_", "categories_", "n_features_in_", "feature_names_in_"},
+    "StandardScaler": {"mean_", "var_", "scale_", "n_samples_seen_", "n_features_in_", "feature_names_in_"},
+    "LogisticRegression": {"classes_", "coef_", "intercept_", "n_iter_", "n_features_in_", "feature_names_in_"},
+    "PCA": {"components_", "explained_variance_", "explained_variance_ratio_", "singular_values_", "mean_",
+            "n_components_", "n_samples_", "noise_variance_", "n_features_in_", "feature_names_in_"},
+    "Pipeline": set(),
+    "LGBMClassifier": set(),
+    "XGBClassifier": set(),
+}
 _LIBRARIES = ("melagbm", "lightgbm", "xgboost", "scikit-learn", "numpy", "pandas", "timm", "torch")
 
 
@@ -175,8 +202,12 @@ class _Decoder:
                 raise ModelFileError(f"the model file names a class melagbm does not load: {value['__object__']!r}")
             if dataclasses.is_dataclass(cls):
                 return cls(**self(value["fields"]))
+            state = self(value["state"])
+            unexpected = sorted(set(state) - _STATE[cls.__name__])
+            if unexpected:
+                raise ModelFileError(f"the model file sets attributes {cls.__name__} does not have: {unexpected[:5]}")
             obj = cls(**self(value["params"]))
-            for key, attribute in self(value["state"]).items():
+            for key, attribute in state.items():
                 setattr(obj, key, attribute)
             return obj
         raise ModelFileError(f"unexpected entry in the model file: {sorted(value)[:3]}")
@@ -266,9 +297,13 @@ def _read_members(path: Path) -> dict[str, bytes]:
             names = [info.filename for info in infos]
             if _MANIFEST not in names or len(names) != len(set(names)) or len(names) > 3:
                 raise ModelFileError(f"{path} is not a melagbm model file (members: {names[:5]})")
+            total = sum(info.file_size for info in infos)
             for info in infos:
-                if info.file_size > _MAX_MEMBER_BYTES:
-                    raise ModelFileError(f"{path}: member {info.filename} claims {info.file_size} bytes")
+                limit = _MAX_MANIFEST_BYTES if info.filename == _MANIFEST else _MAX_TOTAL_BYTES
+                if info.file_size > limit or total > _MAX_TOTAL_BYTES or (
+                    info.file_size > 1 << 20 and info.file_size > _MAX_RATIO * max(info.compress_size, 1)
+                ):
+                    raise ModelFileError(f"{path}: member {info.filename} unpacks to {info.file_size} bytes; refused")
             return {name: archive.read(name) for name in names}
     except ModelFileError:
         raise
@@ -291,8 +326,8 @@ def load(path: str | os.PathLike) -> Any:
     members = _read_members(path)
     try:
         manifest = json.loads(members[_MANIFEST])
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ModelFileError(f"{path}: the manifest is not valid JSON ({exc})") from exc
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise ModelFileError(f"{path}: the manifest is not valid JSON ({type(exc).__name__})") from exc
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ModelFileError(f"{path} is not a melagbm model file")
     if manifest.get("manifest_sha256") != hashlib.sha256(_canonical(manifest)).hexdigest():
@@ -324,8 +359,21 @@ def load(path: str | os.PathLike) -> Any:
         raise
     except Exception as exc:  # noqa: BLE001 - anything else means the content is inconsistent
         raise ModelFileError(f"{path}: cannot rebuild the model ({type(exc).__name__}: {exc})") from exc
+    _check_encoders(path, model)
     _use_available_device(model)
     return model
+
+
+def _check_encoders(path: Path, model: Any) -> None:
+    """Encoder ids must follow from what they claim to encode; store paths of the saving machine are dropped."""
+    from .embedding import encoder_id_of
+
+    if not isinstance(model.cache, str) or model.cache != "auto":
+        model.cache = None if model.cache is None else "auto"
+    for embedder in model.embedders_:
+        if embedder.encoder_id_ != encoder_id_of(embedder.encoder_identity_):
+            raise ModelFileError(f"{path}: an embedder's id does not match its identity (edited)")
+        embedder.cache = model.cache
 
 
 def _use_available_device(model: Any) -> None:

@@ -33,13 +33,16 @@ def plot_roc(
     y_true: Any,
     score: Any,
     *,
-    threshold: float | None = None,
+    predicted: Any = None,
     min_tpr: float = 0.8,
     label: str | None = None,
     ax: Any = None,
     show: bool = True,
 ) -> Any:
-    """ROC curve, shading the partial-AUC region above ``min_tpr`` and marking the operating point."""
+    """ROC curve, shading the partial-AUC region above ``min_tpr``.
+
+    ``predicted`` (0/1 decisions, e.g. ``clf.predict(X)``) marks the operating point they reach.
+    """
     from sklearn.metrics import roc_curve
 
     from .evaluation import partial_auc, roc_auc
@@ -53,8 +56,8 @@ def plot_roc(
                     label=f"partial AUC region (TPR >= {min_tpr:.0%})")
     ax.axhline(min_tpr, color="grey", lw=0.8, ls=":")
     ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
-    if threshold is not None:
-        predicted = score >= threshold
+    if predicted is not None:
+        predicted = np.asarray(predicted) == 1
         sensitivity = predicted[y_true == 1].mean()
         false_positive_rate = predicted[y_true == 0].mean()
         ax.plot([false_positive_rate], [sensitivity], "o", color="crimson", ms=8,

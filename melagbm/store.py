@@ -5,11 +5,12 @@ Layout::
     <root>/<encoder_id>/part-<time_ns>-<random>.parquet   rows: key, encoder_id, vector, checksum, created_at
     <root>/<encoder_id>/_encoder.json                      what the encoder id stands for (backbone, weights, ...)
 
-Every write is a new shard, written under a hidden temporary name and renamed into place,
-so a process killed mid-write leaves only an ignored ``.tmp`` file, and concurrent writers
-never touch each other's files. A shard is deleted only after its rows are durably in
-another one (:meth:`EmbeddingStore.compact`), so no interleaving of writers and compactions
-loses a vector. Each row carries the SHA-256 of its vector, and Parquet pages carry CRCs:
+Every write is a new shard, written under a hidden temporary name, fsynced and renamed
+into place (the directory fsynced too), so a process killed mid-write leaves only an
+ignored ``.tmp`` file, and concurrent writers never touch each other's files. A shard is
+deleted only after its rows are durably in another one (:meth:`EmbeddingStore.compact`),
+so no interleaving of writers and compactions loses a vector; a damaged shard is moved
+aside as ``.corrupt-<name>``, never deleted. Each row carries the SHA-256 of its vector, and Parquet pages carry CRCs:
 a corrupted entry is reported with a warning and treated as missing, so it is recomputed.
 
 The table is plain Parquet: ``pandas.read_parquet(root)``, ``pyarrow.dataset``, DuckDB and
@@ -366,36 +367,64 @@ class EmbeddingStore:
         return chosen
 
     def _verified_rows(self, encoder_id: str) -> tuple[pa.Table, list[str], int]:
-        """(newest verified row per key, shard names read, rows read) for one encoder."""
+        """(newest verified row per key, shard names fully accounted for, rows read) for one encoder.
+
+        A shard that cannot be opened, or has a row group that fails its page checksums,
+        is moved aside as ``.corrupt-<name>`` (kept, hidden from readers) rather than
+        deleted; its readable rows still join the merged table.
+        """
         shards = self._refresh(encoder_id)
-        names = sorted(shards, reverse=True)
         seen: set[str] = set()
         kept: list[pa.Table] = []
         total = 0
         read: list[str] = []
-        for name in names:
+        for name in sorted(shards, reverse=True):
+            path = shards[name].path
             try:
-                table = pq.read_table(shards[name].path)
-                vectors = _vectors_of(table.column("vector"))
+                parquet = pq.ParquetFile(path, page_checksum_verification=True)
             except FileNotFoundError:
                 continue  # another compaction merged it already; its rows are in that shard
             except Exception as exc:  # noqa: BLE001
-                self._report(shards[name].path, None, exc)
-                read.append(name)  # unreadable: dropped by compaction, recomputed on demand
+                self._report(path, None, exc)
+                _quarantine(path)
                 continue
-            read.append(name)
-            total += table.num_rows
-            keys = table.column("key").to_pylist()
-            checksums = table.column("checksum").to_pylist()
-            keep = []
-            for row, (key, vector, checksum) in enumerate(zip(keys, vectors, checksums)):
-                if key in seen or vector is None or vector_checksum(vector) != checksum:
-                    continue
-                seen.add(key)
-                keep.append(row)
-            kept.append(table.take(pa.array(keep, pa.int64())).cast(SCHEMA))
+            damaged = False
+            with parquet:
+                for group in range(parquet.num_row_groups):
+                    try:
+                        table = parquet.read_row_group(group)
+                        vectors = _vectors_of(table.column("vector"))
+                    except FileNotFoundError:
+                        damaged = True  # vanished mid-read: leave everything of it alone
+                        break
+                    except Exception as exc:  # noqa: BLE001
+                        self._report(path, group, exc)
+                        damaged = True
+                        continue
+                    total += table.num_rows
+                    keys = table.column("key").to_pylist()
+                    checksums = table.column("checksum").to_pylist()
+                    keep = []
+                    for row, (key, vector, checksum) in enumerate(zip(keys, vectors, checksums)):
+                        if key in seen or vector is None or vector_checksum(vector) != checksum:
+                            continue
+                        seen.add(key)
+                        keep.append(row)
+                    kept.append(table.take(pa.array(keep, pa.int64())).cast(SCHEMA))
+            if damaged:
+                _quarantine(path)
+            else:
+                read.append(name)
         table = pa.concat_tables(kept) if kept else SCHEMA.empty_table()
         return table, read, total
+
+
+def _quarantine(path: Path) -> None:
+    """Move a damaged shard out of readers' sight without destroying it."""
+    try:
+        os.replace(path, path.with_name(f".corrupt-{path.name}"))
+    except FileNotFoundError:
+        pass
 
 
 def _check_encoder_id(encoder_id: str) -> None:
@@ -473,22 +502,24 @@ def _remove_stale_tmp(directory: Path) -> int:
 
 
 def _import_legacy_npy(store: EmbeddingStore, directory: Path, encoder_id: str) -> None:
-    """Move vectors of melagbm 0.1's one-``.npy``-per-key layout into a Parquet shard."""
+    """Move vectors of melagbm 0.1's one-``.npy``-per-key layout into Parquet shards.
+
+    A file is deleted only once its vector is in a shard; unreadable or oddly shaped
+    files are left where they are (and ignored).
+    """
     legacy = sorted(directory.glob("[0-9a-f][0-9a-f]/*.npy")) if directory.is_dir() else []
-    if not legacy:
-        return
-    keys, vectors = [], []
+    by_width: dict[int, list[tuple[Path, np.ndarray]]] = {}
     for path in legacy:
         try:
-            vectors.append(np.load(path, allow_pickle=False).astype(np.float32))
-            keys.append(path.stem)
+            vector = np.load(path, allow_pickle=False)
         except (OSError, ValueError):
-            continue  # unreadable: recomputed on demand
-    widths = {len(v) for v in vectors}
-    if keys and len(widths) == 1:
-        store.put_many(encoder_id, keys, np.stack(vectors))
-    for path in legacy:  # only now that their rows are durable in a shard
-        path.unlink(missing_ok=True)
+            continue
+        if vector.ndim == 1 and vector.size and np.issubdtype(vector.dtype, np.number):
+            by_width.setdefault(vector.size, []).append((path, vector.astype(np.float32)))
+    for entries in by_width.values():
+        store.put_many(encoder_id, [path.stem for path, _ in entries], np.stack([v for _, v in entries]))
+        for path, _ in entries:
+            path.unlink(missing_ok=True)
     for sub in {path.parent for path in legacy}:
         try:
             sub.rmdir()

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -41,8 +43,26 @@ def test_fit_then_predict_on_isic_csv(tmp_path, isic_root, capsys) -> None:
     import melagbm
 
     assert zipfile.is_zipfile(model)  # the safe format, not a pickle
-    threshold = melagbm.load(model).threshold_
-    assert (predictions["refer"] == (predictions["melanoma_probability"] >= threshold)).all()
+    frame = new.set_index("image_name")
+    frame["image"] = [str(isic_root / "train" / f"{name}.jpg") for name in frame.index]
+    loaded = melagbm.load(model)
+    decisions = loaded.predict(frame[list(loaded.feature_names_in_)])
+    assert (predictions["refer"].astype(int).to_numpy() == decisions).all()  # the model's own rule
+    (tmp_path / "pickled.joblib").write_bytes(b"not even a pickle")
+    with pytest.raises(SystemExit, match="is a pickle: loading it runs code"):
+        main(["predict", "--metadata", str(tmp_path / "new.csv"), "--images", str(isic_root / "train"),
+              "--model", str(tmp_path / "pickled.joblib"), "--out", str(out)])
+    broken = tmp_path / "broken"
+    shutil.copytree(isic_root / "train", broken, ignore=lambda d, names: [n for n in names if n not in set(
+        f"{i}.jpg" for i in new.image_name)])
+    (broken / f"{new.image_name.iloc[0]}.jpg").write_bytes(b"corrupt")
+    assert main([
+        "predict", "--metadata", str(tmp_path / "new.csv"), "--images", str(broken),
+        "--model", str(model), "--out", str(out), "--on-bad-image", "skip",
+    ]) == 0
+    skipped = pd.read_csv(out, index_col=0)
+    assert np.isnan(skipped["melanoma_probability"].iloc[0]) and skipped["melanoma_probability"].iloc[1:].notna().all()
+    assert "1 unreadable image(s) left blank" in capsys.readouterr().out
 
 
 def test_fit_names_a_missing_target_column(tmp_path, isic_root) -> None:

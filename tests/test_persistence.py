@@ -143,6 +143,42 @@ def test_a_forged_manifest_cannot_name_other_classes(saved) -> None:
         melagbm.load(path)
 
 
+def test_a_forged_manifest_cannot_set_other_attributes_or_ids(saved, image_model, tmp_path) -> None:
+    _, path, _ = saved
+
+    def add_attribute(manifest, members) -> None:
+        manifest["model"]["state"]["__dict__"]["__class__"] = "os"
+
+    _rewrite(path, add_attribute)
+    with pytest.raises(ModelFileError, match="sets attributes FusionClassifier does not have: \\['__class__'\\]"):
+        melagbm.load(path)
+
+    model, _ = image_model
+    fused = model.set_params(cache=str(tmp_path / "my-store")).save(tmp_path / "fused.melagbm")
+    model.set_params(cache="auto")
+    assert melagbm.load(fused).cache == "auto"  # the saving machine's store path is not kept
+
+    def retarget_encoder(manifest, members) -> None:
+        embedder = manifest["model"]["state"]["__dict__"]["embedders_"][0]
+        embedder["state"]["__dict__"]["encoder_id_"] = "../../elsewhere"
+
+    _rewrite(fused, retarget_encoder)
+    with pytest.raises(ModelFileError, match="id does not match its identity"):
+        melagbm.load(fused)
+
+
+def test_zip_bombs_are_refused_before_unpacking(saved, tmp_path) -> None:
+    _, path, _ = saved
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    bomb = tmp_path / "bomb.melagbm"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("manifest.json", members["manifest.json"])
+        archive.writestr("arrays.npz", b"\0" * (64 << 20))
+    with pytest.raises(ModelFileError, match="arrays.npz unpacks to 67108864 bytes; refused"):
+        melagbm.load(bomb)
+
+
 def test_newer_formats_are_refused_and_other_library_versions_warn(saved) -> None:
     _, path, X = saved
     _rewrite(path, lambda manifest, members: manifest["libraries"].update(lightgbm="0.0.1"))

@@ -174,6 +174,25 @@ def test_flipped_bytes_in_a_shard_warn_and_are_recomputed(ham_paths, tmp_path) -
     assert len(pd.read_parquet(tmp_path)) == len(ham_paths)
 
 
+def test_compaction_moves_a_damaged_shard_aside_and_keeps_every_readable_vector(tmp_path) -> None:
+    store = EmbeddingStore(tmp_path)
+    for start in range(0, 60, 20):
+        ids = range(start, start + 20)
+        store.put_many("enc", [key_of(i) for i in ids], np.stack([expected_vector(i, 256) for i in ids]))
+    first = sorted((tmp_path / "enc").glob("part-*.parquet"))[0]
+    data = bytearray(first.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 16] = bytes(16)
+    first.write_bytes(bytes(data))
+    with pytest.warns(CorruptEntryWarning, match=first.name):
+        report = store.compact()
+    assert report["shards_after"] == 1
+    assert (tmp_path / "enc" / f".corrupt-{first.name}").exists()  # kept for inspection, hidden from readers
+    found = store.get_many("enc", [key_of(i) for i in range(60)])
+    assert [v is not None for v in found] == [False] * 20 + [True] * 40
+    for i in range(20, 60):
+        np.testing.assert_array_equal(found[i], expected_vector(i, 256))
+
+
 def _warnings_of(embedder: ImageEmbedder, paths: list[str]) -> list:
     import warnings
 
@@ -262,7 +281,11 @@ def test_the_old_npy_layout_is_imported(tmp_path) -> None:
     legacy = tmp_path / "enc" / "ab"
     legacy.mkdir(parents=True)
     np.save(legacy / f"ab{'0' * 62}.npy", np.arange(4, dtype=np.float32))
+    np.save(legacy / f"ab{'1' * 62}.npy", np.arange(6, dtype=np.float32))  # another width: its own shard
+    np.save(legacy / f"ab{'2' * 62}.npy", np.float32(3.0))  # a 0-d array: left alone, ignored
     store = EmbeddingStore(tmp_path)
-    (found,) = store.get_many("enc", [f"ab{'0' * 62}"])
-    np.testing.assert_array_equal(found, np.arange(4, dtype=np.float32))
-    assert not legacy.exists() and store.stats()["entries"] == 1
+    found = store.get_many("enc", [f"ab{'0' * 62}", f"ab{'1' * 62}", f"ab{'2' * 62}"])
+    np.testing.assert_array_equal(found[0], np.arange(4, dtype=np.float32))
+    np.testing.assert_array_equal(found[1], np.arange(6, dtype=np.float32))
+    assert found[2] is None and [p.name for p in legacy.iterdir()] == [f"ab{'2' * 62}.npy"]
+    assert store.stats()["entries"] == 2
