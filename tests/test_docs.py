@@ -10,6 +10,7 @@ import pytest
 
 import melagbm.classifier
 import melagbm.embedding
+import melagbm.lesion
 import melagbm.metadata
 import melagbm.store
 
@@ -25,7 +26,7 @@ def test_readme_quickstart_runs() -> None:
     assert namespace["clf"].predict_proba(namespace["X"].head()).shape == (5, 2)
 
 
-@pytest.mark.parametrize("module", [melagbm.metadata, melagbm.embedding, melagbm.classifier, melagbm.store])
+@pytest.mark.parametrize("module", [melagbm.metadata, melagbm.embedding, melagbm.classifier, melagbm.store, melagbm.lesion])
 def test_docstring_examples(module) -> None:
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0

@@ -1,0 +1,81 @@
+"""Lesion segmentation quality against HAM10000's ground-truth masks, and feature speed.
+
+Prints the Dice of ``melagbm.lesion.segment_lesion`` against every mask in
+``ham10000/masks`` (mean, median, 10th percentile) and the time per image of the
+segmentation and of the full LesionFeatures row.
+
+Some of the published masks are stored with the opposite polarity (lesion = 0). A mask
+is read as lesion = 255 unless its white side is the brighter side of the image (median
+CIE L*), in which case it is flipped; the count of flipped masks and the Dice without any
+flipping are printed too.
+
+    python benchmarks/lesion.py                 # all 10,015 images, about 8 min on 2 cores
+    python benchmarks/lesion.py --n 500         # a random sample
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+from joblib import Parallel, delayed
+from PIL import Image
+
+from melagbm.lesion import lesion_measurements, segment_lesion
+
+
+def score(image_path: Path, mask_path: Path) -> tuple[float, float, bool, float, float]:
+    """(Dice, Dice against the mask as stored, flipped?, seconds to segment, seconds for the features)."""
+    from skimage.color import rgb2lab
+
+    rgb = np.asarray(Image.open(image_path).convert("RGB"))
+    stored = np.asarray(Image.open(mask_path).convert("L")) > 127
+    started = time.perf_counter()
+    mask = segment_lesion(rgb)
+    segmented = time.perf_counter()
+    lesion_measurements(rgb, mask)
+    measured = time.perf_counter()
+    lightness = rgb2lab(rgb)[..., 0]
+    flipped = bool(stored.any() and (~stored).any() and np.median(lightness[stored]) > np.median(lightness[~stored]))
+    truth = ~stored if flipped else stored
+
+    def dice(a: np.ndarray, b: np.ndarray) -> float:
+        return float(2 * (a & b).sum() / max(a.sum() + b.sum(), 1))
+
+    return dice(mask, truth), dice(mask, stored), flipped, segmented - started, measured - segmented
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    default_data = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    parser.add_argument("--data", type=Path, default=Path(os.environ.get("MELAGBM_DATA", default_data)))
+    parser.add_argument("--n", type=int, default=None, help="random sample of this many images (default: all)")
+    parser.add_argument("--jobs", type=int, default=2)
+    args = parser.parse_args()
+
+    root = args.data / "ham10000"
+    names = sorted(path.stem for path in (root / "images").glob("*.jpg"))
+    if args.n:
+        names = list(np.random.default_rng(0).choice(names, args.n, replace=False))
+    started = time.perf_counter()
+    results = Parallel(n_jobs=args.jobs, batch_size=64)(
+        delayed(score)(root / "images" / f"{name}.jpg", root / "masks" / f"{name}_segmentation.png")
+        for name in names
+    )
+    wall = time.perf_counter() - started
+    dice, raw, flipped, seg_time, feat_time = (np.asarray(column) for column in zip(*results))
+    print(f"HAM10000: {len(names)} images with ground-truth masks; {int(flipped.sum())} masks stored inverted (flipped)")
+    print(f"Dice: mean {dice.mean():.3f}, median {np.median(dice):.3f}, 10th percentile {np.quantile(dice, 0.1):.3f}")
+    print(f"Dice against the masks as stored (no flipping): mean {raw.mean():.3f}")
+    print(f"share of images with Dice >= 0.8: {np.mean(dice >= 0.8):.1%}; Dice < 0.2 (lesion missed): {np.mean(dice < 0.2):.1%}")
+    print(
+        f"time per image, one core: segmentation {1000 * seg_time.mean():.1f} ms, features {1000 * feat_time.mean():.1f} ms "
+        f"({args.jobs} jobs: {len(names) / wall:.0f} images/s overall)"
+    )
+
+
+if __name__ == "__main__":
+    main()
