@@ -48,6 +48,12 @@ CONFIGS: dict[str, tuple[str, dict]] = {
         {"backbone": LITE0, "layers": 1, "image_features": "embedding"},
     ),
     "xgboost": ("fused, default, XGBoost booster", {"booster": "xgboost"}),
+    "lesion": ("fused + lesion size/shape/colour features", {"lesion_features": True}),
+    "context": ("fused + patient context (image score within patient)", {"patient_col": "patient_id"}),
+    "lesion+context": (
+        "fused + lesion features + patient context",
+        {"lesion_features": True, "patient_col": "patient_id"},
+    ),
 }
 
 
@@ -75,6 +81,13 @@ def main() -> None:
     for key in args.datasets.split(","):
         title, load = loaders[key]
         X, y, groups = load()
+        wanted = [CONFIGS[name][1] for name in args.only.split(",")]
+        if "image" in X and any(params.get("lesion_features") for params in wanted):
+            from melagbm.lesion import LesionFeatures
+
+            started = time.perf_counter()  # measure every image once, in parallel; the folds then read the store
+            LesionFeatures(n_jobs=2).fit().transform(X["image"])
+            print(f"(lesion features for {len(X)} images: {time.perf_counter() - started:.0f} s on 2 processes)")
         print(f"\n## {title}: {len(X)} images, {int(y.sum())} melanomas, {groups.nunique()} groups", flush=True)
         print("| model | ROC AUC [95% CI] | pAUC >80% TPR [95% CI] | sens @ 90% spec | sens / spec at threshold | seconds |")
         print("|---|---|---|---|---|---|", flush=True)
@@ -82,7 +95,12 @@ def main() -> None:
             description, params = CONFIGS[name]
             if "image" not in X.columns and params.get("image_col", "image") is not None:
                 continue  # an image model on a dataset without images
+            if params.get("patient_col") and key == "ham":
+                print(f"| {description} | n/a: HAM10000 has no patient ids (groups are lesions) | | | | |")
+                continue
             data = X.drop(columns="image") if params.get("image_col", "image") is None and "image" in X else X
+            if params.get("patient_col"):
+                data = data.assign(patient_id=groups.to_numpy())
             started = time.perf_counter()
             result = cross_validate(
                 FusionClassifier(random_state=args.seed, **params), data, y, groups,

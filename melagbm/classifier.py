@@ -22,7 +22,9 @@ from .embedding import BadImageWarning, ImageEmbedder, check_on_bad_image
 from .images import ImageReadError, content_hash
 from .image_signal import ImageSignal
 from .evaluation import threshold_for_sensitivity
+from .lesion import LESION_FEATURES, LesionFeatures
 from .metadata import MetadataEncoder
+from .patient import patient_context
 
 __all__ = ["FusionClassifier"]
 
@@ -65,6 +67,18 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         Test-time augmentation of the embedding.
     preprocessing : dict, default=None
         Overrides of the backbones' preprocessing; see :class:`~melagbm.ImageEmbedder`.
+    lesion_features : bool, default=False
+        Segment each lesion and add its size, shape and colour
+        (:class:`~melagbm.lesion.LesionFeatures`; families "lesion size", "lesion shape",
+        "lesion colour"). Measured rows are kept in the store like embeddings.
+    patient_col : str or None, default=None
+        Column of patient ids. Never a feature; adds patient context (family "patient
+        context": images per patient and each lesion's z-score and rank among the
+        patient's lesions, see :func:`~melagbm.patient.patient_context`), and groups
+        the internal splits when neither ``group_col`` nor ``groups`` is given. At predict
+        time the context comes from the patient's lesions present in the same call.
+    pixel_spacing_mm : float, default=None
+        Millimetres per pixel, for ``lesion_size__diameter_mm``.
     image_features : {"probe", "pca", "embedding", "probe+pca"}, default="probe"
         How the embedding enters the booster (see :class:`~melagbm.image_signal.ImageSignal`).
     n_components : int, default=32
@@ -132,6 +146,8 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
     threshold_ : float
         Two classes: ``predict`` gives the positive class where its probability is at
         least this (0.5 without ``target_sensitivity`` or when too few groups).
+    lesion_features_ : LesionFeatures or None
+        The lesion measurer (``lesion_features=True``).
     skipped_rows_ : list
         Row labels fit left out because their image was unreadable (``on_bad_image="skip"``).
     threshold_log_odds_ : float or None
@@ -140,7 +156,8 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
     feature_names_ : list of str
         Columns the booster sees, in order.
     feature_families_ : dict
-        Booster column -> family ("image", "age", "sex", "site", "metadata").
+        Booster column -> family ("image", "age", "sex", "site", "metadata", "lesion size",
+        "lesion shape", "lesion colour", "patient context").
     family_to_columns_ : dict
         Family -> list of booster columns.
     device_ : str
@@ -174,6 +191,9 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         layers: int = 4,
         tta: str = "none",
         preprocessing: dict[str, Any] | None = None,
+        lesion_features: bool = False,
+        patient_col: str | None = None,
+        pixel_spacing_mm: float | None = None,
         image_features: str = "probe",
         n_components: int = 32,
         probe_C: float | str = "auto",
@@ -202,6 +222,9 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         self.layers = layers
         self.tta = tta
         self.preprocessing = preprocessing
+        self.lesion_features = lesion_features
+        self.patient_col = patient_col
+        self.pixel_spacing_mm = pixel_spacing_mm
         self.image_features = image_features
         self.n_components = n_components
         self.probe_C = probe_C
@@ -237,13 +260,13 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
             frame = pd.DataFrame(array, columns=[f"x{i}" for i in range(array.shape[1])])
         if len(frame) == 0:
             raise ValueError("X has no rows")
-        for column in (self.image_col, self.group_col):
+        for column in (self.image_col, self.group_col, self.patient_col):
             if column is not None and column not in frame.columns:
                 raise ValueError(f"X has no column {column!r}; columns are {list(frame.columns)}")
         return frame
 
     def _metadata_frame(self, X: pd.DataFrame) -> pd.DataFrame:
-        excluded = {self.image_col, self.group_col}
+        excluded = {self.image_col, self.group_col, self.patient_col}
         if isinstance(self.metadata_cols, str) and self.metadata_cols in ("auto", "known"):
             columns = [c for c in X.columns if c not in excluded]
         else:
@@ -259,6 +282,8 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
     def _groups(self, X: pd.DataFrame, groups: Any) -> np.ndarray | None:
         if groups is None and self.group_col is not None:
             groups = X[self.group_col]
+        elif groups is None and self.patient_col is not None:
+            groups = X[self.patient_col]
         if groups is None:
             return None
         groups = np.asarray(groups)
@@ -343,11 +368,20 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
             other_cols="none" if self.metadata_cols == "known" else "auto"
         ).fit(self._metadata_frame(frame))
         features.append(self._metadata_features(frame))
-        table = pd.concat(features, axis=1)
+        self.lesion_features_ = None
+        if self.lesion_features:
+            if self.image_col is None:
+                raise ValueError("lesion_features=True needs images: set image_col")
+            self.lesion_features_ = LesionFeatures(pixel_spacing_mm=self.pixel_spacing_mm, cache=self.cache).fit()
+            features.append(self.lesion_features_.transform(frame[self.image_col]).reset_index(drop=True))
+        table = self._with_context(pd.concat(features, axis=1), frame)
 
         self.feature_names_ = list(table.columns)
+        families = {**self.metadata_encoder_.feature_families_,
+                    **(self.lesion_features_.feature_families_ if self.lesion_features_ is not None else {})}
         self.feature_families_ = {
-            name: self.metadata_encoder_.feature_families_.get(name, "image") for name in self.feature_names_
+            name: "patient context" if name.startswith("patient__") else families.get(name, "image")
+            for name in self.feature_names_
         }
         self.family_to_columns_: dict[str, list[str]] = {}
         for name, family in self.feature_families_.items():
@@ -454,7 +488,20 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
             image_part.loc[bad, :] = np.nan  # never a made-up image score
             parts.append(image_part)
         parts.append(self._metadata_features(frame))
-        return pd.concat(parts, axis=1)[self.feature_names_], bad
+        if self.lesion_features_ is not None:
+            lesion = pd.DataFrame(np.nan, index=range(len(frame)), columns=list(LESION_FEATURES))
+            good = np.flatnonzero(~bad)
+            if len(good):
+                measured = self.lesion_features_.transform(frame[self.image_col].iloc[good])
+                lesion.iloc[good] = measured.to_numpy()
+            parts.append(lesion)
+        return self._with_context(pd.concat(parts, axis=1), frame)[self.feature_names_], bad
+
+    def _with_context(self, table: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
+        """``table`` plus the patient-context columns when ``patient_col`` is set."""
+        if self.patient_col is None:
+            return table
+        return pd.concat([table, patient_context(table, frame[self.patient_col].to_numpy())], axis=1)
 
     def transform_features(self, X: Any) -> pd.DataFrame:
         """The table the booster sees for ``X`` (columns ``feature_names_``)."""

@@ -16,7 +16,9 @@ from scipy import ndimage as ndi
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from .images import as_image_list, read_image
+from .embedding import encoder_id_of
+from .images import as_image_list, content_hash, read_image
+from .store import resolve_store
 
 __all__ = ["LESION_FEATURES", "LesionFeatures", "draw_outline", "lesion_measurements", "segment_lesion"]
 
@@ -97,6 +99,8 @@ def segment_lesion(image: Any) -> np.ndarray:
     flat = _candidate(smooth - background + np.median(smooth[valid]), valid, 0.7)
     return raw if _contrast(smooth, raw, valid) >= _contrast(smooth, flat, valid) else flat
 
+
+_FEATURES_VERSION = 1  # bump when segmentation or a feature's meaning changes: stored rows are then recomputed
 
 #: Feature -> (family, description). Pixel measures are at the image's resolution.
 LESION_FEATURES: dict[str, tuple[str, str]] = {
@@ -184,6 +188,11 @@ class LesionFeatures(TransformerMixin, BaseEstimator):
     ----------
     pixel_spacing_mm : float, default=None
         Millimetres per pixel of the images as given; fills ``lesion_size__diameter_mm``.
+    cache : "auto", None, path or EmbeddingStore, default="auto"
+        Rows are kept in the embedding store, keyed by the image's bytes and this
+        feature set's version and parameters, so an image is measured once.
+    n_jobs : int, default=1
+        Processes measuring images that are not in the store yet.
 
     Attributes
     ----------
@@ -203,8 +212,10 @@ class LesionFeatures(TransformerMixin, BaseEstimator):
     62
     """
 
-    def __init__(self, *, pixel_spacing_mm: float | None = None) -> None:
+    def __init__(self, *, pixel_spacing_mm: float | None = None, cache: Any = "auto", n_jobs: int = 1) -> None:
         self.pixel_spacing_mm = pixel_spacing_mm
+        self.cache = cache
+        self.n_jobs = n_jobs
 
     def fit(self, X: Any = None, y: Any = None) -> LesionFeatures:
         """Nothing to learn; records the feature families."""
@@ -214,6 +225,10 @@ class LesionFeatures(TransformerMixin, BaseEstimator):
             raise ValueError(f"pixel_spacing_mm must be a positive number or None, got {self.pixel_spacing_mm!r}")
         self.feature_families_ = {name: family for name, (family, _) in LESION_FEATURES.items()}
         self.n_features_out_ = len(LESION_FEATURES)
+        identity = {"features": "melagbm.lesion", "version": _FEATURES_VERSION, "names": list(LESION_FEATURES),
+                    "pixel_spacing_mm": self.pixel_spacing_mm}
+        self.encoder_id_ = "lesion-" + encoder_id_of(identity)
+        self._identity = identity
         return self
 
     def segment(self, X: Any) -> list[np.ndarray]:
@@ -223,14 +238,34 @@ class LesionFeatures(TransformerMixin, BaseEstimator):
 
     def transform(self, X: Any) -> pd.DataFrame:
         """One row of :data:`LESION_FEATURES` per image, indexed like ``X``."""
+        from joblib import Parallel, delayed
+
         check_is_fitted(self, "feature_families_")
         items, rows = as_image_list(X)
-        records = []
-        for item, row in zip(items, rows):
-            rgb = np.asarray(read_image(item, row=row))
-            records.append(lesion_measurements(rgb, segment_lesion(rgb), self.pixel_spacing_mm))
+        keys = [content_hash(item, row) for item, row in zip(items, rows)]
+        values = np.full((len(items), len(LESION_FEATURES)), np.nan, dtype=np.float32)
+        store = resolve_store(self.cache)
+        todo = list(range(len(items)))
+        if store is not None and todo:
+            found = store.get_many(self.encoder_id_, keys)
+            todo = [i for i, vector in enumerate(found) if vector is None or len(vector) != len(LESION_FEATURES)]
+            missing = set(todo)
+            for i, vector in enumerate(found):
+                if i not in missing:
+                    values[i] = vector
+        unique = {keys[i]: i for i in todo}  # identical images measured once
+        measured = Parallel(n_jobs=self.n_jobs)(
+            delayed(_measure)(items[i], rows[i], self.pixel_spacing_mm) for i in unique.values()
+        )
+        if measured:
+            computed = dict(zip(unique, np.asarray(measured, dtype=np.float32)))
+            for i in todo:
+                values[i] = computed[keys[i]]
+            if store is not None:
+                store.put_many(self.encoder_id_, list(computed), np.stack(list(computed.values())),
+                               identity=getattr(self, "_identity", None))
         index = X.index if isinstance(X, (pd.Series, pd.DataFrame)) else None
-        return pd.DataFrame.from_records(records, columns=list(LESION_FEATURES), index=index)
+        return pd.DataFrame(values.astype(float), columns=list(LESION_FEATURES), index=index)
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         return np.asarray(list(LESION_FEATURES), dtype=object)
@@ -240,6 +275,12 @@ class LesionFeatures(TransformerMixin, BaseEstimator):
         tags.input_tags.two_d_array = False
         tags.requires_fit = True
         return tags
+
+
+def _measure(item: Any, row: Any, pixel_spacing_mm: float | None) -> list[float]:
+    rgb = np.asarray(read_image(item, row=row))
+    measures = lesion_measurements(rgb, segment_lesion(rgb), pixel_spacing_mm)
+    return [measures[name] for name in LESION_FEATURES]
 
 
 def draw_outline(image: Any, mask: np.ndarray, *, ax: Any = None, color: str = "lime", show: bool = True) -> Any:

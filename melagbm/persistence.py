@@ -55,8 +55,9 @@ _STATE = {
     "FusionClassifier": {
         "classes_", "n_features_in_", "feature_names_in_", "device_", "embedders_", "image_signal_",
         "skipped_rows_", "metadata_encoder_", "feature_names_", "feature_families_", "family_to_columns_",
-        "booster_", "n_estimators_", "calibration_", "threshold_", "threshold_log_odds_",
+        "booster_", "n_estimators_", "calibration_", "threshold_", "threshold_log_odds_", "lesion_features_",
     },
+    "LesionFeatures": {"feature_families_", "n_features_out_", "encoder_id_"},
     "ImageEmbedder": {"device_", "data_config_", "n_features_out_", "weights_digest_", "encoder_identity_",
                       "encoder_id_"},
     "ImageSignal": {"classes_", "probe_", "pca_", "n_features_in_"},
@@ -87,10 +88,11 @@ def _allowed_classes() -> dict[str, type]:
     from .decision import Calibration
     from .embedding import ImageEmbedder
     from .image_signal import ImageSignal
+    from .lesion import LesionFeatures
     from .metadata import MetadataEncoder
 
     classes: list[type] = [
-        FusionClassifier, ImageEmbedder, ImageSignal, MetadataEncoder, Calibration,
+        FusionClassifier, ImageEmbedder, ImageSignal, MetadataEncoder, LesionFeatures, Calibration,
         Pipeline, StandardScaler, LogisticRegression, PCA,
     ]
     try:
@@ -284,7 +286,7 @@ def save(model: Any, path: str | os.PathLike) -> Path:
     path = Path(path)
     with atomic_write(path) as out:
         with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-            archive.writestr(_MANIFEST, json.dumps(manifest, indent=1, sort_keys=True))
+            archive.writestr(_MANIFEST, json.dumps(manifest, indent=1))  # key order kept: dicts are ordered
             for name, data in members.items():
                 archive.writestr(name, data)
     return path
@@ -374,6 +376,13 @@ def _check_encoders(path: Path, model: Any) -> None:
         if embedder.encoder_id_ != encoder_id_of(embedder.encoder_identity_):
             raise ModelFileError(f"{path}: an embedder's id does not match its identity (edited)")
         embedder.cache = model.cache
+    lesion = getattr(model, "lesion_features_", None)
+    if lesion is not None:
+        from .lesion import LesionFeatures
+
+        if LesionFeatures(pixel_spacing_mm=lesion.pixel_spacing_mm).fit().encoder_id_ != lesion.encoder_id_:
+            raise ModelFileError(f"{path}: the lesion features' id does not match their parameters (edited)")
+        lesion.cache = model.cache
 
 
 def _use_available_device(model: Any) -> None:

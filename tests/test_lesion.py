@@ -103,3 +103,47 @@ def test_outline_is_drawn_over_the_image(ham_with_masks) -> None:
     _, rgb, _ = ham_with_masks[0]
     ax = draw_outline(rgb, segment_lesion(rgb), show=False)
     assert ax.images and ax.collections  # the image and the contour
+
+
+@pytest.fixture(scope="module")
+def isic_patients(isic_root):
+    from melagbm.datasets import load_isic2020
+
+    X, y, groups = load_isic2020(isic_root)
+    patients = groups[y == 1].unique()[:10].tolist() + groups[y == 0].unique()[:6].tolist()
+    rows = groups.isin(patients).to_numpy()
+    X = X[rows].assign(patient_id=groups[rows])
+    return X, y[rows]
+
+
+def test_fusion_with_lesion_features_and_patient_context(isic_patients, tmp_path) -> None:
+    import melagbm
+    from melagbm import FusionClassifier
+
+    X, y = isic_patients
+    model = FusionClassifier(backbone="tf_efficientnet_lite0", lesion_features=True, patient_col="patient_id",
+                             random_state=0).fit(X, y)
+    families = set(model.feature_families_.values())
+    assert {"image", "lesion size", "lesion shape", "lesion colour", "patient context"} <= families
+    assert "patient_id" not in model.feature_names_ and "meta__patient_id" not in model.feature_names_
+    table = model.transform_features(X)
+    assert table["patient__n_images"].equals(X.groupby("patient_id")["image"].transform("size").astype(float))
+    per_patient = table.groupby(X["patient_id"])["patient__image__score_z"]
+    assert np.allclose(per_patient.mean(), 0, atol=1e-9)  # z-scores centre on each patient
+    ranks = table["patient__lesion_size__diameter_px_rank"]
+    assert ranks.between(0, 1).all()
+    proba = model.predict_proba(X)[:, 1]
+    loaded = melagbm.load(model.save(tmp_path / "m.melagbm"))
+    np.testing.assert_array_equal(loaded.predict_proba(X)[:, 1], proba)
+
+
+def test_lesion_rows_come_from_the_store_the_second_time(isic_patients, tmp_path) -> None:
+    from melagbm import EmbeddingStore
+
+    X, _ = isic_patients
+    store = EmbeddingStore(tmp_path / "store")
+    first = LesionFeatures(cache=store).fit().transform(X["image"].head(12))
+    assert (store.hits, store.misses) == (0, 12)
+    second = LesionFeatures(cache=store).fit().transform(X["image"].head(12))
+    assert (store.hits, store.misses) == (12, 12)
+    pd.testing.assert_frame_equal(first, second, check_exact=False, rtol=1e-6)

@@ -45,6 +45,8 @@ def test_a_fused_model_round_trips_exactly(image_model, tmp_path) -> None:
     _assert_same_predictions(model, loaded, X)
     for attribute in ("feature_names_", "feature_families_", "family_to_columns_", "threshold_", "n_estimators_"):
         assert getattr(loaded, attribute) == getattr(model, attribute)
+    assert list(loaded.feature_families_) == list(model.feature_families_)  # dict order survives too
+    assert list(loaded.metadata_encoder_.columns_) == list(model.metadata_encoder_.columns_)
     assert loaded.calibration_ == model.calibration_
     assert [e.encoder_id_ for e in loaded.embedders_] == [e.encoder_id_ for e in model.embedders_]
     assert loaded.metadata_encoder_.categories_ == model.metadata_encoder_.categories_
