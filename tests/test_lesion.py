@@ -105,7 +105,7 @@ def isic_patients(isic_root):
     from melagbm.datasets import load_isic2020
 
     X, y, groups = load_isic2020(isic_root)
-    patients = groups[y == 1].unique()[:10].tolist() + groups[y == 0].unique()[:6].tolist()
+    patients = groups[y == 1].unique()[:5].tolist() + groups[y == 0].unique()[:3].tolist()
     rows = groups.isin(patients).to_numpy()
     X = X[rows].assign(patient_id=groups[rows])
     return X, y[rows]
