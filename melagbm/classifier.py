@@ -547,12 +547,13 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         features, bad = self._features(X)
         margin = _margin(self.booster_, features).astype(float)
         if len(self.classes_) == 2:
-            log_odds = self._calibrated_log_odds(margin)
-            if self.threshold_log_odds_ is not None:
-                refer = self._positive_probability(margin) >= self.threshold_
-                shifted = log_odds - self.threshold_log_odds_  # the sign follows the probability exactly:
-                log_odds = np.where(refer, np.maximum(shifted, np.finfo(float).tiny), np.minimum(shifted, 0.0))
-            margin = log_odds
+            positive = self._positive_probability(margin)
+            if self.threshold_log_odds_ is None:  # no chosen threshold: argmax of predict_proba
+                refer, origin = positive > 0.5, 0.0
+            else:
+                refer, origin = positive >= self.threshold_, self.threshold_log_odds_
+            shifted = self._calibrated_log_odds(margin) - origin  # the sign follows the probability exactly:
+            margin = np.where(refer, np.maximum(shifted, np.finfo(float).tiny), np.minimum(shifted, 0.0))
         margin[bad] = np.nan
         return margin
 

@@ -28,7 +28,8 @@ def patient_context(table: pd.DataFrame, patients: np.ndarray, columns: tuple[st
     ``patient__n_images``; for each of ``columns`` in ``table``: ``patient__<col>_z``
     ((value - patient mean) / patient std; 0 for a patient's only lesion or equal values)
     and ``patient__<col>_rank`` (0 = the patient's lowest, 1 = highest, 0.5 when alone).
-    Computed over the rows given: at predict time, the patient's lesions in the batch.
+    Computed over the rows given: at predict time, the patient's lesions in the batch, so
+    score a patient's lesions in one call (one row alone gets n_images 1, z 0, rank 0.5).
     """
     patients = pd.Series(np.asarray(patients), index=table.index)
     if patients.isna().any():
@@ -41,6 +42,7 @@ def patient_context(table: pd.DataFrame, patients: np.ndarray, columns: tuple[st
         mean, std = grouped.transform("mean"), grouped.transform("std", ddof=0)
         z = (values - mean) / std.where(std > 0)
         out[f"patient__{column}_z"] = z.where(counts > 1, 0.0).fillna(0.0)
-        rank = (grouped.rank(method="average") - 1) / (counts - 1).where(counts > 1)
+        measured = grouped.transform("count")  # rows with a value: a NaN does not take a rank
+        rank = (grouped.rank(method="average") - 1) / (measured - 1).where(measured > 1)
         out[f"patient__{column}_rank"] = rank.fillna(0.5)
     return pd.DataFrame(out, index=table.index)

@@ -96,3 +96,13 @@ def test_too_few_melanoma_groups_warn_and_fall_back(ham_metadata) -> None:
     with pytest.warns(UserWarning, match="No out-of-fold calibration"):
         model = FusionClassifier(image_col=None, random_state=0).fit(X.iloc[rows], y.iloc[rows])
     assert model.calibration_ is None and model.threshold_ == 0.5
+
+
+def test_without_a_threshold_predict_is_the_argmax_even_on_isotonic_plateaus(ham_metadata) -> None:
+    X, y, groups = ham_metadata
+    model = FusionClassifier(image_col=None, calibration="isotonic", target_sensitivity=None, random_state=0)
+    model.fit(X, y, groups=groups)
+    proba = model.predict_proba(X)
+    predicted = model.predict(X)
+    np.testing.assert_array_equal(predicted, model.classes_[np.argmax(proba, axis=1)])
+    np.testing.assert_array_equal(model.decision_function(X) > 0, predicted == 1)
