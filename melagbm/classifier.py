@@ -17,7 +17,7 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 from ._device import resolve_device
 from ._splits import stratified_group_splits
 from .boosters import booster_kind, fit_booster, make_booster
-from .decision import CALIBRATION_METHODS, class_weight_shift, fit_calibration, sigmoid
+from .decision import CALIBRATION_METHODS, class_weight_shift, fit_calibration, logit, sigmoid
 from .embedding import BadImageWarning, ImageEmbedder, check_on_bad_image
 from .images import ImageReadError, content_hash
 from .image_signal import ImageSignal
@@ -449,8 +449,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         if self.target_sensitivity is not None:
             oof = self._positive_probability(margin)
             self.threshold_ = threshold_for_sensitivity(y, oof, float(self.target_sensitivity))
-            clipped = min(max(self.threshold_, 1e-12), 1 - 1e-12)
-            self.threshold_log_odds_ = float(np.log(clipped) - np.log1p(-clipped))
+            self.threshold_log_odds_ = float(logit(self.threshold_))
 
     def _validation_split(
         self, y: np.ndarray, groups: np.ndarray | None, seed: int
@@ -514,8 +513,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         if self.calibration_ is None:
             return margin
         if self.calibration_.method == "isotonic":
-            positive = np.clip(self.calibration_(margin), 1e-12, 1 - 1e-12)
-            return np.log(positive) - np.log1p(-positive)
+            return logit(self.calibration_(margin))
         return self.calibration_.slope * margin + self.calibration_.intercept
 
     def _positive_probability(self, margin: np.ndarray) -> np.ndarray:

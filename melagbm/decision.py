@@ -6,13 +6,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["CALIBRATION_METHODS", "Calibration", "class_weight_shift", "fit_calibration", "sigmoid"]
+__all__ = ["CALIBRATION_METHODS", "Calibration", "class_weight_shift", "fit_calibration", "logit", "sigmoid"]
 
 CALIBRATION_METHODS = ("sigmoid", "isotonic")
 
 
 def sigmoid(margin: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(margin, dtype=float)))
+
+
+def logit(probability: np.ndarray | float) -> np.ndarray:
+    """Log-odds of a probability, clipped to [1e-12, 1 - 1e-12] so 0 and 1 stay finite."""
+    clipped = np.clip(np.asarray(probability, dtype=float), 1e-12, 1 - 1e-12)
+    return np.log(clipped) - np.log1p(-clipped)
 
 
 @dataclass(frozen=True)

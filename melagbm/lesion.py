@@ -24,8 +24,9 @@ __all__ = ["LESION_FEATURES", "LesionFeatures", "draw_outline", "lesion_measurem
 
 
 def _disk(radius: int) -> np.ndarray:
-    yy, xx = np.mgrid[-radius : radius + 1, -radius : radius + 1]
-    return xx**2 + yy**2 <= radius**2
+    from skimage.morphology import disk
+
+    return disk(radius).astype(bool)
 
 
 def _lightness(rgb: np.ndarray) -> np.ndarray:
@@ -79,9 +80,7 @@ def segment_lesion(image: Any) -> np.ndarray:
     copy; in each, the most central component (border-touching small ones penalised);
     of the two, the mask whose boundary has the stronger contrast.
     """
-    rgb = np.asarray(read_image(image) if not isinstance(image, np.ndarray) else image)
-    if rgb.ndim != 3 or rgb.shape[2] != 3:
-        rgb = np.asarray(read_image(rgb))
+    rgb = np.asarray(read_image(image))  # arrays too: grey or RGBA become 8-bit RGB
     lightness = _lightness(rgb.astype(float) / 255.0)
     closed = ndi.grey_closing(lightness, footprint=_disk(4))
     lightness = np.where(closed - lightness > 12, closed, lightness)  # hair: thin and much darker
@@ -147,7 +146,7 @@ def lesion_measurements(image: Any, mask: np.ndarray, pixel_spacing_mm: float | 
     from skimage.color import rgb2lab
     from skimage.measure import perimeter, regionprops
 
-    rgb = np.asarray(read_image(image) if not isinstance(image, np.ndarray) else image)
+    rgb = np.asarray(read_image(image))
     out = dict.fromkeys(LESION_FEATURES, np.nan)
     mask = np.asarray(mask, dtype=bool)
     area = int(mask.sum())
@@ -289,7 +288,7 @@ def draw_outline(image: Any, mask: np.ndarray, *, ax: Any = None, color: str = "
 
     if ax is None:
         ax = plt.subplots(figsize=(4, 3))[1]
-    ax.imshow(np.asarray(read_image(image) if not isinstance(image, np.ndarray) else image))
+    ax.imshow(np.asarray(read_image(image)))
     ax.contour(np.asarray(mask, dtype=float), levels=[0.5], colors=[color], linewidths=1.5)
     ax.set_axis_off()
     if show:

@@ -50,12 +50,19 @@ def _challenge_partial_auc(solution, submission, min_tpr=0.80):
     return 0.5 * max_fpr**2 + (max_fpr - 0.5 * max_fpr**2) / (1.0 - 0.5) * (partial_auc_scaled - 0.5)
 
 
+def _random_labels(rng: np.random.Generator, sizes: tuple[int, int], prevalences: tuple[float, float]) -> np.ndarray:
+    """0/1 labels of random length and prevalence, both classes present."""
+    n = int(rng.integers(*sizes))
+    y = (rng.random(n) < rng.uniform(*prevalences)).astype(int)
+    y[:2] = [0, 1]
+    return y
+
+
 @pytest.mark.parametrize("seed", range(25))
 def test_partial_auc_agrees_with_the_challenge_formula(seed) -> None:
     rng = np.random.default_rng(seed)
-    n = int(rng.integers(20, 3000))
-    y = (rng.random(n) < rng.uniform(0.01, 0.5)).astype(int)
-    y[:2] = [0, 1]
+    y = _random_labels(rng, (20, 3000), (0.01, 0.5))
+    n = len(y)
     score = np.round(rng.random(n) + 0.5 * y * rng.random(), int(rng.integers(1, 4)))  # many ties
     for min_tpr in (0.8, 0.9, 0.5):
         assert abs(partial_auc(y, score, min_tpr) - _challenge_partial_auc(y, score, min_tpr)) < 1e-9
@@ -116,9 +123,8 @@ def test_the_table_agrees_with_scikit_learn_and_the_challenge(seed) -> None:
     from melagbm.evaluation import _point_metrics, _WeightedCurves
 
     rng = np.random.default_rng(seed)
-    n = int(rng.integers(50, 2000))
-    y = (rng.random(n) < rng.uniform(0.02, 0.4)).astype(int)
-    y[:2] = [0, 1]
+    y = _random_labels(rng, (50, 2000), (0.02, 0.4))
+    n = len(y)
     proba = np.round(np.clip(0.3 * y + rng.random(n) * 0.7, 0, 1), int(rng.integers(1, 3)))
     predicted = (proba >= 0.5).astype(int)
     weight = rng.integers(0, 4, n).astype(float) if seed % 2 else np.ones(n)
