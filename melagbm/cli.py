@@ -81,7 +81,7 @@ def _demo(args: argparse.Namespace) -> int:
             result = cross_validate(make(), data, y, groups, n_splits=args.folds, n_bootstrap=0,
                                     random_state=args.seed)
             rows[name] = result.metrics["value"]
-    table = pd.DataFrame(rows).T[["roc_auc", "pauc_80", "sens_at_spec90"]].rename(
+    table = pd.DataFrame(rows).T.rename_axis(columns=None)[["roc_auc", "pauc_80", "sens_at_spec90"]].rename(
         columns={"roc_auc": "ROC AUC", "pauc_80": "pAUC>80%TPR", "sens_at_spec90": "sens@90%spec"}
     )
     print(table.round(3).to_string())
