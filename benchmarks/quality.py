@@ -32,28 +32,29 @@ from melagbm.report import write_report
 
 LITE0, LITE2 = "tf_efficientnet_lite0", "tf_efficientnet_lite2"
 
+#: The image and metadata alone, as melagbm fused them before lesion features and patient context.
+PLAIN = {"lesion_features": False, "patient_col": None}
+
 #: name -> (description, FusionClassifier parameters); image_col=None means metadata only.
+#: ISIC frames carry ``patient_id`` (so the default adds patient context) unless patient_col is None.
 CONFIGS: dict[str, tuple[str, dict]] = {
-    "metadata": ("metadata only (age, sex, site)", {"image_col": None}),
-    "image": ("image only (default image features)", {"metadata_cols": []}),
-    "default": ("fused, default: Lite0+Lite2, 4 levels, probe score", {}),
-    "pca": ("fused, image_features=pca (32 components)", {"image_features": "pca"}),
-    "probe+pca": ("fused, image_features=probe+pca", {"image_features": "probe+pca"}),
-    "lite0": ("fused, Lite0 only, 4 levels, probe", {"backbone": LITE0}),
-    "lite2": ("fused, Lite2 only, 4 levels, probe", {"backbone": LITE2}),
-    "lite0-flip": ("fused, Lite0 only, 4 levels, probe, flip TTA", {"backbone": LITE0, "tta": "flip"}),
-    "lite0-last": ("fused, Lite0 only, last layer only, probe", {"backbone": LITE0, "layers": 1}),
+    "metadata": ("metadata only (age, sex, site)", {"image_col": None, "patient_col": None}),
+    "image": ("image only (default image features)", {"metadata_cols": [], **PLAIN}),
+    "default": ("fused, default: Lite0+Lite2 probe score, lesion features, patient context (ISIC)", {}),
+    "plain": ("fused image + metadata only (no lesion features, no patient context)", PLAIN),
+    "no-lesion": ("default without lesion features (patient context only)", {"lesion_features": False}),
+    "no-context": ("default without patient context (lesion features only)", {"patient_col": None}),
+    "pca": ("plain, image_features=pca (32 components)", {"image_features": "pca", **PLAIN}),
+    "probe+pca": ("plain, image_features=probe+pca", {"image_features": "probe+pca", **PLAIN}),
+    "lite0": ("plain, Lite0 only, 4 levels, probe", {"backbone": LITE0, **PLAIN}),
+    "lite2": ("plain, Lite2 only, 4 levels, probe", {"backbone": LITE2, **PLAIN}),
+    "lite0-flip": ("plain, Lite0 only, 4 levels, probe, flip TTA", {"backbone": LITE0, "tta": "flip", **PLAIN}),
+    "lite0-last": ("plain, Lite0 only, last layer only, probe", {"backbone": LITE0, "layers": 1, **PLAIN}),
     "naive": (
         "naive: Lite0 last layer, raw embedding into LightGBM",
-        {"backbone": LITE0, "layers": 1, "image_features": "embedding"},
+        {"backbone": LITE0, "layers": 1, "image_features": "embedding", **PLAIN},
     ),
     "xgboost": ("fused, default, XGBoost booster", {"booster": "xgboost"}),
-    "lesion": ("fused + lesion size/shape/colour features", {"lesion_features": True}),
-    "context": ("fused + patient context (image score within patient)", {"patient_col": "patient_id"}),
-    "lesion+context": (
-        "fused + lesion features + patient context",
-        {"lesion_features": True, "patient_col": "patient_id"},
-    ),
 }
 
 
@@ -82,7 +83,7 @@ def main() -> None:
         title, load = loaders[key]
         X, y, groups = load()
         wanted = [CONFIGS[name][1] for name in args.only.split(",")]
-        if "image" in X and any(params.get("lesion_features") for params in wanted):
+        if "image" in X and any(params.get("lesion_features", True) for params in wanted):
             from melagbm.lesion import LesionFeatures
 
             started = time.perf_counter()  # measure every image once, in parallel; the folds then read the store
@@ -95,11 +96,8 @@ def main() -> None:
             description, params = CONFIGS[name]
             if "image" not in X.columns and params.get("image_col", "image") is not None:
                 continue  # an image model on a dataset without images
-            if params.get("patient_col") and key == "ham":
-                print(f"| {description} | n/a: HAM10000 has no patient ids (groups are lesions) | | | | |")
-                continue
             data = X.drop(columns="image") if params.get("image_col", "image") is None and "image" in X else X
-            if params.get("patient_col"):
+            if key != "ham" and params.get("patient_col", "auto") is not None:  # HAM10000's groups are lesions
                 data = data.assign(patient_id=groups.to_numpy())
             started = time.perf_counter()
             result = cross_validate(

@@ -32,6 +32,8 @@ _SEED_MAX = 2**31 - 1
 # Below this many rows one booster thread is faster than several, and OpenMP threads
 # spinning beside torch's and BLAS's can stall a notebook kernel on a small machine.
 _SMALL_TABLE = 10_000
+#: The patient column ``patient_col="auto"`` looks for (the name ISIC's metadata uses).
+PATIENT_ID_COLUMN = "patient_id"
 
 
 class FusionClassifier(ClassifierMixin, BaseEstimator):
@@ -53,7 +55,8 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         Column of patient (or lesion) ids. Used for the internal splits and never as
         a feature. ``fit(..., groups=...)`` does the same without a column.
     metadata_cols : "auto", "known" or list of str, default="auto"
-        "auto": every column but ``image_col`` and ``group_col``. "known": only the
+        "auto": every column but ``image_col``, ``group_col``, the patient column and
+        any ``patient_id``. "known": only the
         recognised age, sex and site columns. A list names them.
     backbone : str or tuple of str, default=("tf_efficientnet_lite0", "tf_efficientnet_lite2")
         Image encoder(s); packaged ones work offline (``melagbm.ENCODERS``). With
@@ -67,16 +70,20 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         Test-time augmentation of the embedding.
     preprocessing : dict, default=None
         Overrides of the backbones' preprocessing; see :class:`~melagbm.ImageEmbedder`.
-    lesion_features : bool, default=False
+    lesion_features : bool or "auto", default="auto"
         Segment each lesion and add its size, shape and colour
         (:class:`~melagbm.lesion.LesionFeatures`; families "lesion size", "lesion shape",
-        "lesion colour"). Measured rows are kept in the store like embeddings.
-    patient_col : str or None, default=None
+        "lesion colour"). Measured rows are kept in the store like embeddings. "auto": on
+        whenever there are images (they raised cross-validated AUC on HAM10000, and with
+        patient context on the ISIC 2020 subset; see the user guide).
+    patient_col : str, "auto" or None, default="auto"
         Column of patient ids. Never a feature; adds patient context (family "patient
         context": images per patient and each lesion's z-score and rank among the
         patient's lesions, see :func:`~melagbm.patient.patient_context`), and groups
         the internal splits when neither ``group_col`` nor ``groups`` is given. At predict
         time the context comes from the patient's lesions present in the same call.
+        "auto": the column ``"patient_id"`` (ISIC's name) when X has one, else none
+        (``patient_col_`` tells which). None: no patient context.
     pixel_spacing_mm : float, default=None
         Millimetres per pixel, for ``lesion_size__diameter_mm``.
     image_features : {"probe", "pca", "embedding", "probe+pca"}, default="probe"
@@ -147,7 +154,9 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         Two classes: ``predict`` gives the positive class where its probability is at
         least this (0.5 without ``target_sensitivity`` or when too few groups).
     lesion_features_ : LesionFeatures or None
-        The lesion measurer (``lesion_features=True``).
+        The lesion measurer (None when the model has no lesion features).
+    patient_col_ : str or None
+        The patient column behind the patient context (None: no context).
     skipped_rows_ : list
         Row labels fit left out because their image was unreadable (``on_bad_image="skip"``).
     threshold_log_odds_ : float or None
@@ -177,7 +186,9 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
     >>> clf.predict_proba(X.head(3)).shape
     (3, 2)
     >>> sorted(clf.family_to_columns_)
-    ['age', 'image', 'sex', 'site']
+    ['age', 'image', 'lesion colour', 'lesion shape', 'lesion size', 'sex', 'site']
+    >>> clf.explain(X.head(3), grouped=True).feature_names
+    ['image', 'lesion size', 'lesion shape', 'lesion colour', 'age', 'sex', 'site']
     """
 
     def __init__(
@@ -191,8 +202,8 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         layers: int = 4,
         tta: str = "none",
         preprocessing: dict[str, Any] | None = None,
-        lesion_features: bool = False,
-        patient_col: str | None = None,
+        lesion_features: bool | str = "auto",
+        patient_col: str | None = "auto",
         pixel_spacing_mm: float | None = None,
         image_features: str = "probe",
         n_components: int = 32,
@@ -260,13 +271,14 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
             frame = pd.DataFrame(array, columns=[f"x{i}" for i in range(array.shape[1])])
         if len(frame) == 0:
             raise ValueError("X has no rows")
-        for column in (self.image_col, self.group_col, self.patient_col):
+        patient_col = self.patient_col if reset else self.patient_col_
+        for column in (self.image_col, self.group_col, None if patient_col == "auto" else patient_col):
             if column is not None and column not in frame.columns:
                 raise ValueError(f"X has no column {column!r}; columns are {list(frame.columns)}")
         return frame
 
     def _metadata_frame(self, X: pd.DataFrame) -> pd.DataFrame:
-        excluded = {self.image_col, self.group_col, self.patient_col}
+        excluded = {self.image_col, self.group_col, self.patient_col_, PATIENT_ID_COLUMN}  # ids are never features
         if isinstance(self.metadata_cols, str) and self.metadata_cols in ("auto", "known"):
             columns = [c for c in X.columns if c not in excluded]
         else:
@@ -282,8 +294,8 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
     def _groups(self, X: pd.DataFrame, groups: Any) -> np.ndarray | None:
         if groups is None and self.group_col is not None:
             groups = X[self.group_col]
-        elif groups is None and self.patient_col is not None:
-            groups = X[self.patient_col]
+        elif groups is None and self.patient_col_ is not None:
+            groups = X[self.patient_col_]
         if groups is None:
             return None
         groups = np.asarray(groups)
@@ -314,6 +326,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         if len(y) != len(frame):
             raise ValueError(f"y has {len(y)} labels but X has {len(frame)} rows")
         check_classification_targets(y)
+        self.patient_col_ = self._resolve_patient_col(frame)
         self.classes_, y_codes = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
             raise ValueError(
@@ -369,9 +382,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         ).fit(self._metadata_frame(frame))
         features.append(self._metadata_features(frame))
         self.lesion_features_ = None
-        if self.lesion_features:
-            if self.image_col is None:
-                raise ValueError("lesion_features=True needs images: set image_col")
+        if self._uses_lesion_features():
             self.lesion_features_ = LesionFeatures(pixel_spacing_mm=self.pixel_spacing_mm, cache=self.cache).fit()
             features.append(self.lesion_features_.transform(frame[self.image_col]).reset_index(drop=True))
         table = self._with_context(pd.concat(features, axis=1), frame)
@@ -408,6 +419,18 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         if len(self.classes_) == 2:
             self._fit_decision(estimator, table, y_codes, weights, group_ids, seed)
         return self
+
+    def _resolve_patient_col(self, frame: pd.DataFrame) -> str | None:
+        if self.patient_col == "auto":
+            return PATIENT_ID_COLUMN if PATIENT_ID_COLUMN in frame.columns else None
+        return self.patient_col
+
+    def _uses_lesion_features(self) -> bool:
+        if self.lesion_features not in (True, False, "auto"):
+            raise ValueError(f"lesion_features must be True, False or 'auto', got {self.lesion_features!r}")
+        if self.lesion_features is True and self.image_col is None:
+            raise ValueError("lesion_features=True needs images: set image_col")
+        return self.image_col is not None and self.lesion_features in (True, "auto")
 
     def _check_decision_params(self) -> None:
         if self.calibration is not None and self.calibration not in CALIBRATION_METHODS:
@@ -498,9 +521,9 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
 
     def _with_context(self, table: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
         """``table`` plus the patient-context columns when ``patient_col`` is set."""
-        if self.patient_col is None:
+        if self.patient_col_ is None:
             return table
-        return pd.concat([table, patient_context(table, frame[self.patient_col].to_numpy())], axis=1)
+        return pd.concat([table, patient_context(table, frame[self.patient_col_].to_numpy())], axis=1)
 
     def transform_features(self, X: Any) -> pd.DataFrame:
         """The table the booster sees for ``X`` (columns ``feature_names_``)."""
@@ -572,6 +595,54 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         if len(self.classes_) == 2:
             return self.classes_[(score > 0).astype(int)]
         return self.classes_[np.argmax(score, axis=1)]
+
+    def explain(self, X: Any, *, grouped: bool = False) -> Any:
+        """Exact SHAP values of the booster's margin (log-odds) for each row of ``X``.
+
+        Returns a ``shap.Explanation``: one column per booster feature, or with
+        ``grouped=True`` one per feature family (image, lesion size, lesion shape,
+        lesion colour, age, sex, site, patient context, ...), each the sum of its
+        features' signed values. Per row, values plus ``base_values`` equal the
+        booster's raw margin; calibration, a monotone map applied after, is not part
+        of it. Categorical ``data`` holds category codes (labels in ``display_data``).
+        Rows whose image was skipped as unreadable get NaN values.
+        """
+        from .explain import group_explanation, make_explanation, tree_contributions
+
+        check_is_fitted(self, "booster_")
+        features, bad = self._features(X)
+        if isinstance(X, pd.DataFrame):
+            features.index = X.index
+        values, base_values = tree_contributions(self.booster_, features)
+        values[bad], base_values[bad] = np.nan, np.nan
+        explanation = make_explanation(values, base_values, features)
+        return group_explanation(explanation, self.feature_families_) if grouped else explanation
+
+    def feature_importance(
+        self,
+        X: Any,
+        groups: Any = None,
+        *,
+        n_bootstrap: int = 1000,
+        confidence: float = 0.95,
+        random_state: int | None = 0,
+    ) -> pd.DataFrame:
+        """Mean |SHAP| per feature family over ``X``, most important first, with a bootstrap interval.
+
+        The interval resamples whole patients/lesions: ``groups``, else ``X[group_col]``,
+        else ``X[patient_col_]``, else single rows. Columns ``mean_abs_shap`` (log-odds),
+        ``ci_low``, ``ci_high`` and ``share`` of the total. Explain held-out rows, not the
+        training rows, for the importance the model shows on new patients.
+        """
+        from .explain import family_importance
+
+        grouped = self.explain(X, grouped=True)
+        if groups is None and isinstance(X, pd.DataFrame):
+            column = next((c for c in (self.group_col, self.patient_col_) if c is not None and c in X.columns), None)
+            groups = None if column is None else X[column].to_numpy()
+        return family_importance(
+            grouped, groups, n_bootstrap=n_bootstrap, confidence=confidence, random_state=random_state
+        )
 
     def save(self, path: str | os.PathLike) -> Any:
         """Write the fitted model to one file that :func:`melagbm.load` reads without pickle.

@@ -1,4 +1,4 @@
-"""Command line: ``melagbm demo | fit | predict | evaluate | embed``."""
+"""Command line: ``melagbm demo | fit | predict | evaluate | explain | embed``."""
 
 from __future__ import annotations
 
@@ -52,6 +52,8 @@ def _model_options(args: argparse.Namespace) -> dict:
     if args.backbone:
         names = tuple(name.strip() for name in args.backbone.split(",") if name.strip())
         options["backbone"] = names[0] if len(names) == 1 else names
+    if args.no_lesion_features:
+        options["lesion_features"] = False
     return options
 
 
@@ -175,6 +177,28 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _explain(args: argparse.Namespace) -> int:
+    from .explain_report import write_explanation_report
+
+    model = _load_model(Path(args.model), allow_pickle=args.allow_pickle)
+    frame = _read_frame(args)
+    groups = None
+    if args.group_col:
+        if args.group_col not in frame.columns:
+            raise SystemExit(f"error: {args.metadata} has no column {args.group_col!r}")
+        groups = frame[args.group_col].to_numpy()
+    started = time.perf_counter()
+    report = write_explanation_report(
+        model, frame[list(model.feature_names_in_)], args.out, groups=groups, n_bootstrap=args.bootstrap,
+        title=f"melagbm explanation: {Path(args.metadata).name}",
+        notes=[f"model: {args.model}", f"data: {args.metadata} with images from {args.images}"],
+    )
+    importance = pd.read_csv(Path(args.out) / "importance.csv", index_col=0)
+    print(importance.round(3).to_string())
+    print(f"report written to {report} ({time.perf_counter() - started:.0f} s)")
+    return 0
+
+
 def _embed(args: argparse.Namespace) -> int:
     from . import FusionClassifier, ImageEmbedder
     from .datasets import IMAGE_EXTENSIONS, frame_from_csv
@@ -230,6 +254,8 @@ def _parser() -> argparse.ArgumentParser:
             help=f"encoder name(s), comma-separated (default: FusionClassifier's); packaged: {', '.join(ENCODERS)}",
         )
         sub.add_argument("--booster", default="lightgbm", choices=["lightgbm", "xgboost"])
+        sub.add_argument("--no-lesion-features", action="store_true",
+                         help="leave out the lesion size/shape/colour features (faster: no segmentation)")
         sub.add_argument("--seed", type=int, default=0)
 
     demo = commands.add_parser("demo", help="fit and score on synthetic lesions (runs anywhere)")
@@ -246,7 +272,8 @@ def _parser() -> argparse.ArgumentParser:
     fit = commands.add_parser("fit", help="fit a FusionClassifier on a CSV and an image folder")
     add_data_options(fit)
     fit.add_argument("--target", default="target", help="label column (1 = melanoma)")
-    fit.add_argument("--group-col", default=None, help="patient/lesion id column (never a feature)")
+    fit.add_argument("--group-col", default=None,
+                     help="patient/lesion id column (never a feature; one named patient_id also adds patient context)")
     fit.add_argument("--metadata-cols", default=None,
                      help="comma-separated feature columns (default: the recognised age, sex and site columns)")
     fit.add_argument("--model", required=True,
@@ -261,7 +288,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     add_data_options(evaluate)
     evaluate.add_argument("--target", default="target", help="label column (1 = melanoma)")
-    evaluate.add_argument("--group-col", default=None, help="patient/lesion id column: folds never split a group")
+    evaluate.add_argument("--group-col", default=None,
+                          help="patient/lesion id column: folds never split a group (patient_id adds patient context)")
     evaluate.add_argument("--metadata-cols", default=None,
                           help="comma-separated feature columns (default: the recognised age, sex and site columns)")
     evaluate.add_argument("--out", required=True, help="folder for report.md, roc.png, calibration.png, CSVs")
@@ -281,6 +309,19 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--allow-pickle", action="store_true",
                          help="allow a .joblib/.pkl model (unpickling runs code: only for files you made)")
     predict.set_defaults(run=_predict)
+
+    explain = commands.add_parser(
+        "explain", help="SHAP importance of a fitted model on a CSV and images: PNG plots and a markdown report"
+    )
+    add_data_options(explain)
+    explain.add_argument("--model", required=True)
+    explain.add_argument("--out", required=True, help="folder for report.md, the PNGs and CSVs")
+    explain.add_argument("--group-col", default=None,
+                         help="patient/lesion id column the importance intervals resample (default: the model's)")
+    explain.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the intervals")
+    explain.add_argument("--allow-pickle", action="store_true",
+                         help="allow a .joblib/.pkl model (unpickling runs code: only for files you made)")
+    explain.set_defaults(run=_explain)
 
     embed = commands.add_parser(
         "embed", help="precompute embeddings into the store (resumable: reruns embed only what is missing)"

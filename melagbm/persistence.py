@@ -56,6 +56,7 @@ _STATE = {
         "classes_", "n_features_in_", "feature_names_in_", "device_", "embedders_", "image_signal_",
         "skipped_rows_", "metadata_encoder_", "feature_names_", "feature_families_", "family_to_columns_",
         "booster_", "n_estimators_", "calibration_", "threshold_", "threshold_log_odds_", "lesion_features_",
+        "patient_col_",
     },
     "LesionFeatures": {"feature_families_", "n_features_out_", "encoder_id_"},
     "ImageEmbedder": {"device_", "data_config_", "n_features_out_", "weights_digest_", "encoder_identity_",
@@ -211,6 +212,8 @@ class _Decoder:
             obj = cls(**self(value["params"]))
             for key, attribute in state.items():
                 setattr(obj, key, attribute)
+            if cls.__name__ == "FusionClassifier" and "patient_col_" not in state:  # files from melagbm 0.1
+                obj.patient_col_ = obj.patient_col
             return obj
         raise ModelFileError(f"unexpected entry in the model file: {sorted(value)[:3]}")
 

@@ -12,6 +12,7 @@ from sklearn.pipeline import Pipeline
 from melagbm import EmbeddingStore, FusionClassifier, ImageReadError
 from melagbm.evaluation import cross_validate as evaluate
 from melagbm.evaluation import roc_auc
+from melagbm.lesion import LESION_FEATURES
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +30,13 @@ def test_fit_predict_on_real_dermoscopy(ham_sample, fitted) -> None:
     np.testing.assert_array_equal(fitted.predict(X.head(20)), (proba[:, 1] >= fitted.threshold_).astype(int))
     log_odds = fitted.decision_function(X.head(20)) + fitted.threshold_log_odds_
     np.testing.assert_allclose(1 / (1 + np.exp(-log_odds)), proba[:, 1], rtol=1e-6)
-    assert fitted.feature_names_ == ["image__score", "age", "sex", "site"]
-    assert fitted.family_to_columns_ == {"image": ["image__score"], "age": ["age"], "sex": ["sex"], "site": ["site"]}
+    lesion = list(LESION_FEATURES)  # on by default with images
+    assert fitted.feature_names_ == ["image__score", "age", "sex", "site", *lesion]
+    assert {family: columns for family, columns in fitted.family_to_columns_.items() if not family.startswith("lesion")} == {
+        "image": ["image__score"], "age": ["age"], "sex": ["sex"], "site": ["site"]
+    }
+    assert sum(len(c) for f, c in fitted.family_to_columns_.items() if f.startswith("lesion")) == len(lesion)
+    assert fitted.patient_col_ is None  # no patient_id column: no patient context
     assert fitted.device_ == "cpu" and fitted.n_estimators_ >= 1
     table = fitted.transform_features(X.head(3))
     assert list(table.columns) == fitted.feature_names_ and list(table.index) == list(X.head(3).index)
@@ -59,7 +65,8 @@ def test_refit_reuses_the_embedding_store(ham_sample, fitted) -> None:
     FusionClassifier(random_state=0, cache=store).fit(X, y, groups=groups)
     backbones = len(fitted.embedders_)
     assert backbones == 2
-    assert store.misses == 0 and store.hits == backbones * len(X)  # the fixture embedded them already
+    # the fixture embedded and measured them already: one hit per image for each backbone and the lesion rows
+    assert store.misses == 0 and store.hits == (backbones + 1) * len(X)
 
 
 def test_sklearn_contract(ham_sample, fitted) -> None:
@@ -103,8 +110,24 @@ def test_metadata_only_and_image_only(ham_sample) -> None:
     X, y, groups = ham_sample
     meta = FusionClassifier(image_col=None).fit(X.drop(columns="image"), y, groups=groups)
     assert meta.feature_names_ == ["age", "sex", "site"] and meta.embedders_ == []
-    image = FusionClassifier(metadata_cols=[]).fit(X, y, groups=groups)
+    image = FusionClassifier(metadata_cols=[], lesion_features=False).fit(X, y, groups=groups)
     assert image.feature_names_ == ["image__score"]
+    with pytest.raises(ValueError, match="lesion_features=True needs images"):
+        FusionClassifier(image_col=None, lesion_features=True).fit(X.drop(columns="image"), y)
+    with pytest.raises(ValueError, match="lesion_features must be True, False or 'auto'"):
+        FusionClassifier(lesion_features="yes").fit(X, y)
+
+
+def test_patient_id_column_adds_context_by_default_and_is_never_a_feature(ham_sample) -> None:
+    X, y, groups = ham_sample
+    patients = X.assign(patient_id=groups.to_numpy())  # stand-in patient ids: HAM10000's lesion ids
+    auto = FusionClassifier(image_col=None).fit(patients.drop(columns="image"), y)
+    assert auto.patient_col_ == "patient_id" and auto.feature_names_ == ["age", "sex", "site", "patient__n_images"]
+    assert auto.feature_families_["patient__n_images"] == "patient context"
+    off = FusionClassifier(image_col=None, patient_col=None).fit(patients.drop(columns="image"), y)
+    assert off.patient_col_ is None and off.feature_names_ == ["age", "sex", "site"]
+    with pytest.raises(ValueError, match="missing:\n- patient_id"):  # the context needs the patient column
+        auto.predict_proba(X.drop(columns="image").head())
 
 
 def test_missing_image_file_is_named(ham_sample, fitted) -> None:

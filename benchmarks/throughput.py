@@ -1,0 +1,157 @@
+"""Embedding throughput (images/s) and boosting/SHAP speed, CPU against GPU, side by side.
+
+On the same images:
+
+(a) a naive loop: open one image, preprocess it, one forward pass, next image;
+(b) melagbm's CPU path: ``ImageEmbedder(device="cpu")`` (batches, DataLoader decoding, thread
+    settings; no store, so every image is computed);
+(c) melagbm's CUDA path, when torch sees a GPU: batched GPU JPEG decoding, bf16 autocast,
+    channels_last, pinned memory;
+
+then XGBoost training and exact SHAP contributions on a wide table (embedding + metadata)
+with ``device="cpu"`` and, with a GPU, ``device="cuda"``. Ratios are printed beside the
+figures, and the GPU rows name the card.
+
+    python benchmarks/throughput.py                      # ISIC 2020 subset, 512 images
+    python benchmarks/throughput.py --n 2701             # the whole subset
+    python benchmarks/throughput.py --synthetic 2048     # generated images (no data needed)
+
+Finishes within 5 minutes on a GPU machine with the defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+def _timed(work):  # type: ignore[no-untyped-def]
+    started = time.perf_counter()
+    result = work()
+    return time.perf_counter() - started, result
+
+
+def naive_loop(paths: list[str], backbone: str) -> float:
+    """Seconds for the textbook loop: PIL open, timm preprocessing, a batch of one per forward pass."""
+    import timm
+    import torch
+    from PIL import Image
+
+    from melagbm import load_backbone
+
+    model = load_backbone(backbone).eval()
+    transform = timm.data.create_transform(**timm.data.resolve_data_config({}, model=model), is_training=False)
+    with torch.inference_mode():
+        model(transform(Image.open(paths[0]).convert("RGB")).unsqueeze(0))  # warm-up
+        started = time.perf_counter()
+        for path in paths:
+            model(transform(Image.open(path).convert("RGB")).unsqueeze(0))
+    return time.perf_counter() - started
+
+
+def melagbm_path(paths: list[str], backbone: str, device: str, batch_size: int) -> float:
+    """Seconds for ImageEmbedder on ``device`` (no store: every image is computed)."""
+    from melagbm import ImageEmbedder
+
+    embedder = ImageEmbedder(backbone=backbone, device=device, batch_size=batch_size, cache=None).fit()
+    embedder.transform(paths[:batch_size])  # warm-up: workers, kernels, cuDNN autotuning
+    seconds, _ = _timed(lambda: embedder.transform(paths))
+    return seconds
+
+
+def boosting(table: pd.DataFrame, y: np.ndarray, device: str, rounds: int) -> tuple[float, float]:
+    """(seconds to train XGBoost for ``rounds`` rounds, seconds for exact SHAP contributions of every row)."""
+    from xgboost import XGBClassifier
+
+    from melagbm.explain import tree_contributions
+
+    model = XGBClassifier(n_estimators=rounds, max_depth=6, learning_rate=0.05, tree_method="hist",
+                          device=device, enable_categorical=True, random_state=0)
+    fit_seconds, _ = _timed(lambda: model.fit(table, y))
+    tree_contributions(model, table.head(64))  # warm-up
+    shap_seconds, _ = _timed(lambda: tree_contributions(model, table))
+    return fit_seconds, shap_seconds
+
+
+def _images(args: argparse.Namespace, folder: Path) -> tuple[list[str], pd.DataFrame, np.ndarray, str]:
+    if args.synthetic:
+        from melagbm.datasets import make_synthetic
+
+        X, y, _ = make_synthetic(args.synthetic, random_state=0)
+        paths = []
+        for index, image in enumerate(X["image"]):
+            path = folder / f"synthetic_{index:05d}.jpg"
+            from PIL import Image
+
+            Image.fromarray(np.asarray(image)).save(path, quality=92)
+            paths.append(str(path))
+        return paths, X.drop(columns="image"), y.to_numpy(), f"{len(paths)} synthetic JPEGs"
+    from melagbm.datasets import load_isic2020
+
+    X, y, _ = load_isic2020(args.data / "isic2020")
+    X, y = X.iloc[: args.n], y.iloc[: args.n]
+    return list(X["image"]), X.drop(columns="image"), y.to_numpy(), f"{len(X)} SIIM-ISIC 2020 subset JPEGs"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    default_data = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    parser.add_argument("--data", type=Path, default=Path(os.environ.get("MELAGBM_DATA", default_data)))
+    parser.add_argument("--n", type=int, default=512, help="images of the ISIC 2020 subset")
+    parser.add_argument("--synthetic", type=int, default=0, help="use this many generated images instead")
+    parser.add_argument("--backbone", default="tf_efficientnet_lite0")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=300, help="XGBoost rounds for the boosting timing")
+    args = parser.parse_args()
+    import torch
+
+    from melagbm import ImageEmbedder, MetadataEncoder
+
+    gpu = torch.cuda.is_available()
+    card = torch.cuda.get_device_name(0) if gpu else None
+    with tempfile.TemporaryDirectory() as folder:
+        if not args.synthetic and not (args.data / "isic2020").exists():
+            print(f"no data at {args.data / 'isic2020'}: using 1024 synthetic images")
+            args.synthetic = 1024
+        paths, metadata, y, what = _images(args, Path(folder))
+        print(f"{what}; backbone {args.backbone}; {os.cpu_count()} CPU cores, torch {torch.__version__}; "
+              f"GPU: {card or 'none'}")
+        rows = []
+        naive = naive_loop(paths, args.backbone)
+        rows.append(("(a) naive loop, CPU, one image per forward", naive))
+        cpu = melagbm_path(paths, args.backbone, "cpu", args.batch_size)
+        rows.append((f"(b) melagbm CPU path (batch {args.batch_size})", cpu))
+        if gpu:
+            cuda = melagbm_path(paths, args.backbone, "cuda", args.batch_size * 4)
+            rows.append((f"(c) melagbm CUDA path on {card} (batch {args.batch_size * 4})", cuda))
+        print("\n| embedding | images/s | vs (a) |\n|---|---|---|")
+        for name, seconds in rows:
+            print(f"| {name} | {len(paths) / seconds:.1f} | {naive / seconds:.2f}x |")
+
+        embedder = ImageEmbedder(backbone=args.backbone, cache=None, device="cuda" if gpu else "cpu").fit()
+        embedding = embedder.transform(paths)
+        encoded = MetadataEncoder().fit_transform(metadata).reset_index(drop=True)  # age, sex, site
+        table = pd.concat([pd.DataFrame(embedding, columns=[f"e{i}" for i in range(embedding.shape[1])]), encoded],
+                          axis=1)
+        repeats = max(1, 20_000 // len(table))  # a table of about 20,000 rows
+        wide = pd.concat([table] * repeats, ignore_index=True)
+        labels = np.tile(y, repeats)
+        print(f"\n| XGBoost, {len(wide)} rows x {wide.shape[1]} features, {args.rounds} rounds | train | "
+              "SHAP contributions |\n|---|---|---|")
+        fit_cpu, shap_cpu = boosting(wide, labels, "cpu", args.rounds)
+        print(f"| CPU ({os.cpu_count()} cores) | {fit_cpu:.1f} s | {shap_cpu:.1f} s |")
+        if gpu:
+            fit_gpu, shap_gpu = boosting(wide, labels, "cuda", args.rounds)
+            print(f"| {card} | {fit_gpu:.1f} s ({fit_cpu / fit_gpu:.1f}x) | {shap_gpu:.1f} s ({shap_cpu / shap_gpu:.1f}x) |")
+        else:
+            print("| GPU | no CUDA device here: run this script on a GPU machine for the GPU rows | |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,227 @@
+"""SHAP explanations on real data: exact, additive, grouped by family, with importance intervals and plots."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+import shap  # noqa: E402
+
+from melagbm import FusionClassifier  # noqa: E402
+from melagbm.classifier import _margin  # noqa: E402
+from melagbm.cli import main  # noqa: E402
+from melagbm.datasets import load_isic2020  # noqa: E402
+from melagbm.explain import family_importance  # noqa: E402
+from melagbm.explain_plots import plot_beeswarm, plot_dependence, plot_importance, plot_site_cohorts  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def fused_models(ham_sample) -> dict[str, FusionClassifier]:
+    """Default fused models (image score, age, sex, site, lesion features) for both boosters."""
+    X, y, groups = ham_sample
+    return {booster: FusionClassifier(booster=booster, random_state=0).fit(X, y, groups=groups)
+            for booster in ("lightgbm", "xgboost")}
+
+
+@pytest.fixture(scope="module")
+def isic_metadata(isic_root):
+    """2,000 rows of the real ISIC 2020 metadata with patient ids (no images)."""
+    X, y, groups = load_isic2020(isic_root, metadata="ISIC_2020_Training_GroundTruth.csv", image_dir=None)
+    rows = np.random.default_rng(0).choice(len(X), 2000, replace=False)
+    return X.iloc[rows].assign(patient_id=groups.iloc[rows].to_numpy()), y.iloc[rows], groups.iloc[rows]
+
+
+@pytest.mark.parametrize("booster", ["lightgbm", "xgboost"])
+def test_values_add_up_to_the_margin_per_feature_and_per_family(fused_models, ham_sample, booster) -> None:
+    X, _, _ = ham_sample
+    model = fused_models[booster]
+    rows = X.iloc[:120]
+    margin = _margin(model.booster_, model.transform_features(rows))
+    explanation = model.explain(rows)
+    grouped = model.explain(rows, grouped=True)
+    assert explanation.values.shape == (120, len(model.feature_names_))
+    assert list(explanation.feature_names) == model.feature_names_
+    np.testing.assert_allclose(explanation.values.sum(axis=1) + explanation.base_values, margin, atol=1e-4)
+    np.testing.assert_allclose(grouped.values.sum(axis=1) + grouped.base_values, margin, atol=1e-4)
+    assert list(grouped.feature_names) == [
+        "image", "lesion size", "lesion shape", "lesion colour", "age", "sex", "site"
+    ]
+    table = model.transform_features(rows)
+    assert str(table["site"].dtype) == "category" and str(table["sex"].dtype) == "category"
+
+
+@pytest.mark.parametrize("booster", ["lightgbm", "xgboost"])
+def test_additivity_holds_where_the_trees_split_on_categories(isic_metadata, booster) -> None:
+    X, y, _ = isic_metadata
+    model = FusionClassifier(  # 300 rounds without early stopping: deep enough to split on every column
+        image_col=None, booster=booster, early_stopping=False, booster_params={"n_estimators": 300},
+        calibration=None, target_sensitivity=None, random_state=0,
+    ).fit(X, y)
+    margin = _margin(model.booster_, model.transform_features(X))
+    explanation = model.explain(X)
+    np.testing.assert_allclose(explanation.values.sum(axis=1) + explanation.base_values, margin, atol=1e-4)
+    grouped = model.explain(X, grouped=True)
+    np.testing.assert_allclose(grouped.values.sum(axis=1) + grouped.base_values, margin, atol=1e-4)
+    for categorical in ("sex", "site"):  # the categorical splits carry part of the margin
+        assert np.abs(explanation[:, categorical].values).mean() > 1e-3, categorical
+    head = X.iloc[:200]  # patient context comes from the rows given, so both explain the same 200
+    reference = shap.TreeExplainer(model.booster_)(model.transform_features(head))
+    np.testing.assert_allclose(model.explain(head).values, reference.values, atol=1e-4)
+
+
+@pytest.mark.parametrize("booster", ["lightgbm", "xgboost"])
+def test_matches_shap_tree_explainer(fused_models, ham_sample, booster) -> None:
+    X, _, _ = ham_sample
+    model = fused_models[booster]
+    rows = X.iloc[:60]
+    features = model.transform_features(rows)
+    reference = shap.TreeExplainer(model.booster_)(features)
+    ours = model.explain(rows)
+    np.testing.assert_allclose(ours.values, reference.values, atol=1e-4)
+    np.testing.assert_allclose(ours.base_values, np.ravel(reference.base_values), atol=1e-4)
+
+
+def test_grouped_data_keeps_one_column_families_and_blanks_summed_ones(fused_models, ham_sample) -> None:
+    X, _, _ = ham_sample
+    model = fused_models["lightgbm"]
+    rows = X.iloc[:50]
+    grouped = model.explain(rows, grouped=True)
+    names = list(grouped.feature_names)
+    np.testing.assert_allclose(grouped.data[:, names.index("age")], rows["age"].to_numpy(dtype=float))
+    assert list(grouped.display_data[:, names.index("site")]) == list(model.transform_features(rows)["site"])
+    assert np.isnan(grouped.data[:, names.index("lesion size")]).all()  # a sum of several measurements
+    score = model.transform_features(rows)["image__score"].to_numpy()
+    np.testing.assert_allclose(grouped.data[:, names.index("image")], score)  # one column: the probe's score
+    per_feature = model.explain(rows)
+    lesion_size = [n for n in model.feature_names_ if model.feature_families_[n] == "lesion size"]
+    np.testing.assert_allclose(
+        grouped.values[:, names.index("lesion size")], per_feature[:, lesion_size].values.sum(axis=1)
+    )
+
+
+def test_image_family_of_many_columns_has_no_data(ham_sample) -> None:
+    X, y, groups = ham_sample
+    model = FusionClassifier(
+        backbone="tf_efficientnet_lite0", image_features="probe+pca", n_components=8, lesion_features=False,
+        calibration=None, random_state=0,
+    ).fit(X, y, groups=groups)
+    grouped = model.explain(X.iloc[:30], grouped=True)
+    assert list(grouped.feature_names)[0] == "image" and len(model.family_to_columns_["image"]) == 9
+    assert np.isnan(grouped.data[:, 0]).all()
+    margin = _margin(model.booster_, model.transform_features(X.iloc[:30]))
+    np.testing.assert_allclose(grouped.values.sum(axis=1) + grouped.base_values, margin, atol=1e-4)
+
+
+def test_multiclass_explanation_has_one_slice_per_class(isic_metadata) -> None:
+    X, y, _ = isic_metadata
+    labels = np.where(y.to_numpy() == 1, "melanoma", np.where(X["age"].fillna(50).to_numpy() < 45, "young", "old"))
+    model = FusionClassifier(image_col=None, patient_col=None, random_state=0, n_iter_no_change=20).fit(
+        X.drop(columns="patient_id"), labels
+    )
+    rows = X.drop(columns="patient_id").iloc[:100]
+    explanation = model.explain(rows)
+    assert explanation.values.shape == (100, 3, 3)
+    margin = _margin(model.booster_, model.transform_features(rows))
+    np.testing.assert_allclose(explanation.values.sum(axis=1) + explanation.base_values, margin, atol=1e-4)
+    assert model.explain(rows, grouped=True).values.shape == (100, 3, 3)
+    assert set(model.feature_importance(rows, n_bootstrap=50).index) == {"age", "sex", "site"}
+
+
+def test_feature_importance_resamples_patients(isic_metadata) -> None:
+    X, y, groups = isic_metadata
+    model = FusionClassifier(image_col=None, random_state=0).fit(X, y)
+    assert model.patient_col_ == "patient_id"
+    importance = model.feature_importance(X, n_bootstrap=300)
+    assert list(importance.columns) == ["mean_abs_shap", "ci_low", "ci_high", "share"]
+    assert set(importance.index) == {"age", "sex", "site", "patient context"}
+    assert importance["mean_abs_shap"].is_monotonic_decreasing
+    assert importance["share"].sum() == pytest.approx(1.0)
+    assert (importance["ci_low"] <= importance["mean_abs_shap"]).all()
+    assert (importance["mean_abs_shap"] <= importance["ci_high"]).all()
+    used = importance["mean_abs_shap"] > 0  # a family the trees never split on has a zero-width interval
+    assert used.sum() >= 3 and (importance["ci_high"] - importance["ci_low"])[used].gt(0).all()
+    grouped = model.explain(X, grouped=True)
+    expected = np.abs(grouped.values).mean(axis=0)
+    np.testing.assert_allclose(importance.loc[list(grouped.feature_names), "mean_abs_shap"], expected)
+    # resampling whole patients, not rows: a patient's images move together, so intervals differ from rows'
+    by_rows = family_importance(grouped, None, n_bootstrap=300)
+    by_patients = family_importance(grouped, groups.to_numpy(), n_bootstrap=300)
+    pd.testing.assert_frame_equal(importance, by_patients)
+    assert not np.allclose(by_rows["ci_high"], by_patients.loc[by_rows.index, "ci_high"])
+    with pytest.raises(ValueError, match="groups has 3 entries"):
+        family_importance(grouped, ["a", "b", "c"])
+    with pytest.raises(ValueError, match="missing values"):
+        family_importance(grouped, np.where(np.arange(len(X)) == 5, None, groups.to_numpy()))
+
+
+def test_unreadable_images_get_nan_values_and_are_left_out_of_importance(fused_models, ham_sample, tmp_path) -> None:
+    X, _, _ = ham_sample
+    model = fused_models["lightgbm"]
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    rows = X.iloc[:20].copy()
+    rows.iloc[3, rows.columns.get_loc("image")] = str(broken)
+    model.set_params(on_bad_image="skip")
+    try:
+        with pytest.warns(UserWarning, match="could not be read|unreadable"):
+            explanation = model.explain(rows)
+        assert np.isnan(explanation.values[3]).all() and not np.isnan(np.delete(explanation.values, 3, 0)).any()
+        with pytest.warns(UserWarning):
+            importance = model.feature_importance(rows, n_bootstrap=0)
+        assert importance["mean_abs_shap"].notna().all()
+    finally:
+        model.set_params(on_bad_image="raise")
+
+
+def test_plots_draw_on_given_axes_and_return_them(fused_models, ham_sample) -> None:
+    X, _, groups = ham_sample
+    model = fused_models["lightgbm"]
+    rows = X.iloc[:150]
+    grouped = model.explain(rows, grouped=True)
+    importance = model.feature_importance(rows, groups.iloc[:150], n_bootstrap=100)
+    sizes = model.explain(rows)[:, "lesion_size__diameter_px"].data
+    draws = [
+        lambda ax: plot_importance(importance, ax=ax, show=False),
+        lambda ax: plot_beeswarm(grouped, ax=ax, show=False),
+        lambda ax: plot_dependence(grouped, "age", ax=ax, show=False),
+        lambda ax: plot_dependence(grouped, "lesion size", values=sizes, label="diameter (px)", ax=ax, show=False),
+        lambda ax: plot_site_cohorts(grouped, rows["site"], ax=ax, show=False),
+    ]
+    for draw in draws:
+        figure, ax = plt.subplots()
+        assert draw(ax) is ax
+        assert ax.has_data() or ax.patches or ax.collections
+        plt.close(figure)
+    labels = [tick.get_text() for tick in plot_importance(importance, show=False).get_yticklabels()]
+    assert labels == list(importance.index[::-1])
+    plt.close("all")
+    with pytest.raises(ValueError, match="not a column"):
+        plot_dependence(grouped, "lesion diameter", show=False)
+
+
+def test_cli_explain_writes_plots_and_report(fused_models, ham_sample, tmp_path) -> None:
+    X, _, groups = ham_sample
+    rows = X.iloc[:80]
+    csv = rows.assign(image_name=[p.split("/")[-1] for p in rows["image"]], lesion_id=groups.iloc[:80].to_numpy())
+    csv.drop(columns="image").to_csv(tmp_path / "meta.csv", index=False)
+    images = str(pd.Series(rows["image"]).iloc[0]).rsplit("/", 1)[0]
+    model_path = tmp_path / "model.melagbm"
+    fused_models["lightgbm"].save(model_path)
+    out = tmp_path / "explained"
+    assert main(["explain", "--model", str(model_path), "--metadata", str(tmp_path / "meta.csv"), "--images", images,
+                 "--out", str(out), "--group-col", "lesion_id", "--bootstrap", "100"]) == 0
+    for name in ("importance.png", "beeswarm.png", "dependence_age.png", "dependence_lesion_size.png",
+                 "site_cohorts.png", "importance.csv", "shap_families.csv", "report.md"):
+        assert (out / name).stat().st_size > 100, name
+    assert (out / "importance.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    importance = pd.read_csv(out / "importance.csv", index_col=0)
+    assert set(importance.index) == {"image", "lesion size", "lesion shape", "lesion colour", "age", "sex", "site"}
+    report = (out / "report.md").read_text()
+    assert "Order of importance: " + ", ".join(importance.index) in report and "![beeswarm](beeswarm.png)" in report
+    per_row = pd.read_csv(out / "shap_families.csv", index_col=0)
+    assert len(per_row) == 80
