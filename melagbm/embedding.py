@@ -16,6 +16,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._device import resolve_device
 from .backbones import BackboneUnavailableError, load_backbone, weights_digest
+from .decoding import JPEG_DECODING, decode_jpeg_batch, plain_jpeg_bytes, tensor_transform
 from .images import ImageReadError, as_image_list, content_hash, read_image
 from .store import resolve_store
 
@@ -55,16 +56,28 @@ class _ImageDataset:
     """Decodes and preprocesses images in DataLoader workers.
 
     Each item is (tensor, error message): with ``skip`` an unreadable image gives a
-    blank tensor and its message instead of raising.
+    blank tensor and its message instead of raising. With ``raw_jpeg`` a plain JPEG
+    is instead passed on as its compressed bytes, for decoding on the device.
     """
 
-    def __init__(self, items: list[Any], rows: list[Any], transform: Any, skip: bool, size: tuple) -> None:
+    def __init__(
+        self, items: list[Any], rows: list[Any], transform: Any, skip: bool, size: tuple, raw_jpeg: bool = False
+    ) -> None:
         self.items, self.rows, self.transform, self.skip, self.size = items, rows, transform, skip, size
+        self.raw_jpeg = raw_jpeg
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, index: int) -> Any:
+        if self.raw_jpeg:
+            blob = plain_jpeg_bytes(self.items[index])
+            if blob is not None:
+                return blob, ""
+        return self.decoded(index)
+
+    def decoded(self, index: int) -> tuple[Any, str]:
+        """The image decoded by PIL and preprocessed on the CPU."""
         try:
             return self.transform(read_image(self.items[index], row=self.rows[index])), ""
         except ImageReadError as exc:
@@ -73,6 +86,11 @@ class _ImageDataset:
             import torch
 
             return torch.zeros(self.size), str(exc)
+
+
+def _as_lists(batch: list[tuple[Any, str]]) -> tuple[list[Any], list[str]]:
+    """Collate for the raw-JPEG mode: compressed bytes and tensors side by side."""
+    return [entry for entry, _ in batch], [error for _, error in batch]
 
 
 class ImageEmbedder(TransformerMixin, BaseEstimator):
@@ -101,6 +119,10 @@ class ImageEmbedder(TransformerMixin, BaseEstimator):
     batch_size : int, default=32
     num_workers : int or "auto", default="auto"
         DataLoader worker processes that decode images ("auto": 1 on the CPU, 4 on a GPU).
+    jpeg_decoding : {"auto", "pil", "torchvision"}, default="auto"
+        Where JPEGs are decoded. "auto": on a CUDA device by torchvision (nvJPEG, batched,
+        the workers only read bytes), else by PIL in the workers. "torchvision" also on the
+        CPU. Other formats, and JPEGs torchvision cannot decode, always go through PIL.
     device : {"auto", "cpu", "cuda"}, default="auto"
         "auto" takes CUDA when available (with bf16 autocast and channels_last).
     cache : "auto", None, path or EmbeddingStore, default="auto"
@@ -146,6 +168,7 @@ class ImageEmbedder(TransformerMixin, BaseEstimator):
         preprocessing: dict[str, Any] | None = None,
         batch_size: int = 32,
         num_workers: int | str = "auto",
+        jpeg_decoding: str = "auto",
         device: str = "auto",
         cache: Any = "auto",
         on_bad_image: str = "raise",
@@ -158,6 +181,7 @@ class ImageEmbedder(TransformerMixin, BaseEstimator):
         self.preprocessing = preprocessing
         self.batch_size = batch_size
         self.num_workers = num_workers
+        self.jpeg_decoding = jpeg_decoding
         self.device = device
         self.cache = cache
         self.on_bad_image = on_bad_image
@@ -168,6 +192,8 @@ class ImageEmbedder(TransformerMixin, BaseEstimator):
         """Load the backbone and resolve device and preprocessing; learns nothing from X."""
         import timm
 
+        if self.jpeg_decoding not in JPEG_DECODING:
+            raise ValueError(f"jpeg_decoding must be one of {JPEG_DECODING}, got {self.jpeg_decoding!r}")
         if self.tta not in TTA_MODES:
             raise ValueError(f"tta must be one of {sorted(TTA_MODES)}, got {self.tta!r}")
         if not isinstance(self.layers, (int, np.integer)) or self.layers < 1:
@@ -281,19 +307,23 @@ class ImageEmbedder(TransformerMixin, BaseEstimator):
         model = self._loaded_model()
         device = torch.device(self.device_)
         on_gpu = device.type == "cuda"
-        model = model.to(device)
-        if on_gpu:
-            model = model.to(memory_format=torch.channels_last)
+        model = model.to(device, memory_format=torch.channels_last)  # faster on CPU too (benchmarks/throughput.py)
         transform = timm.data.create_transform(**self.data_config_, is_training=False)
+        on_device = None  # timm's preprocessing for tensors decoded by torchvision, when that is the path
+        if self.jpeg_decoding == "torchvision" or (self.jpeg_decoding == "auto" and on_gpu):
+            on_device = tensor_transform(transform)
         workers = self.num_workers
         if workers == "auto":
             workers = 4 if on_gpu else min(1, (os.cpu_count() or 1) - 1)
+        dataset = _ImageDataset(items, rows, transform, self.on_bad_image == "skip",
+                                tuple(self.data_config_["input_size"]), raw_jpeg=on_device is not None)
         loader = DataLoader(
-            _ImageDataset(items, rows, transform, self.on_bad_image == "skip", tuple(self.data_config_["input_size"])),
+            dataset,
             batch_size=int(self.batch_size),
             num_workers=int(workers),
             pin_memory=on_gpu,
             persistent_workers=False,
+            collate_fn=_as_lists if on_device is not None else None,
         )
         views = TTA_MODES[self.tta]
         batches = loader
@@ -304,9 +334,9 @@ class ImageEmbedder(TransformerMixin, BaseEstimator):
         start = 0
         with torch.inference_mode():
             for batch, errors in batches:
-                batch = batch.to(device, non_blocking=on_gpu)
-                if on_gpu:
-                    batch = batch.contiguous(memory_format=torch.channels_last)
+                if on_device is not None:
+                    batch, errors = _decode_on_device(batch, errors, start, dataset, on_device, device)
+                batch = batch.to(device, non_blocking=on_gpu).contiguous(memory_format=torch.channels_last)
                 total = None
                 for flip_w, flip_h in views:
                     view = batch
@@ -334,6 +364,26 @@ class ImageEmbedder(TransformerMixin, BaseEstimator):
         """``image__emb_0000`` ... one name per embedding dimension."""
         check_is_fitted(self, "n_features_out_")
         return np.asarray(embedding_feature_names(self.n_features_out_), dtype=object)
+
+
+def _decode_on_device(
+    entries: list[Any], errors: list[str], start: int, dataset: _ImageDataset, transform: Any, device: Any
+) -> tuple[Any, list[str]]:
+    """Stack a raw-JPEG batch on ``device``: JPEG bytes decoded there by torchvision in one call and
+    preprocessed there; tensors the workers made moved over. If torchvision fails on the batch, its
+    JPEGs go through PIL one by one (which names an unreadable file's row)."""
+    import torch
+
+    entries, errors = list(entries), list(errors)
+    positions = [i for i, entry in enumerate(entries) if isinstance(entry, bytes)]
+    decoded = decode_jpeg_batch([entries[i] for i in positions], device) if positions else []
+    if decoded is None:
+        for i in positions:
+            entries[i], errors[i] = dataset.decoded(start + i)
+    else:
+        for i, image in zip(positions, decoded):
+            entries[i] = transform(image)
+    return torch.stack([entry.to(device, non_blocking=True) for entry in entries]), errors
 
 
 def _apply_preprocessing(config: dict[str, Any], overrides: dict[str, Any] | None) -> dict[str, Any]:

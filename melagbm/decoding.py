@@ -1,0 +1,76 @@
+"""JPEG decoding with torchvision (nvJPEG on a GPU) and timm's preprocessing on decoded tensors.
+
+On a GPU the DataLoader workers only read the compressed bytes; the batch is decoded by
+``torchvision.io.decode_jpeg`` on the device and preprocessed there, so the host's cores do
+not set the pace. Images that are not plain 8-bit RGB/greyscale JPEGs within the pixel limit,
+or that torchvision cannot decode, go through :func:`melagbm.images.read_image` on the CPU.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from . import images
+
+__all__ = ["JPEG_DECODING", "decode_jpeg_batch", "plain_jpeg_bytes", "tensor_transform"]
+
+#: Where JPEGs are decoded: "auto" (torchvision on a CUDA device, PIL on the CPU), "pil", "torchvision".
+JPEG_DECODING = ("auto", "pil", "torchvision")
+
+_JPEG_MAGIC, _JPEG_END = b"\xff\xd8\xff", b"\xff\xd9"
+_TO_TENSOR_STEPS = ("ToTensor", "MaybeToTensor", "PILToTensor", "MaybePILToTensor")
+
+
+def plain_jpeg_bytes(item: Any) -> bytes | None:
+    """The file's bytes when ``item`` (a path or bytes) is a complete 8-bit RGB or greyscale JPEG within
+    the pixel limit; None for anything else (decoded by PIL instead). Reads only the header to decide."""
+    try:
+        if isinstance(item, (bytes, bytearray, memoryview)):
+            data = bytes(item)
+        elif isinstance(item, (str, os.PathLike)):
+            data = Path(item).read_bytes()
+        else:
+            return None
+        if not data.startswith(_JPEG_MAGIC) or not data.rstrip(b"\x00\r\n ").endswith(_JPEG_END):
+            return None  # not a JPEG, or truncated: PIL's path decides and names the row
+        with Image.open(io.BytesIO(data)) as image:
+            plain = image.format == "JPEG" and image.mode in ("RGB", "L")
+            return data if plain and image.width * image.height <= images.MAX_IMAGE_PIXELS else None
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None  # PIL's path reports it, naming the row
+
+
+def _to_unit_float(tensor: Any) -> Any:
+    return tensor.float().div_(255.0)
+
+
+def tensor_transform(transform: Any) -> Any | None:
+    """timm's eval transform rebuilt for uint8 CHW tensors on any device (resize and crop on uint8,
+    then a /255 float conversion where PIL's ToTensor stood); None when a step only takes PIL images."""
+    import torch
+    from torchvision import transforms
+
+    steps = [_to_unit_float if type(step).__name__ in _TO_TENSOR_STEPS else step for step in transform.transforms]
+    rebuilt = transforms.Compose(steps)
+    try:
+        rebuilt(torch.zeros((3, 37, 53), dtype=torch.uint8))
+    except (TypeError, AttributeError, ValueError):
+        return None
+    return rebuilt
+
+
+def decode_jpeg_batch(blobs: list[bytes], device: Any) -> list[Any] | None:
+    """Decode JPEG bytes to uint8 RGB CHW tensors on ``device`` in one call; None if torchvision fails."""
+    import torch
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    encoded = [torch.frombuffer(bytearray(blob), dtype=torch.uint8) for blob in blobs]
+    try:
+        return decode_jpeg(encoded, mode=ImageReadMode.RGB, device=device, apply_exif_orientation=True)
+    except RuntimeError:
+        return None
