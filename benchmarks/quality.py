@@ -25,12 +25,15 @@ import time
 import warnings
 from pathlib import Path
 
+import numpy as np
+
 from melagbm import FusionClassifier
+from melagbm.derm_xception import TRAINED_ON
 from melagbm.datasets import load_ham10000, load_isic2020
 from melagbm.evaluation import cross_validate
 from melagbm.report import write_report
 
-LITE0, LITE2 = "tf_efficientnet_lite0", "tf_efficientnet_lite2"
+LITE0, LITE2, DERM = "tf_efficientnet_lite0", "tf_efficientnet_lite2", "derm_xception"
 
 #: The image and metadata alone, as melagbm fused them before lesion features and patient context.
 PLAIN = {"lesion_features": False, "patient_col": None}
@@ -55,6 +58,12 @@ CONFIGS: dict[str, tuple[str, dict]] = {
         {"backbone": LITE0, "layers": 1, "image_features": "embedding", **PLAIN},
     ),
     "xgboost": ("fused, default, XGBoost booster", {"booster": "xgboost"}),
+    "derm": ("plain, derm_xception only (HAM10000-trained), 4 levels, probe", {"backbone": DERM, **PLAIN}),
+    "lite0+derm": ("plain, Lite0 + derm_xception, probe", {"backbone": (LITE0, DERM), **PLAIN}),
+    "lite0+lite2+derm": ("plain, Lite0 + Lite2 + derm_xception, probe", {"backbone": (LITE0, LITE2, DERM), **PLAIN}),
+    "lite0+derm-flip": (
+        "plain, Lite0 + derm_xception, probe, flip TTA", {"backbone": (LITE0, DERM), "tta": "flip", **PLAIN}
+    ),
 }
 
 
@@ -96,6 +105,10 @@ def main() -> None:
             description, params = CONFIGS[name]
             if "image" not in X.columns and params.get("image_col", "image") is not None:
                 continue  # an image model on a dataset without images
+            backbones = np.atleast_1d(params.get("backbone", ())).tolist()
+            if DERM in backbones and key in TRAINED_ON:  # never report training data as generalisation
+                print(f"| {description} | refused: derm_xception was trained on {key}; not a fair test | | | | |")
+                continue
             data = X.drop(columns="image") if params.get("image_col", "image") is None and "image" in X else X
             if key != "ham" and params.get("patient_col", "auto") is not None:  # HAM10000's groups are lesions
                 data = data.assign(patient_id=groups.to_numpy())

