@@ -58,6 +58,9 @@ CONFIGS: dict[str, tuple[str, dict]] = {
         {"backbone": LITE0, "layers": 1, "image_features": "embedding", **PLAIN},
     ),
     "xgboost": ("fused, default, XGBoost booster", {"booster": "xgboost"}),
+    "per-backbone": (
+        "plain, Lite0 + Lite2 with a probe each (image_signal=per_backbone)", {"image_signal": "per_backbone", **PLAIN}
+    ),
     "derm": ("plain, derm_xception only (HAM10000-trained), 4 levels, probe", {"backbone": DERM, **PLAIN}),
     "lite0+derm": ("plain, Lite0 + derm_xception, probe", {"backbone": (LITE0, DERM), **PLAIN}),
     "lite0+lite2+derm": ("plain, Lite0 + Lite2 + derm_xception, probe", {"backbone": (LITE0, LITE2, DERM), **PLAIN}),

@@ -88,6 +88,11 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         Millimetres per pixel, for ``lesion_size__diameter_mm``.
     image_features : {"probe", "pca", "embedding", "probe+pca"}, default="probe"
         How the embedding enters the booster (see :class:`~melagbm.image_signal.ImageSignal`).
+    image_signal : {"joint", "per_backbone"}, default="joint"
+        With several backbones: "joint" turns their concatenated embeddings into one set of
+        image features (family "image"); "per_backbone" gives each backbone its own
+        (columns ``image_<backbone>__score``..., family ``"image: <backbone>"``), so the
+        explanations show what each backbone contributes.
     n_components : int, default=32
         Principal components in the "pca" modes.
     probe_C : float or "auto", default="auto"
@@ -142,7 +147,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         Class labels.
     embedders_ : list of ImageEmbedder
         One per backbone; empty without images.
-    image_signal_ : ImageSignal or None
+    image_signal_ : ImageSignal, list of ImageSignal (``image_signal="per_backbone"``) or None
     metadata_encoder_ : MetadataEncoder
     booster_ : LGBMClassifier or XGBClassifier
         Fitted on all rows.
@@ -206,6 +211,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         patient_col: str | None = "auto",
         pixel_spacing_mm: float | None = None,
         image_features: str = "probe",
+        image_signal: str = "joint",
         n_components: int = 32,
         probe_C: float | str = "auto",
         booster: Any = "lightgbm",
@@ -237,6 +243,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         self.patient_col = patient_col
         self.pixel_spacing_mm = pixel_spacing_mm
         self.image_features = image_features
+        self.image_signal = image_signal
         self.n_components = n_components
         self.probe_C = probe_C
         self.booster = booster
@@ -343,9 +350,11 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         check_on_bad_image(self.on_bad_image)
         if self.image_col is not None:
             backbones = [self.backbone] if isinstance(self.backbone, str) else list(self.backbone)
-            if not backbones or (self.checkpoint_path is not None and len(backbones) > 1):
+            if not backbones or len(set(backbones)) < len(backbones) or (
+                self.checkpoint_path is not None and len(backbones) > 1
+            ):
                 raise ValueError(
-                    f"backbone must name one or more encoders (checkpoint_path needs exactly one), "
+                    f"backbone must name one or more distinct encoders (checkpoint_path needs exactly one), "
                     f"got {self.backbone!r}"
                 )
             self.embedders_ = [
@@ -372,11 +381,14 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
                 group_ids = None if group_ids is None else group_ids[~bad]
                 if len(np.unique(y_codes)) < 2:
                     raise ValueError("after skipping unreadable images, y holds one class only")
-            self.image_signal_ = ImageSignal(
-                mode=self.image_features, n_components=self.n_components, probe_C=self.probe_C,
-                random_state=seed,
-            )
-            features.append(self.image_signal_.fit_transform(embeddings, y_codes, group_ids))
+            signals = [
+                ImageSignal(mode=self.image_features, n_components=self.n_components, probe_C=self.probe_C,
+                            random_state=seed, prefix=prefix)
+                for prefix, _ in self._image_blocks(embeddings)
+            ]
+            for signal, (_, block) in zip(signals, self._image_blocks(embeddings)):
+                features.append(signal.fit_transform(block, y_codes, group_ids))
+            self.image_signal_ = signals[0] if self.image_signal == "joint" else signals
         self.metadata_encoder_ = MetadataEncoder(
             other_cols="none" if self.metadata_cols == "known" else "auto"
         ).fit(self._metadata_frame(frame))
@@ -390,10 +402,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         self.feature_names_ = list(table.columns)
         families = {**self.metadata_encoder_.feature_families_,
                     **(self.lesion_features_.feature_families_ if self.lesion_features_ is not None else {})}
-        self.feature_families_ = {
-            name: "patient context" if name.startswith("patient__") else families.get(name, "image")
-            for name in self.feature_names_
-        }
+        self.feature_families_ = {name: families.get(name, _image_family(name)) for name in self.feature_names_}
         self.family_to_columns_: dict[str, list[str]] = {}
         for name, family in self.feature_families_.items():
             self.family_to_columns_.setdefault(family, []).append(name)
@@ -419,6 +428,16 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         if len(self.classes_) == 2:
             self._fit_decision(estimator, table, y_codes, weights, group_ids, seed)
         return self
+
+    def _image_blocks(self, embeddings: np.ndarray) -> list[tuple[str, np.ndarray]]:
+        """(column prefix, embedding columns) per image signal: one joint block or one per backbone."""
+        if self.image_signal not in ("joint", "per_backbone"):
+            raise ValueError(f"image_signal must be 'joint' or 'per_backbone', got {self.image_signal!r}")
+        if self.image_signal == "joint":
+            return [("image", embeddings)]
+        edges = np.cumsum([0] + [embedder.n_features_out_ for embedder in self.embedders_])
+        return [(f"image_{embedder.backbone}", embeddings[:, start:stop])
+                for embedder, start, stop in zip(self.embedders_, edges[:-1], edges[1:])]
 
     def _resolve_patient_col(self, frame: pd.DataFrame) -> str | None:
         if self.patient_col == "auto":
@@ -506,9 +525,11 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         if self.embedders_:
             embeddings = self._embed(frame)
             bad = np.isnan(embeddings).any(axis=1)
-            image_part = self.image_signal_.transform(np.where(bad[:, None], 0.0, embeddings))
-            image_part.loc[bad, :] = np.nan  # never a made-up image score
-            parts.append(image_part)
+            signals = self.image_signal_ if isinstance(self.image_signal_, list) else [self.image_signal_]
+            for signal, (_, block) in zip(signals, self._image_blocks(np.where(bad[:, None], 0.0, embeddings))):
+                image_part = signal.transform(block)
+                image_part.loc[bad, :] = np.nan  # never a made-up image score
+                parts.append(image_part)
         parts.append(self._metadata_features(frame))
         if self.lesion_features_ is not None:
             lesion = pd.DataFrame(np.nan, index=range(len(frame)), columns=list(LESION_FEATURES))
@@ -670,6 +691,14 @@ def _margin(booster: Any, features: pd.DataFrame) -> np.ndarray:
     else:
         margin = booster.predict(features, output_margin=True)
     return margin.ravel() if margin.ndim == 2 and margin.shape[1] == 1 else margin
+
+
+def _image_family(name: str) -> str:
+    """The family of a column that is neither metadata nor a lesion measurement."""
+    if name.startswith("patient__"):
+        return "patient context"
+    prefix = name.split("__", 1)[0]
+    return "image" if prefix == "image" else f"image: {prefix[len('image_'):]}"
 
 
 class DuplicateImageWarning(UserWarning):

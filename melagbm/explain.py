@@ -82,7 +82,11 @@ def make_explanation(values: np.ndarray, base_values: np.ndarray, features: pd.D
 def _ordered_families(feature_families: dict[str, str]) -> list[str]:
     present = list(dict.fromkeys(feature_families.values()))
     rank = {family: position for position, family in enumerate(FAMILY_ORDER)}
-    return sorted(present, key=lambda family: (rank.get(family, len(rank)), present.index(family)))
+
+    def position(family: str) -> int:  # "image: <backbone>" families sit with the image
+        return rank["image"] if family.startswith("image: ") else rank.get(family, len(rank))
+
+    return sorted(present, key=lambda family: (position(family), present.index(family)))
 
 
 def group_explanation(explanation: Any, feature_families: dict[str, str]) -> Any:

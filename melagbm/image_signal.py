@@ -40,6 +40,8 @@ class ImageSignal(BaseEstimator):
     n_folds : int, default=5
         Folds for the out-of-fold probe scores.
     random_state : int, default=0
+    prefix : str, default="image"
+        Start of the output column names (``<prefix>__score``, ``<prefix>__pc00``, ...).
     """
 
     def __init__(
@@ -50,12 +52,14 @@ class ImageSignal(BaseEstimator):
         probe_C: float | str = "auto",
         n_folds: int = 5,
         random_state: int = 0,
+        prefix: str = "image",
     ) -> None:
         self.mode = mode
         self.n_components = n_components
         self.probe_C = probe_C
         self.n_folds = n_folds
         self.random_state = random_state
+        self.prefix = prefix
 
     def _probe(self, width: int) -> Pipeline:
         C = 2.0 / width if self.probe_C == "auto" else float(self.probe_C)
@@ -63,8 +67,8 @@ class ImageSignal(BaseEstimator):
 
     def _score_names(self) -> list[str]:
         if len(self.classes_) == 2:
-            return ["image__score"]
-        return [f"image__score_{label}" for label in self.classes_]
+            return [f"{self.prefix}__score"]
+        return [f"{self.prefix}__score_{label}" for label in self.classes_]
 
     def fit_transform(
         self, embeddings: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None
@@ -103,10 +107,9 @@ class ImageSignal(BaseEstimator):
             parts.append(self._embedding_frame(embeddings))
         return pd.concat(parts, axis=1)
 
-    @staticmethod
-    def _pca_frame(components: np.ndarray) -> pd.DataFrame:
-        return pd.DataFrame(components, columns=[f"image__pc{i:02d}" for i in range(components.shape[1])])
+    def _pca_frame(self, components: np.ndarray) -> pd.DataFrame:
+        return pd.DataFrame(components, columns=[f"{self.prefix}__pc{i:02d}" for i in range(components.shape[1])])
 
-    @staticmethod
-    def _embedding_frame(embeddings: np.ndarray) -> pd.DataFrame:
-        return pd.DataFrame(embeddings, columns=embedding_feature_names(embeddings.shape[1]))
+    def _embedding_frame(self, embeddings: np.ndarray) -> pd.DataFrame:
+        names = [f"{self.prefix}__{name.split('__', 1)[1]}" for name in embedding_feature_names(embeddings.shape[1])]
+        return pd.DataFrame(embeddings, columns=names)

@@ -168,3 +168,33 @@ def test_synthetic_images_carry_signal() -> None:
     model = FusionClassifier(backbone="tf_efficientnet_lite0", cache=None, random_state=0)
     model.fit(X[train], y[train], groups=groups[train])
     assert roc_auc(y[~train], model.predict_proba(X[~train])[:, 1]) > 0.7
+
+
+def test_per_backbone_image_signal_gives_each_backbone_a_family(ham_sample, tmp_path) -> None:
+    from melagbm import load
+
+    X, y, groups = ham_sample
+    model = FusionClassifier(image_signal="per_backbone", lesion_features=False, random_state=0).fit(
+        X, y, groups=groups
+    )
+    scores = ["image_tf_efficientnet_lite0__score", "image_tf_efficientnet_lite2__score"]
+    assert model.feature_names_ == [*scores, "age", "sex", "site"]
+    assert [model.feature_families_[name] for name in scores] == [
+        "image: tf_efficientnet_lite0", "image: tf_efficientnet_lite2"
+    ]
+    grouped = model.explain(X.head(20), grouped=True)
+    assert list(grouped.feature_names)[:2] == ["image: tf_efficientnet_lite0", "image: tf_efficientnet_lite2"]
+    joint = FusionClassifier(lesion_features=False, random_state=0).fit(X, y, groups=groups)
+    lite0_only = FusionClassifier(backbone="tf_efficientnet_lite0", lesion_features=False, random_state=0).fit(
+        X, y, groups=groups
+    )  # each backbone's score is that backbone's own probe: the same as a one-backbone model's
+    np.testing.assert_allclose(
+        model.transform_features(X.head(30))[scores[0]], lite0_only.transform_features(X.head(30))["image__score"]
+    )
+    assert not np.allclose(model.predict_proba(X.head(30)), joint.predict_proba(X.head(30)))
+    loaded = load(model.save(tmp_path / "per_backbone.melagbm"))
+    np.testing.assert_array_equal(loaded.predict_proba(X.head(30)), model.predict_proba(X.head(30)))
+    with pytest.raises(ValueError, match="image_signal must be"):
+        FusionClassifier(image_signal="separate").fit(X.head(60), y.head(60))
+    with pytest.raises(ValueError, match="distinct encoders"):
+        FusionClassifier(backbone=("tf_efficientnet_lite0", "tf_efficientnet_lite0")).fit(X.head(60), y.head(60))
