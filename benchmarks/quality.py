@@ -35,6 +35,9 @@ from melagbm.report import write_report
 
 LITE0, LITE2, DERM = "tf_efficientnet_lite0", "tf_efficientnet_lite2", "derm_xception"
 
+#: The dataset behind each --datasets key, as melagbm.derm_xception.TRAINED_ON names them.
+DATASET_IDS = {"ham": "ham10000", "isic": "isic2020", "isic-meta": "isic2020"}
+
 #: The image and metadata alone, as melagbm fused them before lesion features and patient context.
 PLAIN = {"lesion_features": False, "patient_col": None}
 
@@ -95,7 +98,9 @@ def main() -> None:
         title, load = loaders[key]
         X, y, groups = load()
         wanted = [CONFIGS[name][1] for name in args.only.split(",")]
-        if "image" in X and any(params.get("lesion_features", True) for params in wanted):
+        if "image" in X and any(
+            params.get("lesion_features", True) and params.get("image_col", "image") is not None for params in wanted
+        ):
             from melagbm.lesion import LesionFeatures
 
             started = time.perf_counter()  # measure every image once, in parallel; the folds then read the store
@@ -109,7 +114,7 @@ def main() -> None:
             if "image" not in X.columns and params.get("image_col", "image") is not None:
                 continue  # an image model on a dataset without images
             backbones = np.atleast_1d(params.get("backbone", ())).tolist()
-            if DERM in backbones and key in TRAINED_ON:  # never report training data as generalisation
+            if DERM in backbones and DATASET_IDS[key] in TRAINED_ON:  # never report training data as generalisation
                 print(f"| {description} | refused: derm_xception was trained on {key}; not a fair test | | | | |")
                 continue
             data = X.drop(columns="image") if params.get("image_col", "image") is None and "image" in X else X

@@ -293,6 +293,9 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
             missing = [c for c in columns if c not in X.columns]
             if missing:
                 raise ValueError(f"metadata_cols {missing} are not columns of X")
+            ids = [c for c in columns if c in {self.image_col, self.group_col, self.patient_col_}]
+            if ids:
+                raise ValueError(f"metadata_cols names {ids}: the image, group and patient columns are never features")
         return X[columns]
 
     def _metadata_features(self, X: pd.DataFrame) -> pd.DataFrame:
@@ -340,6 +343,9 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
                 f"y holds one class only ({self.classes_[0]}); fitting needs at least two"
             )
         self._check_decision_params()
+        uses_lesion_features = self._uses_lesion_features()
+        if self.image_signal not in ("joint", "per_backbone"):
+            raise ValueError(f"image_signal must be 'joint' or 'per_backbone', got {self.image_signal!r}")
         group_ids = self._groups(frame, groups)
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(_SEED_MAX))
@@ -381,20 +387,18 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
                 group_ids = None if group_ids is None else group_ids[~bad]
                 if len(np.unique(y_codes)) < 2:
                     raise ValueError("after skipping unreadable images, y holds one class only")
-            signals = [
-                ImageSignal(mode=self.image_features, n_components=self.n_components, probe_C=self.probe_C,
-                            random_state=seed, prefix=prefix)
-                for prefix, _ in self._image_blocks(embeddings)
-            ]
-            for signal, (_, block) in zip(signals, self._image_blocks(embeddings)):
-                features.append(signal.fit_transform(block, y_codes, group_ids))
+            signals = []
+            for prefix, block in self._image_blocks(embeddings, per_backbone=self.image_signal == "per_backbone"):
+                signals.append(ImageSignal(mode=self.image_features, n_components=self.n_components,
+                                           probe_C=self.probe_C, random_state=seed, prefix=prefix))
+                features.append(signals[-1].fit_transform(block, y_codes, group_ids))
             self.image_signal_ = signals[0] if self.image_signal == "joint" else signals
         self.metadata_encoder_ = MetadataEncoder(
             other_cols="none" if self.metadata_cols == "known" else "auto"
         ).fit(self._metadata_frame(frame))
         features.append(self._metadata_features(frame))
         self.lesion_features_ = None
-        if self._uses_lesion_features():
+        if uses_lesion_features:
             self.lesion_features_ = LesionFeatures(pixel_spacing_mm=self.pixel_spacing_mm, cache=self.cache).fit()
             features.append(self.lesion_features_.transform(frame[self.image_col]).reset_index(drop=True))
         table = self._with_context(pd.concat(features, axis=1), frame)
@@ -429,11 +433,9 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
             self._fit_decision(estimator, table, y_codes, weights, group_ids, seed)
         return self
 
-    def _image_blocks(self, embeddings: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    def _image_blocks(self, embeddings: np.ndarray, *, per_backbone: bool) -> list[tuple[str, np.ndarray]]:
         """(column prefix, embedding columns) per image signal: one joint block or one per backbone."""
-        if self.image_signal not in ("joint", "per_backbone"):
-            raise ValueError(f"image_signal must be 'joint' or 'per_backbone', got {self.image_signal!r}")
-        if self.image_signal == "joint":
+        if not per_backbone:
             return [("image", embeddings)]
         edges = np.cumsum([0] + [embedder.n_features_out_ for embedder in self.embedders_])
         return [(f"image_{embedder.backbone}", embeddings[:, start:stop])
@@ -525,8 +527,10 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         if self.embedders_:
             embeddings = self._embed(frame)
             bad = np.isnan(embeddings).any(axis=1)
-            signals = self.image_signal_ if isinstance(self.image_signal_, list) else [self.image_signal_]
-            for signal, (_, block) in zip(signals, self._image_blocks(np.where(bad[:, None], 0.0, embeddings))):
+            per_backbone = isinstance(self.image_signal_, list)  # fitted state, not a parameter set since
+            signals = self.image_signal_ if per_backbone else [self.image_signal_]
+            blocks = self._image_blocks(np.where(bad[:, None], 0.0, embeddings), per_backbone=per_backbone)
+            for signal, (_, block) in zip(signals, blocks):
                 image_part = signal.transform(block)
                 image_part.loc[bad, :] = np.nan  # never a made-up image score
                 parts.append(image_part)
@@ -544,7 +548,13 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         """``table`` plus the patient-context columns when ``patient_col`` is set."""
         if self.patient_col_ is None:
             return table
-        return pd.concat([table, patient_context(table, frame[self.patient_col_].to_numpy())], axis=1)
+        patients = frame[self.patient_col_]
+        if patients.isna().any():
+            raise ValueError(
+                f"column {self.patient_col_!r} (patient ids, for the patient context) is missing at rows "
+                f"{list(patients.index[patients.isna()][:10])}; fill it, or set patient_col=None"
+            )
+        return pd.concat([table, patient_context(table, patients.to_numpy())], axis=1)
 
     def transform_features(self, X: Any) -> pd.DataFrame:
         """The table the booster sees for ``X`` (columns ``feature_names_``)."""
@@ -639,6 +649,12 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         explanation = make_explanation(values, base_values, features)
         return group_explanation(explanation, self.feature_families_) if grouped else explanation
 
+    def groups_of(self, X: pd.DataFrame) -> np.ndarray | None:
+        """The patient/lesion ids of ``X``'s rows: ``X[group_col]``, else ``X[patient_col_]``, else None."""
+        check_is_fitted(self, "booster_")
+        column = next((c for c in (self.group_col, self.patient_col_) if c is not None and c in X.columns), None)
+        return None if column is None else X[column].to_numpy()
+
     def feature_importance(
         self,
         X: Any,
@@ -659,8 +675,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
 
         grouped = self.explain(X, grouped=True)
         if groups is None and isinstance(X, pd.DataFrame):
-            column = next((c for c in (self.group_col, self.patient_col_) if c is not None and c in X.columns), None)
-            groups = None if column is None else X[column].to_numpy()
+            groups = self.groups_of(X)
         return family_importance(
             grouped, groups, n_bootstrap=n_bootstrap, confidence=confidence, random_state=random_state
         )
@@ -675,6 +690,11 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         from .persistence import save
 
         return save(self, path)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        if "booster_" in state and "patient_col_" not in state:  # pickled by melagbm 0.1
+            self.patient_col_ = None if state.get("patient_col") in (None, "auto") else state["patient_col"]
 
     def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
         tags = super().__sklearn_tags__()

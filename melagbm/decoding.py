@@ -9,6 +9,7 @@ or that torchvision cannot decode, go through :func:`melagbm.images.read_image` 
 from __future__ import annotations
 
 import io
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -19,16 +20,20 @@ from . import images
 
 __all__ = ["JPEG_DECODING", "decode_jpeg_batch", "plain_jpeg_bytes", "tensor_transform"]
 
+_logger = logging.getLogger(__name__)
+
 #: Where JPEGs are decoded: "auto" (torchvision on a CUDA device, PIL on the CPU), "pil", "torchvision".
 JPEG_DECODING = ("auto", "pil", "torchvision")
 
 _JPEG_MAGIC, _JPEG_END = b"\xff\xd8\xff", b"\xff\xd9"
+_ORIENTATION = 0x0112  # EXIF tag
 _TO_TENSOR_STEPS = ("ToTensor", "MaybeToTensor", "PILToTensor", "MaybePILToTensor")
 
 
 def plain_jpeg_bytes(item: Any) -> bytes | None:
-    """The file's bytes when ``item`` (a path or bytes) is a complete 8-bit RGB or greyscale JPEG within
-    the pixel limit; None for anything else (decoded by PIL instead). Reads only the header to decide."""
+    """The file's bytes when ``item`` (a path or bytes) is a complete, upright (no EXIF rotation) 8-bit RGB
+    or greyscale JPEG within the pixel limit; None for anything else (decoded by PIL instead). Reads only
+    the header to decide."""
     try:
         if isinstance(item, (bytes, bytearray, memoryview)):
             data = bytes(item)
@@ -40,7 +45,8 @@ def plain_jpeg_bytes(item: Any) -> bytes | None:
             return None  # not a JPEG, or truncated: PIL's path decides and names the row
         with Image.open(io.BytesIO(data)) as image:
             plain = image.format == "JPEG" and image.mode in ("RGB", "L")
-            return data if plain and image.width * image.height <= images.MAX_IMAGE_PIXELS else None
+            upright = image.getexif().get(_ORIENTATION, 1) == 1  # nvJPEG ignores EXIF orientation: PIL turns it
+            return data if plain and upright and image.width * image.height <= images.MAX_IMAGE_PIXELS else None
     except (OSError, ValueError, Image.DecompressionBombError):
         return None  # PIL's path reports it, naming the row
 
@@ -64,13 +70,22 @@ def tensor_transform(transform: Any) -> Any | None:
     return rebuilt
 
 
-def decode_jpeg_batch(blobs: list[bytes], device: Any) -> list[Any] | None:
-    """Decode JPEG bytes to uint8 RGB CHW tensors on ``device`` in one call; None if torchvision fails."""
+def decode_jpeg_batch(blobs: list[bytes], device: Any) -> list[Any | None]:
+    """Decode JPEG bytes to uint8 RGB CHW tensors on ``device``: in one call, else (when that fails, out
+    of memory included) one by one. None for each image torchvision cannot decode (PIL's path takes it)."""
     import torch
     from torchvision.io import ImageReadMode, decode_jpeg
 
     encoded = [torch.frombuffer(bytearray(blob), dtype=torch.uint8) for blob in blobs]
     try:
-        return decode_jpeg(encoded, mode=ImageReadMode.RGB, device=device, apply_exif_orientation=True)
-    except RuntimeError:
-        return None
+        return list(decode_jpeg(encoded, mode=ImageReadMode.RGB, device=device))
+    except RuntimeError as exc:
+        _logger.warning("torchvision could not decode a batch of %d JPEGs on %s (%s); retrying one by one",
+                        len(blobs), device, str(exc).splitlines()[0][:200])
+    decoded: list[Any | None] = []
+    for one in encoded:
+        try:
+            decoded.append(decode_jpeg(one, mode=ImageReadMode.RGB, device=device))
+        except RuntimeError:
+            decoded.append(None)
+    return decoded

@@ -74,7 +74,10 @@ def _keras_layers(config: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[st
     Keras 3 stores a layer's variables under its class's snake-case name, numbered by order
     of appearance (``separable_conv2d_7``), not under the layer's own name (``block5_sepconv2``).
     """
-    xception = next(layer for layer in config["config"]["layers"] if layer["class_name"] == "Functional")
+    xception = next((layer for layer in config.get("config", {}).get("layers", [])
+                     if layer.get("class_name") == "Functional"), None)
+    if xception is None:
+        raise BackboneUnavailableError("the Keras file holds no Xception sub-model: not sklesion's model")
     layers = xception["config"]["layers"]
     stored = {"Conv2D": "conv2d", "SeparableConv2D": "separable_conv2d", "BatchNormalization": "batch_normalization"}
     counts: dict[str, int] = {}
@@ -116,9 +119,16 @@ def _timm_targets(model: Any) -> dict[str, tuple[str, str]]:
     return targets
 
 
-def _variables(weights: Any, group: str) -> list[np.ndarray]:
-    node = weights[f"layers/functional/layers/{group}/vars"]
-    return [np.asarray(node[str(i)]) for i in range(len(node))]
+def _variables(weights: Any, group: str, expected: int) -> list[np.ndarray]:
+    """The stored variables of one layer; exactly ``expected`` of them (a bias would be a surprise)."""
+    try:
+        node = weights[f"layers/functional/layers/{group}/vars"]
+        tensors = [np.asarray(node[str(i)]) for i in range(len(node))]
+    except KeyError as exc:
+        raise BackboneUnavailableError(f"the Keras weights have no variables for layer {group!r}") from exc
+    if len(tensors) != expected:
+        raise BackboneUnavailableError(f"layer {group!r} holds {len(tensors)} variables, expected {expected}")
+    return tensors
 
 
 def load_derm_xception(path: str | os.PathLike | None = None) -> torch.nn.Module:
@@ -126,6 +136,9 @@ def load_derm_xception(path: str | os.PathLike | None = None) -> torch.nn.Module
 
     The model carries its own preprocessing in ``pretrained_cfg``: a plain resize to
     254 x 254 (no crop) and the Keras Normalization layer's mean and std on the 0-1 scale.
+    The resize is PIL's antialiased bilinear (sklesion itself calls ``tf.image.resize``,
+    bilinear without antialiasing): the network matches Keras exactly, the resampling of
+    images far from 254 pixels differs slightly.
     """
     import timm
     import torch
@@ -148,7 +161,7 @@ def load_derm_xception(path: str | os.PathLike | None = None) -> torch.nn.Module
         for keras_name, (target, kind) in _timm_targets(model).items():
             if keras_name not in groups:
                 raise BackboneUnavailableError(f"{path} has no layer {keras_name!r}: not sklesion's Xception")
-            tensors = _variables(weights, groups[keras_name])
+            tensors = _variables(weights, groups[keras_name], {"conv": 1, "sep": 2, "bn": 4}[kind])
             if kind == "conv":
                 pairs = {f"{target}.weight": tensors[0].transpose(3, 2, 0, 1)}
             elif kind == "sep":
@@ -169,8 +182,11 @@ def load_derm_xception(path: str | os.PathLike | None = None) -> torch.nn.Module
         if missing:
             raise BackboneUnavailableError(f"{path} left {len(missing)} tensors of legacy_xception unset: {missing[:3]}")
         model.load_state_dict(state, strict=True)
-        mean = np.asarray(weights["layers/normalization/vars/0"], dtype=float)
-        variance = np.asarray(weights["layers/normalization/vars/1"], dtype=float)
+        try:
+            mean = np.asarray(weights["layers/normalization/vars/0"], dtype=float)
+            variance = np.asarray(weights["layers/normalization/vars/1"], dtype=float)
+        except KeyError as exc:
+            raise BackboneUnavailableError(f"{path} has no input Normalization layer: not sklesion's model") from exc
     scale = 255.0 if mean.max() > 1.5 else 1.0  # the layer's statistics on the 0-255 or the 0-1 scale
     model.pretrained_cfg = {
         **model.pretrained_cfg, "architecture": "legacy_xception", "tag": "sklesion_ham10000",

@@ -369,19 +369,18 @@ class ImageEmbedder(TransformerMixin, BaseEstimator):
 def _decode_on_device(
     entries: list[Any], errors: list[str], start: int, dataset: _ImageDataset, transform: Any, device: Any
 ) -> tuple[Any, list[str]]:
-    """Stack a raw-JPEG batch on ``device``: JPEG bytes decoded there by torchvision in one call and
-    preprocessed there; tensors the workers made moved over. If torchvision fails on the batch, its
-    JPEGs go through PIL one by one (which names an unreadable file's row)."""
+    """Stack a raw-JPEG batch on ``device``: JPEG bytes decoded there by torchvision and preprocessed
+    there; tensors the workers made moved over. A JPEG torchvision cannot decode goes through PIL
+    (which names an unreadable file's row)."""
     import torch
 
     entries, errors = list(entries), list(errors)
     positions = [i for i, entry in enumerate(entries) if isinstance(entry, bytes)]
     decoded = decode_jpeg_batch([entries[i] for i in positions], device) if positions else []
-    if decoded is None:
-        for i in positions:
+    for i, image in zip(positions, decoded):
+        if image is None:  # torchvision failed on it: PIL decodes it, or names its row
             entries[i], errors[i] = dataset.decoded(start + i)
-    else:
-        for i, image in zip(positions, decoded):
+        else:
             entries[i] = transform(image)
     return torch.stack([entry.to(device, non_blocking=True) for entry in entries]), errors
 

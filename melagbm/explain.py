@@ -44,7 +44,8 @@ def tree_contributions(booster: Any, features: pd.DataFrame) -> tuple[np.ndarray
     else:
         from xgboost import DMatrix
 
-        matrix = DMatrix(features, enable_categorical=True)
+        missing = booster.get_params().get("missing")  # the marker the model was trained with
+        matrix = DMatrix(features, enable_categorical=True, missing=np.nan if missing is None else missing)
         raw = np.asarray(booster.get_booster().predict(matrix, pred_contribs=True), dtype=float)
         raw = raw.reshape(n_rows, -1, n_features + 1)
     values, base = raw[..., :-1], raw[..., -1]

@@ -23,6 +23,16 @@ def _axes(ax: Any, size: tuple[float, float]) -> Any:
     return ax
 
 
+def _explained_rows(explanation: Any) -> Any:
+    """The rows that have values (unreadable images have none); two-class explanations only."""
+    if np.ndim(explanation.values) != 2:
+        raise ValueError(
+            f"this plot takes one output per row; the explanation has shape {np.shape(explanation.values)} "
+            "(several classes): pass explanation[..., k] for class k"
+        )
+    return explanation[~np.isnan(explanation.values).any(axis=1)]
+
+
 def _finish(ax: Any, show: bool) -> Any:
     import matplotlib.pyplot as plt
 
@@ -55,6 +65,7 @@ def plot_beeswarm(explanation: Any, *, max_display: int = 12, ax: Any = None, sh
     """shap's beeswarm: one dot per row and feature (or family), coloured by its value."""
     import shap
 
+    explanation = _explained_rows(explanation)
     ax = _axes(ax, (7.0, 0.4 * min(max_display, explanation.shape[1]) + 1.5))
     shap.plots.beeswarm(explanation, max_display=max_display, ax=ax, show=False, plot_size=None)
     return _finish(ax, show)
@@ -84,10 +95,11 @@ def plot_dependence(
     x = explanation.data[:, column] if values is None else np.asarray(values, dtype=float)
     if len(x) != len(explanation.values):
         raise ValueError(f"values has {len(x)} entries but the explanation has {len(explanation.values)} rows")
-    single = shap.Explanation(
-        values=explanation.values[:, column], base_values=explanation.base_values, data=x,
-        feature_names=label or feature,
-    )
+    pair = _explained_rows(shap.Explanation(  # the family's values against the chosen measurement
+        values=explanation.values[:, [column]], base_values=explanation.base_values, data=x[:, None],
+        feature_names=[label or feature],
+    ))
+    single = pair[:, 0]
     ax = _axes(ax, (6.0, 4.5))
     shap.plots.scatter(single, ax=ax, show=False, ylabel=f"SHAP value of {feature} (log-odds)")
     return _finish(ax, show)
@@ -108,8 +120,8 @@ def plot_site_cohorts(
         raise ValueError(f"sites has {len(labels)} entries but the explanation has {len(explanation.values)} rows")
     counts = labels.value_counts()
     labels = labels.where(labels.map(counts) >= min_rows, "other")
-    keep = ~np.isnan(explanation.values).any(axis=1)
-    cohorts = explanation[keep].cohorts(list(labels[keep]))
+    keep = ~np.isnan(np.asarray(explanation.values, dtype=float)).reshape(len(labels), -1).any(axis=1)
+    cohorts = _explained_rows(explanation).cohorts(list(labels[keep]))
     ax = _axes(ax, (7.0, 0.5 * min(max_display, explanation.shape[1]) * max(1, len(set(labels))) ** 0.5 + 1.5))
     shap.plots.bar(cohorts.abs.mean(0), max_display=max_display, ax=ax, show=False)
     ax.set_xlabel("mean |SHAP value| (log-odds) per site")

@@ -61,11 +61,16 @@ def write_explanation_report(
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    if len(model.classes_) != 2:
+        raise ValueError(f"the explanation report is for two-class models; this one has {len(model.classes_)} classes")
     explanation = model.explain(X)
+    explained = ~np.isnan(explanation.values).any(axis=1)  # rows with an unreadable image have no values
+    if not explained.any():
+        raise ValueError("no row could be explained: every image was unreadable")
+    groups = model.groups_of(X) if groups is None else np.asarray(groups)
+    explanation, X = explanation[explained], X[explained]
+    groups = None if groups is None else groups[explained]
     grouped = group_explanation(explanation, model.feature_families_)
-    if groups is None:
-        column = next((c for c in (model.group_col, model.patient_col_) if c is not None and c in X.columns), None)
-        groups = None if column is None else X[column].to_numpy()
     importance = family_importance(grouped, groups, n_bootstrap=n_bootstrap)
     families = list(grouped.feature_names)
 
@@ -99,8 +104,10 @@ def write_explanation_report(
         out.write(importance.to_csv().encode())
 
     unit = "groups" if groups is not None else "rows"
+    unreadable = int((~explained).sum())
+    skipped = f" ({unreadable} left out: unreadable image)" if unreadable else ""
     lines = [f"# {title}", "", *(f"- {note}" for note in notes or []),
-             f"- {len(X)} rows explained; exact tree SHAP of the booster's margin (log-odds); "
+             f"- {len(X)} rows explained{skipped}; exact tree SHAP of the booster's margin (log-odds); "
              f"95% intervals from {n_bootstrap} bootstrap resamples of {unit}.", "",
              "| family | mean abs SHAP [95% CI] | share |", "|---|---|---|"]
     lines += [

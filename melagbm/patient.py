@@ -37,7 +37,8 @@ def patient_context(table: pd.DataFrame, patients: np.ndarray, columns: tuple[st
         raise ValueError(f"patient ids are missing at rows {list(table.index[patients.isna()][:5])}")
     counts = patients.map(patients.value_counts())
     out = {"patient__n_images": counts.astype(float)}
-    scores = [c for c in table.columns if c.startswith("image_") and c.endswith("__score")]  # one per backbone
+    scores = [c for c in table.columns if c.startswith("image_") and not c.startswith("image__")
+              and c.endswith("__score")]  # one per backbone with image_signal="per_backbone"
     for column in [c for c in columns if c in table.columns] + scores:
         values = table[column].astype(float)
         grouped = values.groupby(patients)

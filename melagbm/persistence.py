@@ -213,7 +213,7 @@ class _Decoder:
             for key, attribute in state.items():
                 setattr(obj, key, attribute)
             if cls.__name__ == "FusionClassifier" and "patient_col_" not in state:  # files from melagbm 0.1
-                obj.patient_col_ = obj.patient_col
+                obj.patient_col_ = None if obj.patient_col == "auto" else obj.patient_col
             return obj
         raise ModelFileError(f"unexpected entry in the model file: {sorted(value)[:3]}")
 

@@ -128,6 +128,12 @@ def test_patient_id_column_adds_context_by_default_and_is_never_a_feature(ham_sa
     assert off.patient_col_ is None and off.feature_names_ == ["age", "sex", "site"]
     with pytest.raises(ValueError, match="missing:\n- patient_id"):  # the context needs the patient column
         auto.predict_proba(X.drop(columns="image").head())
+    gap = patients.drop(columns="image").head(40).copy()
+    gap.loc[gap.index[[2, 7]], "patient_id"] = None
+    with pytest.raises(ValueError, match=rf"column 'patient_id' .* rows \[{gap.index[2]!r}, {gap.index[7]!r}\].*patient_col=None"):
+        auto.predict_proba(gap)
+    with pytest.raises(ValueError, match=r"metadata_cols names \['patient_id'\]"):
+        FusionClassifier(image_col=None, metadata_cols=["age", "patient_id"]).fit(patients.drop(columns="image"), y)
 
 
 def test_missing_image_file_is_named(ham_sample, fitted) -> None:

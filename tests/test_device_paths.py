@@ -75,6 +75,36 @@ def test_only_complete_plain_jpegs_take_the_torchvision_path(ham_paths, monkeypa
     assert plain_jpeg_bytes(data) is None
 
 
+def test_rotated_jpegs_take_pils_path(ham_paths) -> None:
+    lesion = Image.open(ham_paths[0]).convert("RGB")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display": nvJPEG would ignore it
+    rotated = _jpeg(lesion.transpose(Image.Transpose.ROTATE_90), exif=exif)
+    assert plain_jpeg_bytes(rotated) is None
+    by_pil, by_torchvision = _embed([rotated, lesion], "pil"), _embed([rotated, lesion], "torchvision")
+    np.testing.assert_array_equal(by_pil[0], by_torchvision[0])
+    assert _cosines(by_pil[:1], by_pil[1:]).min() > 0.99  # shown upright, as the lesion itself
+
+
+def test_jpegs_torchvision_cannot_decode_fall_back_to_pil_in_order(ham_paths, monkeypatch) -> None:
+    import melagbm.embedding
+
+    paths = ham_paths[:5]
+    expected = _embed(paths, "pil", batch_size=2)
+    calls = []
+
+    def refuse_some(blobs, device):  # torchvision fails on every other image of each batch
+        calls.append(len(blobs))
+        return [None if i % 2 else image for i, image in enumerate(real(blobs, device))]
+
+    real = melagbm.embedding.decode_jpeg_batch
+    monkeypatch.setattr(melagbm.embedding, "decode_jpeg_batch", refuse_some)
+    mixed = _embed(paths, "torchvision", batch_size=2)
+    assert calls == [2, 2, 1]
+    assert _cosines(expected, mixed).min() > 0.995
+    np.testing.assert_array_equal(mixed[[1, 3]], expected[[1, 3]])  # the refused ones: PIL's own vectors
+
+
 def test_mixed_batches_decode_every_kind_in_order(ham_paths) -> None:
     lesion = Image.open(ham_paths[1]).convert("RGB")
     png = io.BytesIO()

@@ -18,6 +18,7 @@ from melagbm.cli import main  # noqa: E402
 from melagbm.datasets import load_isic2020  # noqa: E402
 from melagbm.explain import family_importance  # noqa: E402
 from melagbm.explain_plots import plot_beeswarm, plot_dependence, plot_importance, plot_site_cohorts  # noqa: E402
+from melagbm.explain_report import write_explanation_report  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -119,17 +120,24 @@ def test_image_family_of_many_columns_has_no_data(ham_sample) -> None:
 
 def test_multiclass_explanation_has_one_slice_per_class(isic_metadata) -> None:
     X, y, _ = isic_metadata
-    labels = np.where(y.to_numpy() == 1, "melanoma", np.where(X["age"].fillna(50).to_numpy() < 45, "young", "old"))
+    age = X["age"].fillna(50).to_numpy()
+    labels = np.where(y.to_numpy() == 1, "melanoma", np.select([age < 35, age < 55], ["young", "middle"], "old"))
     model = FusionClassifier(image_col=None, patient_col=None, random_state=0, n_iter_no_change=20).fit(
         X.drop(columns="patient_id"), labels
     )
     rows = X.drop(columns="patient_id").iloc[:100]
     explanation = model.explain(rows)
-    assert explanation.values.shape == (100, 3, 3)
+    assert explanation.values.shape == (100, 3, 4)  # rows, features (age, sex, site), classes
     margin = _margin(model.booster_, model.transform_features(rows))
     np.testing.assert_allclose(explanation.values.sum(axis=1) + explanation.base_values, margin, atol=1e-4)
-    assert model.explain(rows, grouped=True).values.shape == (100, 3, 3)
+    grouped = model.explain(rows, grouped=True)
+    assert grouped.values.shape == (100, 3, 4)
+    age_effect = explanation.values[:, 0, :]  # age separates the age classes: its values differ by class
+    assert np.abs(age_effect).mean() > 0 and not np.allclose(age_effect[:, 1], age_effect[:, 2])
     assert set(model.feature_importance(rows, n_bootstrap=50).index) == {"age", "sex", "site"}
+    with pytest.raises(ValueError, match="several classes"):
+        plot_beeswarm(grouped, show=False)
+    plt.close("all")
 
 
 def test_feature_importance_resamples_patients(isic_metadata) -> None:
@@ -174,6 +182,10 @@ def test_unreadable_images_get_nan_values_and_are_left_out_of_importance(fused_m
         with pytest.warns(UserWarning):
             importance = model.feature_importance(rows, n_bootstrap=0)
         assert importance["mean_abs_shap"].notna().all()
+        with pytest.warns(UserWarning):
+            report = write_explanation_report(model, rows, tmp_path / "report", n_bootstrap=50)
+        assert "19 rows explained (1 left out: unreadable image)" in report.read_text()
+        assert len(pd.read_csv(tmp_path / "report" / "shap_families.csv")) == 19
     finally:
         model.set_params(on_bad_image="raise")
 
