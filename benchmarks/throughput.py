@@ -141,13 +141,14 @@ def main() -> None:
         naive = naive_loop(paths, args.backbone)
         rows.append(("(a) naive loop, CPU, one image per forward", naive))
         cpu = melagbm_path(paths, args.backbone, "cpu", args.batch_size)
-        rows.append((f"(b) melagbm CPU path (batch {args.batch_size}, 1 decode worker, channels_last)", cpu))
-        rows.append(("(b) without a decode worker (num_workers=0)",
-                     melagbm_path(paths, args.backbone, "cpu", args.batch_size, num_workers=0)))
+        rows.append((f"(b) melagbm CPU path, defaults (batch {args.batch_size}, channels_last, "
+                     f"num_workers='auto')", cpu))
+        rows.append(("(b) with 1 decode worker", melagbm_path(paths, args.backbone, "cpu", args.batch_size,
+                                                            num_workers=1)))
         threads = torch.get_num_threads()
         torch.set_num_threads(max(1, threads - 1))  # leave a core to the decode worker
-        rows.append((f"(b) with {torch.get_num_threads()} torch thread(s) beside the worker",
-                     melagbm_path(paths, args.backbone, "cpu", args.batch_size)))
+        rows.append((f"(b) with 1 decode worker and {torch.get_num_threads()} torch thread(s)",
+                     melagbm_path(paths, args.backbone, "cpu", args.batch_size, num_workers=1)))
         torch.set_num_threads(threads)
         if gpu:
             cuda = melagbm_path(paths, args.backbone, "cuda", args.batch_size * 4)

@@ -118,7 +118,8 @@ class ImageEmbedder(TransformerMixin, BaseEstimator):
         or ``(3, h, w)``), ``interpolation``, ``mean``, ``std``, ``crop_pct`` and ``crop_mode``.
     batch_size : int, default=32
     num_workers : int or "auto", default="auto"
-        DataLoader worker processes that decode images ("auto": 1 on the CPU, 4 on a GPU).
+        DataLoader worker processes that decode images ("auto": 4 on a GPU; on the CPU none
+        with 2 cores or fewer, where a worker only competes with torch's threads, else 1).
     jpeg_decoding : {"auto", "pil", "torchvision"}, default="auto"
         Where JPEGs are decoded. "auto": on a CUDA device by torchvision (nvJPEG, batched,
         the workers only read bytes), else by PIL in the workers. "torchvision" also on the
@@ -313,8 +314,8 @@ class ImageEmbedder(TransformerMixin, BaseEstimator):
         if self.jpeg_decoding == "torchvision" or (self.jpeg_decoding == "auto" and on_gpu):
             on_device = tensor_transform(transform)
         workers = self.num_workers
-        if workers == "auto":
-            workers = 4 if on_gpu else min(1, (os.cpu_count() or 1) - 1)
+        if workers == "auto":  # on 2 CPU cores a decode worker only competes with torch (benchmarks/throughput.py)
+            workers = 4 if on_gpu else (0 if (os.cpu_count() or 1) <= 2 else 1)
         dataset = _ImageDataset(items, rows, transform, self.on_bad_image == "skip",
                                 tuple(self.data_config_["input_size"]), raw_jpeg=on_device is not None)
         loader = DataLoader(

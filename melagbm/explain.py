@@ -74,9 +74,8 @@ def make_explanation(values: np.ndarray, base_values: np.ndarray, features: pd.D
     import shap
 
     data, display = _numeric(features)
-    return shap.Explanation(
-        values=values, base_values=base_values, data=data, display_data=display,
-        feature_names=list(features.columns), instance_names=list(features.index),
+    return shap.Explanation(  # no instance_names: shap walks such lists element by element (slow at 10k rows)
+        values=values, base_values=base_values, data=data, display_data=display, feature_names=list(features.columns),
     )
 
 
@@ -101,20 +100,20 @@ def group_explanation(explanation: Any, feature_families: dict[str, str]) -> Any
 
     names = list(explanation.feature_names)
     families = _ordered_families({name: feature_families[name] for name in names})
+    shown = explanation.display_data if explanation.display_data is not None else explanation.data
     values, data, display = [], [], []
     for family in families:
         columns = [position for position, name in enumerate(names) if feature_families[name] == family]
         values.append(explanation.values[:, columns].sum(axis=1))
         if len(columns) == 1:
             data.append(explanation.data[:, columns[0]])
-            display.append(explanation.display_data[:, columns[0]])
+            display.append(np.asarray(shown)[:, columns[0]])
         else:
             data.append(np.full(len(explanation.values), np.nan))
             display.append(np.full(len(explanation.values), np.nan, dtype=object))
     return shap.Explanation(
         values=np.stack(values, axis=1), base_values=explanation.base_values,
-        data=np.stack(data, axis=1), display_data=np.stack(display, axis=1),
-        feature_names=families, instance_names=explanation.instance_names,
+        data=np.stack(data, axis=1), display_data=np.stack(display, axis=1), feature_names=families,
     )
 
 

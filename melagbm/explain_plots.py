@@ -101,7 +101,9 @@ def plot_dependence(
     ))
     single = pair[:, 0]
     ax = _axes(ax, (6.0, 4.5))
-    shap.plots.scatter(single, ax=ax, show=False, ylabel=f"SHAP value of {feature} (log-odds)")
+    shap.plots.scatter(single, ax=ax, show=False)
+    ax.set_ylabel(f"SHAP value of {feature} (log-odds)")  # shap would name the x quantity here
+    ax.set_xlabel(label or feature)
     return _finish(ax, show)
 
 

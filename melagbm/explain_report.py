@@ -12,6 +12,7 @@ import pandas as pd
 
 from ._atomic import atomic_write
 from .explain_plots import plot_beeswarm, plot_dependence, plot_importance, plot_site_cohorts
+from .lesion import LESION_FEATURES
 
 __all__ = ["lesion_size_measure", "write_explanation_report"]
 
@@ -88,13 +89,15 @@ def write_explanation_report(
     if size_feature is not None:
         sizes = explanation.data[:, list(explanation.feature_names).index(size_feature)]
         figures.append(("dependence on lesion size", _save(
-            lambda ax: plot_dependence(grouped, "lesion size", values=sizes, label=size_feature, ax=ax, show=False),
+            lambda ax: plot_dependence(grouped, "lesion size", values=sizes, label=LESION_FEATURES[size_feature][1],
+                                       ax=ax, show=False),
             directory / "dependence_lesion_size.png", (6, 4.5),
         )))
     if "site" in families:
         sites = grouped.display_data[:, families.index("site")]
         figures.append(("families by anatomical site", _save(
-            lambda ax: plot_site_cohorts(grouped, sites, ax=ax, show=False), directory / "site_cohorts.png", (7.5, 6.5)
+            lambda ax: plot_site_cohorts(grouped, sites, ax=ax, show=False), directory / "site_cohorts.png",
+            (8.0, min(18.0, 1.5 + 0.17 * len(families) * len(set(map(str, sites))))),
         )))
 
     per_row = pd.DataFrame(grouped.values, columns=families, index=X.index).assign(base_value=grouped.base_values)
