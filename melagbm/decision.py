@@ -12,7 +12,10 @@ CALIBRATION_METHODS = ("sigmoid", "isotonic")
 
 
 def sigmoid(margin: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(margin, dtype=float)))
+    """The logistic function, accurate in both tails (1 + tanh would lose tiny probabilities' digits)."""
+    from scipy.special import expit
+
+    return expit(np.asarray(margin, dtype=float))
 
 
 def logit(probability: np.ndarray | float) -> np.ndarray:
