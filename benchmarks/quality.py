@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from melagbm import FusionClassifier
-from melagbm.derm_xception import TRAINED_ON
 from melagbm.datasets import load_ham10000, load_isic2020
+from melagbm.derm_xception import TRAINED_ON
 from melagbm.evaluation import cross_validate
 from melagbm.report import write_report
 

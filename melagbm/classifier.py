@@ -24,7 +24,7 @@ from .image_signal import ImageSignal
 from .evaluation import threshold_for_sensitivity
 from .lesion import LESION_FEATURES, LesionFeatures
 from .metadata import MetadataEncoder
-from .patient import patient_context
+from .patient import CONTEXT_COLUMNS, patient_context
 
 __all__ = ["FusionClassifier"]
 
@@ -527,7 +527,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         if self.embedders_:
             embeddings = self._embed(frame)
             bad = np.isnan(embeddings).any(axis=1)
-            per_backbone = isinstance(self.image_signal_, list)  # fitted state, not a parameter set since
+            per_backbone = isinstance(self.image_signal_, list)  # fitted state (set_params may change the parameter)
             signals = self.image_signal_ if per_backbone else [self.image_signal_]
             blocks = self._image_blocks(np.where(bad[:, None], 0.0, embeddings), per_backbone=per_backbone)
             for signal, (_, block) in zip(signals, blocks):
@@ -554,7 +554,9 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
                 f"column {self.patient_col_!r} (patient ids, for the patient context) is missing at rows "
                 f"{list(patients.index[patients.isna()][:10])}; fill it, or set patient_col=None"
             )
-        return pd.concat([table, patient_context(table, patients.to_numpy())], axis=1)
+        per_backbone = self.image_signal_ if isinstance(self.image_signal_, list) else []
+        columns = CONTEXT_COLUMNS + tuple(f"{signal.prefix}__score" for signal in per_backbone)
+        return pd.concat([table, patient_context(table, patients.to_numpy(), columns)], axis=1)
 
     def transform_features(self, X: Any) -> pd.DataFrame:
         """The table the booster sees for ``X`` (columns ``feature_names_``)."""

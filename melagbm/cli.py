@@ -264,6 +264,10 @@ def _parser() -> argparse.ArgumentParser:
     add_model_options(demo)
     demo.set_defaults(run=_demo)
 
+    def add_pickle_option(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--allow-pickle", action="store_true",
+                         help="allow a .joblib/.pkl model (unpickling runs code: only for files you made)")
+
     def add_data_options(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--metadata", required=True, help="CSV with one row per image")
         sub.add_argument("--images", required=True, help="folder holding the images")
@@ -306,8 +310,7 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--out", required=True, help="CSV to write")
     predict.add_argument("--on-bad-image", default="raise", choices=["raise", "skip"],
                          help="skip: leave the probability blank for images that cannot be read")
-    predict.add_argument("--allow-pickle", action="store_true",
-                         help="allow a .joblib/.pkl model (unpickling runs code: only for files you made)")
+    add_pickle_option(predict)
     predict.set_defaults(run=_predict)
 
     explain = commands.add_parser(
@@ -319,8 +322,7 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--group-col", default=None,
                          help="patient/lesion id column the importance intervals resample (default: the model's)")
     explain.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the intervals")
-    explain.add_argument("--allow-pickle", action="store_true",
-                         help="allow a .joblib/.pkl model (unpickling runs code: only for files you made)")
+    add_pickle_option(explain)
     explain.set_defaults(run=_explain)
 
     embed = commands.add_parser(

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .boosters import booster_kind
+from .evaluation import _check_groups
 
 __all__ = [
     "FAMILY_ORDER",
@@ -136,10 +137,8 @@ def family_importance(
         magnitude = magnitude.sum(axis=2)
     families = list(grouped.feature_names)
     explained = ~np.isnan(magnitude).any(axis=1)  # rows with an unreadable image have no values
+    groups = _check_groups(groups, None)
     if groups is not None:
-        groups = np.asarray(groups)
-        if pd.isna(groups).any():
-            raise ValueError(f"groups has missing values at rows {list(np.flatnonzero(pd.isna(groups))[:5])}")
         if len(groups) != len(magnitude):
             raise ValueError(f"groups has {len(groups)} entries but the explanation has {len(magnitude)} rows")
         groups = groups[explained]

@@ -12,15 +12,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .plotting import _axes
+from .plotting import _finish as _show
+
 __all__ = ["plot_beeswarm", "plot_dependence", "plot_importance", "plot_site_cohorts"]
-
-
-def _axes(ax: Any, size: tuple[float, float]) -> Any:
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=size)
-    return ax
 
 
 def _explained_rows(explanation: Any) -> Any:
@@ -34,12 +29,8 @@ def _explained_rows(explanation: Any) -> Any:
 
 
 def _finish(ax: Any, show: bool) -> Any:
-    import matplotlib.pyplot as plt
-
-    ax.figure.tight_layout()
-    if show:
-        plt.show()
-    return ax
+    ax.figure.tight_layout()  # shap's long labels need it
+    return _show(ax, show)
 
 
 def plot_importance(importance: pd.DataFrame, *, ax: Any = None, show: bool = True, title: str | None = None) -> Any:

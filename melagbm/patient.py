@@ -25,8 +25,7 @@ CONTEXT_COLUMNS = (
 def patient_context(table: pd.DataFrame, patients: np.ndarray, columns: tuple[str, ...] = CONTEXT_COLUMNS) -> pd.DataFrame:
     """Images per patient, and each feature's z-score and rank within its patient.
 
-    ``patient__n_images``; for each of ``columns`` in ``table`` (and each backbone's own
-    ``image_<backbone>__score``): ``patient__<col>_z``
+    ``patient__n_images``; for each of ``columns`` in ``table``: ``patient__<col>_z``
     ((value - patient mean) / patient std; 0 for a patient's only lesion or equal values)
     and ``patient__<col>_rank`` (0 = the patient's lowest, 1 = highest, 0.5 when alone).
     Computed over the rows given: at predict time, the patient's lesions in the batch, so
@@ -37,9 +36,7 @@ def patient_context(table: pd.DataFrame, patients: np.ndarray, columns: tuple[st
         raise ValueError(f"patient ids are missing at rows {list(table.index[patients.isna()][:5])}")
     counts = patients.map(patients.value_counts())
     out = {"patient__n_images": counts.astype(float)}
-    scores = [c for c in table.columns if c.startswith("image_") and not c.startswith("image__")
-              and c.endswith("__score")]  # one per backbone with image_signal="per_backbone"
-    for column in [c for c in columns if c in table.columns] + scores:
+    for column in (c for c in columns if c in table.columns):
         values = table[column].astype(float)
         grouped = values.groupby(patients)
         mean, std = grouped.transform("mean"), grouped.transform("std", ddof=0)

@@ -210,10 +210,11 @@ class _Decoder:
             if unexpected:
                 raise ModelFileError(f"the model file sets attributes {cls.__name__} does not have: {unexpected[:5]}")
             obj = cls(**self(value["params"]))
-            for key, attribute in state.items():
-                setattr(obj, key, attribute)
-            if cls.__name__ == "FusionClassifier" and "patient_col_" not in state:  # files from melagbm 0.1
-                obj.patient_col_ = None if obj.patient_col == "auto" else obj.patient_col
+            if cls.__module__.startswith("melagbm."):  # as unpickling does: melagbm classes upgrade older state there
+                obj.__setstate__({**obj.__dict__, **state})
+            else:
+                for key, attribute in state.items():
+                    setattr(obj, key, attribute)
             return obj
         raise ModelFileError(f"unexpected entry in the model file: {sorted(value)[:3]}")
 

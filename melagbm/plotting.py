@@ -13,12 +13,13 @@ import numpy as np
 __all__ = ["plot_calibration", "plot_roc"]
 
 
-def _axes(ax: Any) -> Any:
+def _axes(ax: Any, size: tuple[float, float] = (5.0, 5.0)) -> Any:
+    """``ax``, or the Axes of a new figure of ``size`` inches."""
     if ax is not None:
         return ax
     import matplotlib.pyplot as plt
 
-    return plt.subplots(figsize=(5, 5))[1]
+    return plt.subplots(figsize=size)[1]
 
 
 def _finish(ax: Any, show: bool) -> Any:
