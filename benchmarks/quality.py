@@ -55,6 +55,7 @@ CONFIGS: dict[str, tuple[str, dict]] = {
     "lite0": ("plain, Lite0 only, 4 levels, probe", {"backbone": LITE0, **PLAIN}),
     "lite2": ("plain, Lite2 only, 4 levels, probe", {"backbone": LITE2, **PLAIN}),
     "lite0-flip": ("plain, Lite0 only, 4 levels, probe, flip TTA", {"backbone": LITE0, "tta": "flip", **PLAIN}),
+    "lite0-rot4": ("plain, Lite0 only, 4 levels, probe, quarter-turn TTA", {"backbone": LITE0, "tta": "rot4", **PLAIN}),
     "lite0-last": ("plain, Lite0 only, last layer only, probe", {"backbone": LITE0, "layers": 1, **PLAIN}),
     "naive": (
         "naive: Lite0 last layer, raw embedding into LightGBM",

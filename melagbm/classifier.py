@@ -66,8 +66,8 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         Local weights for the backbone (a single backbone only).
     layers : int, default=4
         Feature levels pooled from the backbone (1: head output only).
-    tta : {"none", "flip", "flip4"}, default="none"
-        Test-time augmentation of the embedding.
+    tta : {"none", "flip", "flip4", "rot4", "d8"}, default="none"
+        Test-time augmentation of the embedding (see :class:`~melagbm.ImageEmbedder`).
     preprocessing : dict, default=None
         Overrides of the backbones' preprocessing; see :class:`~melagbm.ImageEmbedder`.
     lesion_features : bool or "auto", default="auto"

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ._atomic import atomic_write
+from .embedding import TTA_MODES
 
 __all__ = ["main"]
 
@@ -333,7 +334,7 @@ def _parser() -> argparse.ArgumentParser:
     embed.add_argument("--image-col", default="image_name", help="CSV column naming each image file")
     embed.add_argument("--backbone", default=None, help="encoder name(s), comma-separated (default: FusionClassifier's)")
     embed.add_argument("--layers", type=int, default=None, help="feature levels (default: FusionClassifier's)")
-    embed.add_argument("--tta", default=None, choices=["none", "flip", "flip4"])
+    embed.add_argument("--tta", default=None, choices=sorted(TTA_MODES))
     embed.add_argument("--store", default=None, help="store folder (default: the user cache, $MELAGBM_CACHE)")
     embed.add_argument("--batch-size", type=int, default=32)
     embed.add_argument("--device", default="auto")

@@ -69,6 +69,25 @@ def test_layers_and_tta(ham_paths) -> None:
     assert ImageEmbedder(layers=4).fit().encoder_id_ != ImageEmbedder().fit().encoder_id_
 
 
+def test_rotation_tta_is_invariant_to_quarter_turns(ham_paths) -> None:
+    from PIL import Image
+
+    square = np.asarray(Image.open(ham_paths[0]).convert("RGB"))[:, 75:525]  # 450 x 450
+    turned, mirrored = np.rot90(square).copy(), square[:, ::-1].copy()
+
+    def cosine(a: np.ndarray, b: np.ndarray) -> float:
+        return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+
+    plain = ImageEmbedder(cache=None).fit().transform([square, turned])
+    rot4 = ImageEmbedder(cache=None, tta="rot4").fit().transform([square, turned, mirrored])
+    d8 = ImageEmbedder(cache=None, tta="d8").fit().transform([square, turned, mirrored])
+    assert cosine(*plain) < 0.98  # a quarter turn changes the plain embedding (0.93)...
+    assert cosine(rot4[0], rot4[1]) > 0.9995  # ...but not the mean over the four turns (PIL rounding aside)
+    assert cosine(rot4[0], rot4[2]) < 0.998  # a mirror image is not a rotation (0.996)
+    assert cosine(d8[0], d8[1]) > 0.9995 and cosine(d8[0], d8[2]) > 0.9999
+    assert len({ImageEmbedder(tta=mode).fit().encoder_id_ for mode in ("none", "flip", "rot4", "d8")}) == 4
+
+
 def test_missing_file_names_row_and_file(ham_paths) -> None:
     images = pd.Series([ham_paths[0], "/nowhere/ISIC_missing.jpg"], index=["a", "b"])
     with pytest.raises(ImageReadError, match=r"row 'b'.*ISIC_missing\.jpg"):
