@@ -342,10 +342,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(
                 f"y holds one class only ({self.classes_[0]}); fitting needs at least two"
             )
-        self._check_decision_params()
-        uses_lesion_features = self._uses_lesion_features()
-        if self.image_signal not in ("joint", "per_backbone"):
-            raise ValueError(f"image_signal must be 'joint' or 'per_backbone', got {self.image_signal!r}")
+        uses_lesion_features = self._check_fit_params()
         group_ids = self._groups(frame, groups)
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(_SEED_MAX))
@@ -353,24 +350,8 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
 
         features = []
         self.embedders_, self.image_signal_, self.skipped_rows_ = [], None, []
-        check_on_bad_image(self.on_bad_image)
         if self.image_col is not None:
-            backbones = [self.backbone] if isinstance(self.backbone, str) else list(self.backbone)
-            if not backbones or len(set(backbones)) < len(backbones) or (
-                self.checkpoint_path is not None and len(backbones) > 1
-            ):
-                raise ValueError(
-                    f"backbone must name one or more distinct encoders (checkpoint_path needs exactly one), "
-                    f"got {self.backbone!r}"
-                )
-            self.embedders_ = [
-                ImageEmbedder(
-                    backbone=name, checkpoint_path=self.checkpoint_path, layers=self.layers, tta=self.tta,
-                    preprocessing=self.preprocessing, batch_size=self.batch_size, device=self.device_,
-                    cache=self.cache, on_bad_image=self.on_bad_image, verbose=self.verbose,
-                ).fit()
-                for name in backbones
-            ]
+            self.embedders_ = self._make_embedders(self.device_)
             _warn_duplicate_images(frame[self.image_col], group_ids)
             embeddings = self._embed(frame)
             bad = np.isnan(embeddings).any(axis=1)
@@ -387,12 +368,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
                 group_ids = None if group_ids is None else group_ids[~bad]
                 if len(np.unique(y_codes)) < 2:
                     raise ValueError("after skipping unreadable images, y holds one class only")
-            signals = []
-            for prefix, block in self._image_blocks(embeddings, per_backbone=self.image_signal == "per_backbone"):
-                signals.append(ImageSignal(mode=self.image_features, n_components=self.n_components,
-                                           probe_C=self.probe_C, random_state=seed, prefix=prefix))
-                features.append(signals[-1].fit_transform(block, y_codes, group_ids))
-            self.image_signal_ = signals[0] if self.image_signal == "joint" else signals
+            features.append(self._fit_image_signal(embeddings, y_codes, group_ids, seed))
         self.metadata_encoder_ = MetadataEncoder(
             other_cols="none" if self.metadata_cols == "known" else "auto"
         ).fit(self._metadata_frame(frame))
@@ -402,20 +378,8 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
             self.lesion_features_ = LesionFeatures(pixel_spacing_mm=self.pixel_spacing_mm, cache=self.cache).fit()
             features.append(self.lesion_features_.transform(frame[self.image_col]).reset_index(drop=True))
         table = self._with_context(pd.concat(features, axis=1), frame)
-
-        self.feature_names_ = list(table.columns)
-        families = {**self.metadata_encoder_.feature_families_,
-                    **(self.lesion_features_.feature_families_ if self.lesion_features_ is not None else {})}
-        self.feature_families_ = {name: families.get(name, _image_family(name)) for name in self.feature_names_}
-        self.family_to_columns_: dict[str, list[str]] = {}
-        for name, family in self.feature_families_.items():
-            self.family_to_columns_.setdefault(family, []).append(name)
-
-        weights = None
-        if self.class_weight is not None:
-            if not (self.class_weight == "balanced" or isinstance(self.class_weight, dict)):
-                raise ValueError(f"class_weight must be None, 'balanced' or a dict, got {self.class_weight!r}")
-            weights = compute_sample_weight(self.class_weight, y)
+        self._set_feature_names(list(table.columns))
+        weights = self._sample_weight(y)
         n_jobs = self.n_jobs
         if n_jobs is None and len(table) < _SMALL_TABLE:
             n_jobs = 1
@@ -432,6 +396,54 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         if len(self.classes_) == 2:
             self._fit_decision(estimator, table, y_codes, weights, group_ids, seed)
         return self
+
+    def _make_embedders(self, device: str) -> list[ImageEmbedder]:
+        """One fitted embedder per backbone."""
+        backbones = [self.backbone] if isinstance(self.backbone, str) else list(self.backbone)
+        if not backbones or len(set(backbones)) < len(backbones) or (
+            self.checkpoint_path is not None and len(backbones) > 1
+        ):
+            raise ValueError(
+                f"backbone must name one or more distinct encoders (checkpoint_path needs exactly one), "
+                f"got {self.backbone!r}"
+            )
+        return [
+            ImageEmbedder(
+                backbone=name, checkpoint_path=self.checkpoint_path, layers=self.layers, tta=self.tta,
+                preprocessing=self.preprocessing, batch_size=self.batch_size, device=device,
+                cache=self.cache, on_bad_image=self.on_bad_image, verbose=self.verbose,
+            ).fit()
+            for name in backbones
+        ]
+
+    def _fit_image_signal(
+        self, embeddings: np.ndarray, y_codes: np.ndarray, groups: np.ndarray | None, seed: int
+    ) -> pd.DataFrame:
+        """Fit ``image_signal_`` on the training embeddings; their out-of-fold image features."""
+        signals, parts = [], []
+        for prefix, block in self._image_blocks(embeddings, per_backbone=self.image_signal == "per_backbone"):
+            signals.append(ImageSignal(mode=self.image_features, n_components=self.n_components,
+                                       probe_C=self.probe_C, random_state=seed, prefix=prefix))
+            parts.append(signals[-1].fit_transform(block, y_codes, groups))
+        self.image_signal_ = signals[0] if self.image_signal == "joint" else signals
+        return pd.concat(parts, axis=1)
+
+    def _set_feature_names(self, names: list[str]) -> None:
+        """``feature_names_`` and the family of each: ``feature_families_``, ``family_to_columns_``."""
+        families = {**self.metadata_encoder_.feature_families_,
+                    **(self.lesion_features_.feature_families_ if self.lesion_features_ is not None else {})}
+        self.feature_names_ = names
+        self.feature_families_ = {name: families.get(name, _image_family(name)) for name in names}
+        self.family_to_columns_: dict[str, list[str]] = {}
+        for name, family in self.feature_families_.items():
+            self.family_to_columns_.setdefault(family, []).append(name)
+
+    def _sample_weight(self, y: np.ndarray) -> np.ndarray | None:
+        if self.class_weight is None:
+            return None
+        if not (self.class_weight == "balanced" or isinstance(self.class_weight, dict)):
+            raise ValueError(f"class_weight must be None, 'balanced' or a dict, got {self.class_weight!r}")
+        return compute_sample_weight(self.class_weight, y)
 
     def _image_blocks(self, embeddings: np.ndarray, *, per_backbone: bool) -> list[tuple[str, np.ndarray]]:
         """(column prefix, embedding columns) per image signal: one joint block or one per backbone."""
@@ -453,6 +465,14 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError("lesion_features=True needs images: set image_col")
         return self.image_col is not None and self.lesion_features in (True, "auto")
 
+    def _check_fit_params(self) -> bool:
+        """Check the parameters fit reads before any work; whether lesion features are used."""
+        self._check_decision_params()
+        if self.image_signal not in ("joint", "per_backbone"):
+            raise ValueError(f"image_signal must be 'joint' or 'per_backbone', got {self.image_signal!r}")
+        check_on_bad_image(self.on_bad_image)
+        return self._uses_lesion_features()
+
     def _check_decision_params(self) -> None:
         if self.calibration is not None and self.calibration not in CALIBRATION_METHODS:
             raise ValueError(f"calibration must be one of {CALIBRATION_METHODS} or None, got {self.calibration!r}")
@@ -467,18 +487,8 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         groups: np.ndarray | None, seed: int,
     ) -> None:
         """Calibrate on out-of-fold margins and choose ``threshold_`` for ``target_sensitivity``."""
-        if weights is not None:
-            self.calibration_ = class_weight_shift(weights, y)
-        if self.calibration is None and self.target_sensitivity is None:
-            return
-        try:
-            splits = list(stratified_group_splits(y, groups, int(self.calibration_folds), seed))
-        except ValueError as exc:
-            warnings.warn(
-                f"No out-of-fold calibration or threshold ({exc}); predict_proba is the booster's "
-                "probability and predict uses 0.5.",
-                UserWarning, stacklevel=3,
-            )
+        splits = self._decision_splits(y, weights, groups, seed)
+        if splits is None:
             return
         margin = np.zeros(len(y))
         fixed_rounds = clone(estimator).set_params(n_estimators=self.n_estimators_)
@@ -488,6 +498,28 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
                 sample_weight=None if weights is None else weights[train], validation=None, n_iter_no_change=0,
             )
             margin[test] = _margin(fold_model, table.iloc[test])
+        self._decide(margin, y)
+
+    def _decision_splits(
+        self, y: np.ndarray, weights: np.ndarray | None, groups: np.ndarray | None, seed: int
+    ) -> list[tuple[np.ndarray, np.ndarray]] | None:
+        """The folds for the out-of-fold margins, or None when there is nothing to calibrate or choose."""
+        if weights is not None:
+            self.calibration_ = class_weight_shift(weights, y)
+        if self.calibration is None and self.target_sensitivity is None:
+            return None
+        try:
+            return list(stratified_group_splits(y, groups, int(self.calibration_folds), seed))
+        except ValueError as exc:
+            warnings.warn(
+                f"No out-of-fold calibration or threshold ({exc}); predict_proba is the booster's "
+                "probability and predict uses 0.5.",
+                UserWarning, stacklevel=4,
+            )
+            return None
+
+    def _decide(self, margin: np.ndarray, y: np.ndarray) -> None:
+        """Fit the calibration and ``threshold_`` on out-of-fold booster margins of the training rows."""
         if self.calibration is not None:
             self.calibration_ = fit_calibration(self.calibration, margin, y)
         if self.target_sensitivity is not None:
@@ -521,10 +553,24 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
     def _features(self, X: Any) -> tuple[pd.DataFrame, np.ndarray]:
         """(the booster's table, a mask of rows whose image could not be read)."""
         check_is_fitted(self, "booster_")
-        frame = self._check_X(X, reset=False)
+        table, bad = self._feature_table(self._check_X(X, reset=False))
+        return table[self.feature_names_], bad
+
+    def _feature_table(
+        self, frame: pd.DataFrame, image_parts: pd.DataFrame | None = None, *, drop_unreadable: bool = False
+    ) -> tuple[pd.DataFrame, np.ndarray]:
+        """The booster's columns for ``frame`` (fitted encoders), and the mask of unreadable images.
+
+        ``image_parts``: image features to use instead of scoring the embeddings (the
+        out-of-fold scores of training rows; NaN marks an unreadable image).
+        ``drop_unreadable``: leave those rows out, before the patient context is computed.
+        """
         parts = []
         bad = np.zeros(len(frame), dtype=bool)
-        if self.embedders_:
+        if self.embedders_ and image_parts is not None:
+            bad = image_parts.isna().any(axis=1).to_numpy()
+            parts.append(image_parts.reset_index(drop=True))
+        elif self.embedders_:
             embeddings = self._embed(frame)
             bad = np.isnan(embeddings).any(axis=1)
             per_backbone = isinstance(self.image_signal_, list)  # fitted state (set_params may change the parameter)
@@ -542,7 +588,10 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
                 measured = self.lesion_features_.transform(frame[self.image_col].iloc[good])
                 lesion.iloc[good] = measured.to_numpy()
             parts.append(lesion)
-        return self._with_context(pd.concat(parts, axis=1), frame)[self.feature_names_], bad
+        table = pd.concat(parts, axis=1)
+        if drop_unreadable and bad.any():
+            table, frame = table[~bad].reset_index(drop=True), frame[~bad]
+        return self._with_context(table, frame), bad
 
     def _with_context(self, table: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
         """``table`` plus the patient-context columns when ``patient_col`` is set."""

@@ -1,0 +1,90 @@
+"""Embedding and training time on Dask, 1 and 2 workers, beside the single-process path.
+
+On the SIIM-ISIC 2020 subset (``--n`` rows drawn as whole patients, every melanoma kept),
+for each configuration, each with a fresh embedding store:
+
+- embed: the images into the store (Lite0, 4 levels): ``ImageEmbedder.transform`` in one
+  process, ``melagbm.dask.embed`` on the cluster;
+- fit: the classifier, with the embeddings already stored, so this is lesion measurement,
+  the out-of-fold image probe, the table and the booster: ``FusionClassifier.fit`` in one
+  process, ``DaskFusionClassifier.fit`` on the cluster (xgboost.dask or lightgbm.dask).
+
+Workers are processes with one thread each (a LocalCluster on this machine); the
+single-process path uses every core. Ratios are printed beside the times.
+
+    python benchmarks/dask_scaling.py                     # 1,000 images, about 15 min on 2 cores
+    python benchmarks/dask_scaling.py --n 2701 --booster xgboost
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _timed(work):  # type: ignore[no-untyped-def]
+    started = time.perf_counter()
+    result = work()
+    return time.perf_counter() - started, result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    default_data = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    parser.add_argument("--data", type=Path, default=Path(os.environ.get("MELAGBM_DATA", default_data)))
+    parser.add_argument("--n", type=int, default=1000, help="images of the ISIC 2020 subset")
+    parser.add_argument("--booster", default="lightgbm", choices=["lightgbm", "xgboost"])
+    parser.add_argument("--workers", default="1,2", help="comma-separated worker counts")
+    args = parser.parse_args()
+
+    import dask.dataframe as dd
+    from distributed import Client, LocalCluster
+    from sklearn.metrics import roc_auc_score
+
+    from melagbm import FusionClassifier, ImageEmbedder
+    from melagbm.dask import DaskFusionClassifier, embed
+    from melagbm.datasets import load_isic2020
+
+    X, y, _ = load_isic2020(args.data / "isic2020", n_samples=min(args.n, 2701), random_state=0)
+    params = {"backbone": "tf_efficientnet_lite0", "booster": args.booster, "random_state": 0}
+    print(f"{len(X)} SIIM-ISIC 2020 subset images ({int(y.sum())} melanomas, {X['patient_id'].nunique()} patients); "
+          f"{os.cpu_count()} CPU cores; {args.booster}; Lite0, 4 levels, lesion features, patient context\n")
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        store = Path(folder) / "single"
+        embed_s, _ = _timed(lambda: ImageEmbedder(backbone="tf_efficientnet_lite0", layers=4, cache=store)
+                            .fit().transform(X["image"]))
+        fit_s, model = _timed(lambda: FusionClassifier(cache=store, **params).fit(X, y))
+        rows.append(("single process (FusionClassifier)", embed_s, fit_s, model))
+        for n_workers in (int(n) for n in args.workers.split(",")):
+            store = Path(folder) / f"workers-{n_workers}"
+            with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                              dashboard_address=None) as cluster, Client(cluster):
+                frame = dd.from_pandas(X.assign(target=y.to_numpy()), npartitions=4 * n_workers)
+                embed_s, _ = _timed(lambda: embed(frame, "tf_efficientnet_lite0", layers=4, cache=store))
+                fit_s, model = _timed(lambda: DaskFusionClassifier(cache=store, **params).fit(
+                    frame.drop(columns="target"), frame["target"]))
+            rows.append((f"Dask, {n_workers} worker(s) x 1 thread (DaskFusionClassifier)", embed_s, fit_s, model))
+
+    single_embed, single_fit = rows[0][1], rows[0][2]
+    one_worker = next((r for r in rows if r[0].startswith("Dask, 1 ")), rows[0])
+    print("| path | embed, s | images/s | fit, s | embed vs single | embed vs 1 worker | fit vs 1 worker |")
+    print("|---|---|---|---|---|---|---|")
+    for name, embed_s, fit_s, _ in rows:
+        print(f"| {name} | {embed_s:.1f} | {len(X) / embed_s:.1f} | {fit_s:.1f} | {single_embed / embed_s:.2f}x | "
+              f"{one_worker[1] / embed_s:.2f}x | {one_worker[2] / fit_s:.2f}x |")
+    print(f"\n(single-process fit: {single_fit:.1f} s)")
+    scores = {name: model.predict_proba(X)[:, 1] for name, _, _, model in rows}
+    reference = scores[rows[0][0]]
+    for name, score in scores.items():
+        print(f"{name}: training-set ROC AUC {roc_auc_score(y, score):.4f}, "
+              f"max |p - single process| {np.max(np.abs(score - reference)):.4f}")
+
+
+if __name__ == "__main__":
+    main()

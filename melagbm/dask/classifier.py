@@ -1,0 +1,298 @@
+"""DaskFusionClassifier: FusionClassifier's distributed twin."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ..boosters import make_booster
+from ..classifier import _SEED_MAX, FusionClassifier
+from ..embedding import BadImageWarning
+from ..images import ImageReadError
+from ..lesion import LesionFeatures
+from ..metadata import MetadataEncoder
+from ._frames import GROUP, LABEL, ROW, aligned, as_dask_frame, check_patients_whole, client, is_dask, number_rows
+from .embedding import embed_partition
+from .training import fit_distributed, margins
+
+__all__ = ["DaskFusionClassifier", "load"]
+
+_HELD_OUT, _FOLD, _WEIGHT = "__melagbm_validation__", "__melagbm_fold__", "__melagbm_weight__"
+
+
+def _training_part(
+    part: pd.DataFrame, model: DaskFusionClassifier, image_scores: pd.DataFrame | None, roles: pd.DataFrame
+) -> pd.DataFrame:
+    """One partition's booster table (readable rows only) with its labels, roles and row numbers."""
+    rows = part[ROW].to_numpy()
+    data = part.drop(columns=[c for c in (ROW, LABEL, GROUP) if c in part.columns])
+    table, bad = model._feature_table(
+        data, None if image_scores is None else image_scores.loc[rows], drop_unreadable=True
+    )
+    kept = rows[~bad]
+    return pd.concat([table, roles.loc[kept].reset_index(drop=True), pd.DataFrame({ROW: kept})], axis=1)
+
+
+def _predicted(part: pd.DataFrame, model: FusionClassifier, method: str) -> pd.DataFrame:
+    values = getattr(model, method)(part) if len(part) else np.zeros((0, len(model.classes_)))
+    values = np.asarray(values)
+    return pd.DataFrame(values.reshape(len(part), -1), index=part.index)
+
+
+class DaskFusionClassifier(FusionClassifier):
+    """:class:`~melagbm.FusionClassifier` on a Dask cluster: the same parameters, the same fitted attributes.
+
+    ``fit`` takes a Dask DataFrame (and labels from it, e.g. ``ddf["target"]``) and uses the
+    current ``dask.distributed`` Client:
+
+    1. each patient's rows are brought into one partition (the patient context compares a
+       lesion with the same patient's others);
+    2. the images are embedded, and their lesion features measured, one task per partition
+       on the workers (GPU workers use their GPU), reading and writing the shared
+       embedding store (``cache`` must be a path every worker can write);
+    3. the small columns (labels, groups, metadata) come to the client once: the metadata
+       vocabularies, the out-of-fold image probe and the internal splits are fixed there,
+       exactly as FusionClassifier fixes them (the probe needs the embeddings:
+       4 bytes x rows x embedding width of client memory);
+    4. each partition builds its booster table on its worker, and the booster trains across
+       the workers: ``xgboost.dask`` (GPU capable) or ``lightgbm.dask``, with early stopping
+       and the out-of-fold calibration as in FusionClassifier.
+
+    The fitted booster is held as a local model, so ``to_local()`` gives an ordinary
+    FusionClassifier and ``save``/``melagbm.dask.load`` work as for FusionClassifier.
+    ``predict_proba``/``predict``/``decision_function`` take a pandas DataFrame (scored
+    here) or a Dask DataFrame (scored on the workers, each patient's rows in one partition;
+    the result is a Dask array). Two classes only.
+    """
+
+    # -- fitting ---------------------------------------------------------------------
+    def fit(self, X: Any, y: Any, groups: Any = None) -> DaskFusionClassifier:
+        """Embed, encode and train on the cluster; see the class docstring.
+
+        Parameters
+        ----------
+        X : Dask or pandas DataFrame
+            One row per image: ``image_col`` plus metadata columns.
+        y : Dask Series partitioned like X (``ddf["target"]``), or array-like when X is pandas
+        groups : like y, default=None
+            Patient or lesion ids for the internal splits; overrides ``group_col``.
+        """
+        dask_client = client()
+        threads = min(dask_client.nthreads().values(), default=1)
+        n_workers = max(1, len(dask_client.nthreads()))
+        if y is None:
+            raise ValueError("requires y to be passed, but the target y is None")
+        if isinstance(X, pd.DataFrame):
+            extra = {LABEL: column_of(y, len(X), "y")}
+            if groups is not None:
+                extra[GROUP] = column_of(groups, len(X), "groups")
+            frame = as_dask_frame(X.assign(**extra), 2 * n_workers)
+        else:
+            frame = as_dask_frame(X, n_workers)
+            frame = frame.assign(**{LABEL: aligned(frame, y, "y")})
+            if groups is not None:
+                frame = frame.assign(**{GROUP: aligned(frame, groups, "groups")})
+        user_columns = frame._meta.drop(columns=[c for c in (LABEL, GROUP) if c in frame.columns])
+        validate_data(self, user_columns, reset=True, skip_check_array=True)
+        for column in (self.image_col, self.group_col, None if self.patient_col == "auto" else self.patient_col):
+            if column is not None and column not in user_columns.columns:
+                raise ValueError(f"X has no column {column!r}; columns are {list(user_columns.columns)}")
+        self.patient_col_ = self._resolve_patient_col(user_columns)
+        uses_lesion_features = self._check_fit_params()
+        if self.patient_col_ is not None:
+            frame = frame.shuffle(on=self.patient_col_)  # each patient's rows in one partition
+        frame, _ = number_rows(frame)
+        frame = frame.persist()
+
+        small = self._first_pass(frame, user_columns)
+        check_classification_targets(small[LABEL])
+        self.classes_, y_codes = np.unique(small[LABEL].to_numpy(), return_inverse=True)
+        if len(self.classes_) != 2:
+            raise ValueError(f"DaskFusionClassifier fits two classes (melanoma vs rest); y holds {len(self.classes_)}")
+        group_ids = self._groups(small, small[GROUP] if GROUP in small.columns else None)
+        seed = int(check_random_state(self.random_state).randint(_SEED_MAX))
+        self.device_ = _workers_device(dask_client, self.device)
+
+        self.embedders_, self.image_signal_, self.skipped_rows_ = [], None, []
+        self.lesion_features_ = None
+        if uses_lesion_features:
+            self.lesion_features_ = LesionFeatures(pixel_spacing_mm=self.pixel_spacing_mm, cache=self.cache).fit()
+        bad = np.zeros(len(small), dtype=bool)
+        image_scores = None
+        if self.image_col is not None:
+            self.embedders_ = self._make_embedders(self.device)  # "auto": each worker picks its own device
+            embeddings = self._embed_on_workers(frame, dask_client)
+            bad = np.isnan(embeddings).any(axis=1)
+            if bad.all():
+                raise ImageReadError(f"none of the {len(small)} images in column {self.image_col!r} could be read")
+            if bad.any():
+                self.skipped_rows_ = list(small.index[bad])
+                import warnings
+
+                warnings.warn(
+                    f"fit skipped {int(bad.sum())} row(s) whose image could not be read: "
+                    f"{self.skipped_rows_[:10]}{' ...' if bad.sum() > 10 else ''} (see skipped_rows_)",
+                    BadImageWarning, stacklevel=2,
+                )
+            good = ~bad
+            scores = self._fit_image_signal(embeddings[good], y_codes[good],
+                                            None if group_ids is None else group_ids[good], seed)
+            image_scores = pd.DataFrame(np.nan, index=small[ROW].to_numpy(), columns=scores.columns)
+            image_scores.iloc[np.flatnonzero(good)] = scores.to_numpy()
+        good = ~bad
+        y_good, rows_good = y_codes[good], small[ROW].to_numpy()[good]
+        groups_good = None if group_ids is None else group_ids[good]
+        if len(np.unique(y_good)) < 2:
+            raise ValueError("after skipping unreadable images, y holds one class only")
+        self.metadata_encoder_ = MetadataEncoder(
+            other_cols="none" if self.metadata_cols == "known" else "auto"
+        ).fit(self._metadata_frame(small.loc[good, list(user_columns.columns.intersection(small.columns))]))
+
+        weights = self._sample_weight(self.classes_[y_good])
+        validation = self._validation_split(y_good, groups_good, seed)
+        self.calibration_, self.threshold_, self.threshold_log_odds_ = None, 0.5, None
+        splits = self._decision_splits(y_good, weights, groups_good, seed)
+        roles = pd.DataFrame({LABEL: y_good, _HELD_OUT: False, _FOLD: -1,
+                              _WEIGHT: 1.0 if weights is None else weights}, index=rows_good)
+        if validation is not None:
+            roles.iloc[validation[1], roles.columns.get_loc(_HELD_OUT)] = True
+        for fold, (_, test) in enumerate(splits or []):
+            roles.iloc[test, roles.columns.get_loc(_FOLD)] = fold
+        table = self._tables_on_workers(frame, dask_client, image_scores, roles)
+        helper = [LABEL, _HELD_OUT, _FOLD, _WEIGHT, ROW]
+        self._set_feature_names([c for c in table.columns if c not in helper])
+
+        features, labels = table[self.feature_names_], table[LABEL]
+        weight = None if weights is None else table[_WEIGHT]
+        n_jobs = self.n_jobs if self.n_jobs is not None else threads  # lightgbm.dask uses the workers' threads
+        estimator = make_booster(self.booster, params=self.booster_params, device=self.device_,
+                                 random_state=seed, n_jobs=n_jobs)
+        self.booster_, self.n_estimators_ = fit_distributed(
+            estimator, dask_client, features, labels, weight,
+            validation=None if validation is None else table[_HELD_OUT], n_iter_no_change=int(self.n_iter_no_change),
+        )
+        if splits:
+            margin = pd.Series(0.0, index=rows_good)
+            fixed = clone(estimator).set_params(n_estimators=self.n_estimators_)
+            for fold in range(len(splits)):
+                held = table[_FOLD] == fold
+                fold_model, _ = fit_distributed(fixed, dask_client, features[~held], labels[~held],
+                                                None if weight is None else weight[~held])
+                fold_margin = margins(fold_model, features[held], table[ROW][held])
+                margin.loc[fold_margin.index] = fold_margin.to_numpy()
+            self._decide(margin.to_numpy(), y_good)
+        return self
+
+    def _first_pass(self, frame: Any, user_columns: pd.DataFrame) -> pd.DataFrame:
+        """The small columns (row numbers, labels, groups, patient ids, metadata) in row order, on the client."""
+        wanted = [ROW, LABEL, GROUP, self.group_col, self.patient_col_, *self._metadata_frame(user_columns).columns]
+        columns = [c for c in dict.fromkeys(wanted) if c is not None and c in frame.columns]
+        small = frame[columns].compute()
+        if len(small) == 0:
+            raise ValueError("X has no rows")
+        return small.sort_values(ROW, kind="stable")
+
+    def _embed_on_workers(self, frame: Any, dask_client: Any) -> np.ndarray:
+        """Embeddings of every row in row order, computed (and stored) partition by partition on the workers."""
+        import dask
+
+        parts = frame.to_delayed()
+        tasks = [dask.delayed(embed_partition)(part, self.embedders_, self.image_col, self.lesion_features_)
+                 for part in parts]
+        return np.vstack(dask_client.gather(dask_client.compute(tasks)))
+
+    def _tables_on_workers(
+        self, frame: Any, dask_client: Any, image_scores: pd.DataFrame | None, roles: pd.DataFrame
+    ) -> Any:
+        """The booster's table as a Dask DataFrame, each partition built (and kept) on a worker."""
+        import dask
+        import dask.dataframe as dd
+
+        model, scores, roles = dask_client.scatter([self, image_scores, roles], broadcast=True)
+        tasks = [dask.delayed(_training_part)(part, model, scores, roles) for part in frame.to_delayed()]
+        futures = dask_client.compute(tasks)
+        meta = futures[0].result().iloc[:0]
+        return dd.from_delayed(futures, meta=meta, verify_meta=False)
+
+    # -- the local twin --------------------------------------------------------------
+    def to_local(self) -> FusionClassifier:
+        """An ordinary FusionClassifier holding this fitted model (for single-machine prediction)."""
+        check_is_fitted(self, "booster_")
+        local = FusionClassifier(**self.get_params())
+        local.__dict__.update({k: v for k, v in self.__dict__.items() if k not in local.__dict__})
+        return local
+
+    @classmethod
+    def from_local(cls, model: FusionClassifier) -> DaskFusionClassifier:
+        """The Dask twin of a fitted FusionClassifier (to score Dask DataFrames with it)."""
+        check_is_fitted(model, "booster_")
+        twin = cls(**model.get_params())
+        twin.__dict__.update({k: v for k, v in model.__dict__.items() if k not in twin.__dict__})
+        return twin
+
+    def save(self, path: str | os.PathLike) -> Any:
+        """Write the model file FusionClassifier writes (:func:`melagbm.load` or :func:`melagbm.dask.load` reads it)."""
+        return self.to_local().save(path)
+
+    # -- predicting ------------------------------------------------------------------
+    def _on_workers(self, X: Any, method: str, width: int) -> Any:
+        check_is_fitted(self, "booster_")
+        if self.patient_col_ is not None:
+            check_patients_whole(X, self.patient_col_)
+        meta = pd.DataFrame({i: pd.Series([], dtype=float) for i in range(width)})
+        scored = X.map_partitions(_predicted, self.to_local(), method, meta=meta)
+        array = scored.to_dask_array()
+        return array if width > 1 else array[:, 0]
+
+    def predict_proba(self, X: Any) -> Any:
+        """Class probabilities: a NumPy array for a pandas X, a Dask array for a Dask X."""
+        return self._on_workers(X, "predict_proba", len(self.classes_)) if is_dask(X) else super().predict_proba(X)
+
+    def decision_function(self, X: Any) -> Any:
+        """As FusionClassifier's; a Dask array for a Dask X."""
+        return self._on_workers(X, "decision_function", 1) if is_dask(X) else super().decision_function(X)
+
+    def predict(self, X: Any) -> Any:
+        """As FusionClassifier's; a Dask array for a Dask X."""
+        if not is_dask(X):
+            return super().predict(X)
+        positive = self._on_workers(X, "decision_function", 1) > 0
+        return positive.map_blocks(lambda block: self.classes_[block.astype(int)], dtype=self.classes_.dtype)
+
+
+def column_of(values: Any, n: int, what: str) -> np.ndarray:
+    """``values`` as a 1-d array of ``n`` entries (labels or groups given next to a pandas X)."""
+    array = np.asarray(values)
+    if array.ndim != 1 or len(array) != n:
+        raise ValueError(f"{what} has shape {array.shape} but X has {n} rows")
+    return array
+
+
+def _workers_device(dask_client: Any, device: str) -> str:
+    """``device``, with "auto" resolved to "cuda" when every worker sees a GPU."""
+    if device != "auto":
+        return device
+
+    def has_gpu() -> bool:
+        import torch
+
+        return bool(torch.cuda.is_available())
+
+    return "cuda" if all(dask_client.run(has_gpu).values()) else "cpu"
+
+
+def load(path: str | os.PathLike) -> DaskFusionClassifier:
+    """Read a model file (written by either classifier's ``save``) as a DaskFusionClassifier."""
+    from ..persistence import load as load_model
+
+    model = load_model(path)
+    if not isinstance(model, FusionClassifier):
+        raise TypeError(f"{path} holds a {type(model).__name__}, not a FusionClassifier")
+    return DaskFusionClassifier.from_local(model)

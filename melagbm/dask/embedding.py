@@ -1,0 +1,95 @@
+"""Embedding on Dask workers: one task per partition, vectors written to the shared store."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .._device import resolve_device
+from ..embedding import ImageEmbedder
+from ..lesion import LesionFeatures
+from ..store import resolve_store
+from ._frames import as_dask_frame, client
+
+__all__ = ["embed", "embed_partition"]
+
+_logger = logging.getLogger(__name__)
+
+#: Embedders already loaded in this worker process, so each backbone loads once per worker.
+_LOADED: dict[str, ImageEmbedder] = {}
+
+
+def _on_this_worker(embedder: ImageEmbedder) -> ImageEmbedder:
+    """``embedder`` with its backbone loaded once per process and its device resolved here (a GPU worker uses it)."""
+    key = repr(sorted(embedder.get_params().items()))
+    loaded = _LOADED.get(key)
+    if loaded is None:
+        loaded = _LOADED[key] = embedder
+        loaded.device_ = resolve_device(embedder.device)
+    return loaded
+
+
+def embed_partition(
+    part: pd.DataFrame, embedders: list[ImageEmbedder], image_col: str, lesion: LesionFeatures | None = None
+) -> np.ndarray:
+    """The partition's embeddings (n, sum of widths; NaN rows for skipped images), stored as they are made.
+
+    With ``lesion``, the lesion features of the readable images are measured (and stored) too.
+    """
+    images = part[image_col]
+    vectors = np.hstack([_on_this_worker(embedder).transform(images) for embedder in embedders])
+    if lesion is not None:
+        readable = ~np.isnan(vectors).any(axis=1)
+        if readable.any():
+            lesion.transform(images[readable])
+    return vectors
+
+
+def _embedded_count(part: pd.DataFrame, embedder: ImageEmbedder, image_col: str) -> pd.DataFrame:
+    vectors = embed_partition(part, [embedder], image_col)
+    return pd.DataFrame({"embedded": ~np.isnan(vectors).any(axis=1)}, index=part.index)
+
+
+def embed(
+    ddf: Any,
+    backbone: str = "tf_efficientnet_lite0",
+    *,
+    image_col: str = "image",
+    cache: Any = "auto",
+    **embedder_params: Any,
+) -> Any:
+    """Embed ``ddf[image_col]`` into the embedding store on the cluster; the store's table as a Dask DataFrame.
+
+    One task per partition (``melagbm-embed-<encoder id>`` in the dashboard's task stream):
+    each worker loads the backbone once, uses its GPU when it has one, looks every image up
+    in the store first and stores vectors batch by batch. So a rerun, or Dask's retry of a
+    partition whose worker died, computes only what is missing: a killed worker loses at
+    most the batch in flight. ``cache`` must be a path every worker can write (a shared
+    filesystem). Other parameters go to :class:`~melagbm.ImageEmbedder` (``layers``,
+    ``tta``, ``batch_size``, ``on_bad_image``, ...).
+
+    Returns ``dask.dataframe.read_parquet`` of the encoder's shards: columns ``key``
+    (the image's content hash, :func:`melagbm.images.content_hash`), ``encoder_id``,
+    ``vector``, ``checksum`` and ``created_at``. A key can appear twice until the store is
+    compacted; the vectors are equal.
+    """
+    import dask.dataframe as dd
+
+    store = resolve_store(cache)
+    if store is None:
+        raise ValueError("embed writes to the embedding store: give cache a path the workers share, not None")
+    ddf = as_dask_frame(ddf, n_partitions=max(1, len(client().scheduler_info()["workers"])))
+    if image_col not in ddf.columns:
+        raise ValueError(f"the frame has no column {image_col!r}; columns are {list(ddf.columns)}")
+    embedder = ImageEmbedder(backbone=backbone, cache=str(store.root), **embedder_params).fit()
+    meta = pd.DataFrame({"embedded": pd.Series([], dtype=bool)})
+    done = ddf.map_partitions(
+        _embedded_count, embedder, image_col, meta=meta, token=f"melagbm-embed-{embedder.encoder_id_}"
+    )
+    flags = done["embedded"].compute()
+    _logger.info("embedded %d of %d images with %s", int(flags.sum()), len(flags), embedder.encoder_id_)
+    return dd.read_parquet(str(Path(store.root) / embedder.encoder_id_))

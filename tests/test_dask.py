@@ -1,0 +1,145 @@
+"""melagbm.dask on a LocalCluster (2 worker processes, 1 thread each) started and closed here."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+dd = pytest.importorskip("dask.dataframe")
+distributed = pytest.importorskip("distributed")
+
+from melagbm import FusionClassifier, load  # noqa: E402
+from melagbm.dask import DaskFusionClassifier, embed  # noqa: E402
+from melagbm.dask import load as load_dask  # noqa: E402
+
+PARAMS = {"backbone": "tf_efficientnet_lite0", "random_state": 0}
+
+
+@pytest.fixture(scope="module")
+def dask_client():
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster, distributed.Client(cluster) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def lesions(ham_root):
+    """900 HAM10000 images (about 100 melanomas); a third of the lesions held out. Lesion ids stand in
+    for patient ids, so the patient context (and its partitioning by patient) is exercised."""
+    from melagbm.datasets import load_ham10000
+
+    X, y, groups = load_ham10000(ham_root, n_samples=900, random_state=0)
+    X = X.assign(patient_id=groups.to_numpy())
+    held_out = np.isin(groups, np.unique(groups)[::3])
+    return X[~held_out], y[~held_out].to_numpy(), X[held_out], y[held_out].to_numpy()
+
+
+@pytest.fixture(scope="module")
+def fitted(dask_client, lesions):
+    """booster -> (DaskFusionClassifier, FusionClassifier), both fitted on the same rows."""
+    X, y, _, _ = lesions
+    frame = dd.from_pandas(X.assign(target=y), npartitions=4)
+    models = {}
+    for booster in ("xgboost", "lightgbm"):
+        distributed_model = DaskFusionClassifier(booster=booster, **PARAMS).fit(
+            frame.drop(columns="target"), frame["target"]
+        )
+        models[booster] = distributed_model, FusionClassifier(booster=booster, **PARAMS).fit(X, y)
+    return models
+
+
+@pytest.mark.parametrize("booster", ["xgboost", "lightgbm"])
+def test_distributed_fit_matches_the_local_model(fitted, lesions, booster) -> None:
+    distributed_model, local = fitted[booster]
+    _, _, X_test, y_test = lesions
+    assert distributed_model.feature_names_ == local.feature_names_
+    assert distributed_model.feature_families_ == local.feature_families_
+    assert "patient context" in set(distributed_model.feature_families_.values())
+    ours, theirs = (model.predict_proba(X_test)[:, 1] for model in (distributed_model, local))
+    assert abs(roc_auc_score(y_test, ours) - roc_auc_score(y_test, theirs)) <= 0.01
+    if booster == "xgboost":  # XGBoost's distributed histograms equal the local ones: the same model
+        assert distributed_model.n_estimators_ == local.n_estimators_
+        np.testing.assert_allclose(ours, theirs, atol=1e-4)
+
+
+def test_scores_dask_frames_on_the_workers(fitted, lesions) -> None:
+    model, _ = fitted["xgboost"]
+    _, _, X_test, _ = lesions
+    frame = dd.from_pandas(X_test, npartitions=3)
+    with pytest.raises(ValueError, match=r"patient .* more than one partition.*shuffle"):
+        model.predict_proba(frame)
+    whole = frame.shuffle(on="patient_id")
+    index = whole.index.compute()
+    scored = model.predict_proba(whole).compute()
+    np.testing.assert_allclose(scored, model.predict_proba(X_test.loc[index]), atol=1e-9)
+    labels = model.predict(whole).compute()
+    np.testing.assert_array_equal(labels, model.predict(X_test.loc[index]))
+
+
+def test_to_local_save_and_load(fitted, lesions, tmp_path) -> None:
+    model, _ = fitted["lightgbm"]
+    _, _, X_test, _ = lesions
+    expected = model.predict_proba(X_test)
+    local = model.to_local()
+    assert type(local) is FusionClassifier
+    np.testing.assert_allclose(local.predict_proba(X_test), expected)
+    path = model.save(tmp_path / "model.melagbm")
+    np.testing.assert_allclose(load(path).predict_proba(X_test), expected)
+    again = load_dask(path)
+    assert isinstance(again, DaskFusionClassifier) and again.feature_names_ == model.feature_names_
+    np.testing.assert_allclose(again.predict_proba(X_test), expected)
+
+
+def test_bad_labels_are_named(dask_client, lesions) -> None:
+    X, y, _, _ = lesions
+    frame = dd.from_pandas(X, npartitions=4)
+    with pytest.raises(ValueError, match="partitions"):
+        DaskFusionClassifier(**PARAMS).fit(frame, dd.from_pandas(pd.Series(y), npartitions=2))
+    with pytest.raises(ValueError, match="no column 'lesion'"):
+        DaskFusionClassifier(group_col="lesion", **PARAMS).fit(frame, dd.from_pandas(pd.Series(y), npartitions=4))
+
+
+def _shards(directory: Path) -> dict[str, pd.DataFrame]:
+    return {path.name: pd.read_parquet(path) for path in sorted(directory.glob("part-*.parquet"))}
+
+
+def test_killed_worker_loses_no_finished_vector(dask_client, ham_root, tmp_path) -> None:
+    paths = sorted(str(p) for p in (ham_root / "images").glob("*.jpg"))[:48]
+    frame = dd.from_pandas(pd.DataFrame({"image": paths}), npartitions=4)
+    options = {"cache": tmp_path / "store", "tta": "d8", "layers": 1, "batch_size": 4}  # slow enough to interrupt
+    result: dict[str, object] = {}
+    job = threading.Thread(target=lambda: result.update(table=embed(frame, **options)))
+    job.start()
+    directory = None
+    deadline = time.monotonic() + 300
+    while directory is None and time.monotonic() < deadline:
+        found = [p.parent for p in (tmp_path / "store").glob("*/part-*.parquet")]
+        directory = found[0] if found else None
+        time.sleep(0.05)
+    assert directory is not None, "no vector was stored within 5 minutes"
+    os.kill(next(iter(dask_client.run(os.getpid).values())), signal.SIGKILL)  # a worker dies mid-embedding
+    before = _shards(directory)
+    job.join(timeout=600)
+    assert "table" in result, "embed did not finish after the worker was killed"
+
+    after = _shards(directory)
+    for name, shard in before.items():  # every vector stored before the kill is still there, unchanged
+        pd.testing.assert_frame_equal(after[name], shard)
+    stored = pd.concat(after.values())
+    assert stored["key"].nunique() == len(set(paths))
+    assert len(stored) == stored["key"].nunique()  # the retried partition computed only what was missing
+
+    embed(frame, **options)  # a rerun finds everything: no new shard
+    assert set(_shards(directory)) == set(after)
+    table = result["table"].compute()
+    assert sorted(table["key"]) == sorted(stored["key"])
+    assert len(table["vector"].iloc[0]) == 1280
