@@ -143,3 +143,25 @@ def test_killed_worker_loses_no_finished_vector(dask_client, ham_root, tmp_path)
     table = result["table"].compute()
     assert sorted(table["key"]) == sorted(stored["key"])
     assert len(table["vector"].iloc[0]) == 1280
+
+
+def test_lightgbm_early_stopping_replay_matches_lightgbm(isic_root) -> None:
+    """lightgbm.dask has no early stopping; the replay on held-out rows must pick LightGBM's own round."""
+    import lightgbm
+
+    from melagbm import MetadataEncoder
+    from melagbm.dask.training import _best_rounds_lightgbm
+    from melagbm.datasets import load_isic2020
+
+    X, y, _ = load_isic2020(isic_root, metadata="ISIC_2020_Training_GroundTruth.csv",
+                            image_dir=None, n_samples=6000, random_state=0)
+    X = MetadataEncoder().fit_transform(X.drop(columns=[c for c in ("image", "patient_id") if c in X.columns]))
+    y = y.reset_index(drop=True)
+    train, held = np.arange(len(X)) % 4 != 0, np.arange(len(X)) % 4 == 0
+    params = {"n_estimators": 400, "learning_rate": 0.1, "num_leaves": 7, "verbose": -1, "random_state": 0}
+    stopped = lightgbm.LGBMClassifier(**params).fit(
+        X[train], y[train], eval_X=(X[held],), eval_y=(y[held],),
+        callbacks=[lightgbm.early_stopping(20, verbose=False)],
+    )
+    full = lightgbm.LGBMClassifier(**params).fit(X[train], y[train])
+    assert _best_rounds_lightgbm(full, X[held], y[held].to_numpy(), 20) == stopped.best_iteration_

@@ -127,7 +127,9 @@ class DaskFusionClassifier(FusionClassifier):
         bad = np.zeros(len(small), dtype=bool)
         image_scores = None
         if self.image_col is not None:
-            self.embedders_ = self._make_embedders(self.device)  # "auto": each worker picks its own device
+            self.embedders_ = self._make_embedders("cpu")  # loaded here for their identity only
+            for embedder in self.embedders_:
+                embedder.device = self.device  # each worker resolves it: GPU workers embed on their GPU
             embeddings = self._embed_on_workers(frame, dask_client)
             bad = np.isnan(embeddings).any(axis=1)
             if bad.all():

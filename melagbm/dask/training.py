@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -39,7 +40,9 @@ def _to_local(twin: Any, estimator: Any) -> Any:
 
 def _train(estimator: Any, client: Any, X: Any, y: Any, weight: Any, **fit_params: Any) -> Any:
     twin = _dask_twin(estimator, client)
-    twin.fit(X, y, sample_weight=weight, **fit_params)
+    with warnings.catch_warnings():  # lightgbm.dask notes that it sets the threads itself
+        warnings.filterwarnings("ignore", message="Parameter (n_jobs|num_threads) will be ignored")
+        twin.fit(X, y, sample_weight=weight, **fit_params)
     return twin
 
 
