@@ -501,7 +501,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         self._decide(margin, y)
 
     def _decision_splits(
-        self, y: np.ndarray, weights: np.ndarray | None, groups: np.ndarray | None, seed: int
+        self, y: np.ndarray, weights: np.ndarray | None, groups: np.ndarray | None, seed: int, stacklevel: int = 4
     ) -> list[tuple[np.ndarray, np.ndarray]] | None:
         """The folds for the out-of-fold margins, or None when there is nothing to calibrate or choose."""
         if weights is not None:
@@ -514,7 +514,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
             warnings.warn(
                 f"No out-of-fold calibration or threshold ({exc}); predict_proba is the booster's "
                 "probability and predict uses 0.5.",
-                UserWarning, stacklevel=4,
+                UserWarning, stacklevel=stacklevel,
             )
             return None
 

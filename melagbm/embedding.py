@@ -218,6 +218,12 @@ class ImageEmbedder(TransformerMixin, BaseEstimator):
         stage_channels = [info["num_chs"] for info in getattr(model, "feature_info", [])][::-1]
         if self.layers - 1 > len(stage_channels):
             raise ValueError(f"layers={self.layers} but {self.backbone} has {len(stage_channels)} feature stages")
+        height, width = self.data_config_["input_size"][1:]
+        if height != width and any(turns % 2 for turns, _ in TTA_MODES[self.tta]):
+            raise ValueError(
+                f"tta={self.tta!r} turns images by quarter turns, which needs a square input; "
+                f"the input size is {height} x {width}"
+            )
         self.n_features_out_ = int(model.num_features) + int(sum(stage_channels[: self.layers - 1]))
         self.weights_digest_ = weights_digest(model)
         self.encoder_identity_ = {
@@ -356,6 +362,7 @@ class ImageEmbedder(TransformerMixin, BaseEstimator):
                     view = batch.rot90(turns, dims=(-2, -1)) if turns else batch
                     if flip:
                         view = view.flip(-1)
+                    view = view.contiguous(memory_format=torch.channels_last)
                     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=on_gpu):
                         chunks = (view,) if on_gpu else view.split(_CPU_MICRO_BATCH)  # cache-sized on the CPU
                         features = torch.cat([self._forward(model, chunk) for chunk in chunks]).float()

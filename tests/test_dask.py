@@ -16,7 +16,7 @@ from sklearn.metrics import roc_auc_score
 dd = pytest.importorskip("dask.dataframe")
 distributed = pytest.importorskip("distributed")
 
-from melagbm import FusionClassifier, load  # noqa: E402
+from melagbm import FusionClassifier, ImageReadError, load  # noqa: E402
 from melagbm.dask import DaskFusionClassifier, embed  # noqa: E402
 from melagbm.dask import load as load_dask  # noqa: E402
 
@@ -99,13 +99,52 @@ def test_to_local_save_and_load(fitted, lesions, tmp_path) -> None:
     np.testing.assert_allclose(again.predict_proba(X_test), expected)
 
 
+def test_unreadable_images_on_the_workers(fitted, lesions) -> None:
+    model, _ = fitted["xgboost"]
+    _, _, X_test, _ = lesions
+    rows = X_test.head(6).copy()
+    rows.iloc[2, rows.columns.get_loc("image")] = "/nowhere/ISIC_missing.jpg"
+    frame = dd.from_pandas(rows, npartitions=1)
+    skipping = DaskFusionClassifier.from_local(model.to_local().set_params(on_bad_image="skip"))
+    proba = skipping.predict_proba(frame).compute()
+    assert np.isnan(proba[2]).all() and not np.isnan(np.delete(proba, 2, axis=0)).any()
+    with pytest.raises(ImageReadError, match="unreadable"):  # never a made-up label
+        skipping.predict(frame).compute()
+    with pytest.raises(ImageReadError, match="ISIC_missing"):
+        model.predict_proba(frame).compute()
+
+
 def test_bad_labels_are_named(dask_client, lesions) -> None:
     X, y, _, _ = lesions
     frame = dd.from_pandas(X, npartitions=4)
     with pytest.raises(ValueError, match="partitions"):
         DaskFusionClassifier(**PARAMS).fit(frame, dd.from_pandas(pd.Series(y), npartitions=2))
+    shuffled = pd.Series(y, index=X.index[::-1])  # the same length, other row labels: never joined silently
+    with pytest.raises(ValueError, match="does not line up with X"):
+        DaskFusionClassifier(**PARAMS).fit(frame, dd.from_pandas(shuffled, npartitions=4))
     with pytest.raises(ValueError, match="no column 'lesion'"):
-        DaskFusionClassifier(group_col="lesion", **PARAMS).fit(frame, dd.from_pandas(pd.Series(y), npartitions=4))
+        DaskFusionClassifier(group_col="lesion", **PARAMS).fit(frame, frame["age"] > 50)
+    with pytest.raises(ValueError, match="cache"):
+        DaskFusionClassifier(cache=None, **PARAMS).fit(frame, frame["age"] > 50)
+
+
+def test_metadata_only_with_empty_partitions_matches_local(dask_client, isic_root) -> None:
+    """More partitions than patients: after the shuffle by patient some partitions are empty."""
+    from melagbm.datasets import load_isic2020
+
+    X, y, patients = load_isic2020(isic_root, metadata="ISIC_2020_Training_GroundTruth.csv", image_dir=None,
+                                   n_samples=1500, random_state=0)
+    X = X.assign(patient_id=patients.to_numpy())
+    with_melanoma = X.loc[y.to_numpy() == 1, "patient_id"].unique()[:6]
+    others = X.loc[~X["patient_id"].isin(with_melanoma), "patient_id"].value_counts().index[:6]
+    keep = X["patient_id"].isin([*with_melanoma, *others])  # 12 patients, 16 partitions
+    X, y = X[keep], y[keep].to_numpy()
+    frame = dd.from_pandas(X.assign(target=y), npartitions=16)
+    params = {"image_col": None, "booster": "xgboost", "random_state": 0}
+    ours = DaskFusionClassifier(**params).fit(frame.drop(columns="target"), frame["target"])
+    theirs = FusionClassifier(**params).fit(X, y)
+    assert ours.feature_names_ == theirs.feature_names_
+    np.testing.assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), atol=1e-6)
 
 
 def _shards(directory: Path) -> dict[str, pd.DataFrame]:
@@ -165,3 +204,4 @@ def test_lightgbm_early_stopping_replay_matches_lightgbm(isic_root) -> None:
     )
     full = lightgbm.LGBMClassifier(**params).fit(X[train], y[train])
     assert _best_rounds_lightgbm(full, X[held], y[held].to_numpy(), 20) == stopped.best_iteration_
+    assert _best_rounds_lightgbm(full, X[held], y[held].to_numpy(), 0) == 400  # no early stopping

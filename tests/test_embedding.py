@@ -88,6 +88,8 @@ def test_rotation_tta_is_invariant_to_quarter_turns(ham_paths) -> None:
     assert cosine(rot4[0], rot4[2]) < 0.998  # a mirror image is not a rotation (0.996)
     assert cosine(d8[0], d8[1]) > 0.9995 and cosine(d8[0], d8[2]) > 0.9999
     assert len({ImageEmbedder(tta=mode).fit().encoder_id_ for mode in ("none", "flip", "rot4", "d8")}) == 4
+    with pytest.raises(ValueError, match="square input"):
+        ImageEmbedder(tta="rot4", preprocessing={"input_size": (3, 224, 256)}).fit()
 
 
 def test_missing_file_names_row_and_file(ham_paths) -> None:

@@ -7,7 +7,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["GROUP", "LABEL", "ROW", "as_dask_frame", "check_patients_whole", "client", "is_dask", "number_rows"]
+__all__ = ["GROUP", "LABEL", "ROW", "as_dask_frame", "attach", "check_patients_whole", "client", "is_dask",
+           "number_rows"]
 
 #: Helper columns melagbm adds to the user's frame while fitting (never features).
 ROW, LABEL, GROUP = "__melagbm_row__", "__melagbm_label__", "__melagbm_group__"
@@ -18,13 +19,18 @@ def client() -> Any:
     from distributed import get_client
 
     try:
-        return get_client()
+        found = get_client()
     except ValueError:
         raise RuntimeError(
             "melagbm.dask needs a dask.distributed Client: start one first, e.g. "
             "`from distributed import Client, LocalCluster; Client(LocalCluster())`, or "
             "`Client('tcp://scheduler:8786')` for a cluster"
         ) from None
+    try:
+        found.wait_for_workers(1, timeout=120)
+    except TimeoutError:
+        raise RuntimeError(f"the Dask cluster at {found.scheduler.address} has no worker after 2 minutes") from None
+    return found
 
 
 def is_dask(X: Any) -> bool:
@@ -44,23 +50,33 @@ def as_dask_frame(X: Any, n_partitions: int) -> Any:
     raise TypeError(f"X must be a Dask or pandas DataFrame, got {type(X).__name__}")
 
 
-def aligned(frame: Any, values: Any, what: str) -> Any:
-    """``values`` (a Dask Series or array partitioned like ``frame``) as a Dask Series for ``frame.assign``."""
-    import dask.array as da
+def _attached(part: pd.DataFrame, values: pd.Series, column: str, what: str,
+              partition_info: dict | None = None) -> pd.DataFrame:
+    number = partition_info["number"] if partition_info else 0
+    if len(values) != len(part) or not values.index.equals(part.index):
+        raise ValueError(
+            f"{what} does not line up with X in partition {number} ({len(values)} vs {len(part)} rows, "
+            f"or other row labels): take {what} from the same Dask DataFrame as X (e.g. ddf['target'])"
+        )
+    return part.assign(**{column: values.to_numpy()})
+
+
+def attach(frame: Any, values: Any, column: str, what: str) -> Any:
+    """``frame`` plus ``values`` (a Dask Series with the same partitions and row labels) as ``column``."""
     import dask.dataframe as dd
 
-    if isinstance(values, dd.Series):
-        if values.npartitions != frame.npartitions:
-            raise ValueError(
-                f"{what} has {values.npartitions} partitions but X has {frame.npartitions}: "
-                f"take {what} from the same Dask DataFrame as X (e.g. ddf['target'])"
-            )
-        return values
-    if isinstance(values, da.Array):
-        return dd.from_dask_array(values, index=frame.index)
-    raise TypeError(
-        f"{what} must be a Dask Series or Array partitioned like X (e.g. ddf['target']), got {type(values).__name__}"
-    )
+    if not isinstance(values, dd.Series):
+        raise TypeError(
+            f"with a Dask X, {what} must be a Dask Series from the same frame (e.g. ddf['target']), "
+            f"got {type(values).__name__}"
+        )
+    if values.npartitions != frame.npartitions:
+        raise ValueError(
+            f"{what} has {values.npartitions} partitions but X has {frame.npartitions}: "
+            f"take {what} from the same Dask DataFrame as X (e.g. ddf['target'])"
+        )
+    meta = frame._meta.assign(**{column: values._meta.to_numpy()})
+    return dd.map_partitions(_attached, frame, values, column, what, meta=meta, align_dataframes=False)
 
 
 def _numbered(part: pd.DataFrame, offsets: np.ndarray, partition_info: dict | None = None) -> pd.DataFrame:
@@ -82,7 +98,12 @@ def check_patients_whole(frame: Any, patient_col: str) -> None:
     Patient context compares a lesion with the same patient's others, so each patient's
     rows must be scored together: ``X.shuffle(on=patient_col)`` makes it so.
     """
+    if patient_col not in frame.columns:
+        raise ValueError(f"X has no column {patient_col!r} (patient ids); columns are {list(frame.columns)}")
     per_partition = frame[patient_col].map_partitions(lambda s: s.drop_duplicates()).compute()
+    if per_partition.isna().any():
+        raise ValueError(f"column {patient_col!r} (patient ids, for the patient context) has missing values; "
+                         "fill them, or fit with patient_col=None")
     repeated = per_partition[per_partition.duplicated()]
     if len(repeated):
         raise ValueError(

@@ -18,8 +18,9 @@ from ..embedding import BadImageWarning
 from ..images import ImageReadError
 from ..lesion import LesionFeatures
 from ..metadata import MetadataEncoder
-from ._frames import GROUP, LABEL, ROW, aligned, as_dask_frame, check_patients_whole, client, is_dask, number_rows
-from .embedding import embed_partition
+from .._device import resolve_device
+from ._frames import GROUP, LABEL, ROW, as_dask_frame, attach, check_patients_whole, client, is_dask, number_rows
+from .embedding import embed_partition, on_this_worker
 from .training import fit_distributed, margins
 
 __all__ = ["DaskFusionClassifier", "load"]
@@ -30,7 +31,11 @@ _HELD_OUT, _FOLD, _WEIGHT = "__melagbm_validation__", "__melagbm_fold__", "__mel
 def _training_part(
     part: pd.DataFrame, model: DaskFusionClassifier, image_scores: pd.DataFrame | None, roles: pd.DataFrame
 ) -> pd.DataFrame:
-    """One partition's booster table (readable rows only) with its labels, roles and row numbers."""
+    """One partition's booster table (readable rows only) with its labels, roles and row numbers.
+
+    ``image_scores`` (indexed by row number) and ``roles`` (by the readable rows' numbers) hold
+    this partition's rows only.
+    """
     rows = part[ROW].to_numpy()
     data = part.drop(columns=[c for c in (ROW, LABEL, GROUP) if c in part.columns])
     table, bad = model._feature_table(
@@ -40,10 +45,13 @@ def _training_part(
     return pd.concat([table, roles.loc[kept].reset_index(drop=True), pd.DataFrame({ROW: kept})], axis=1)
 
 
-def _predicted(part: pd.DataFrame, model: FusionClassifier, method: str) -> pd.DataFrame:
-    values = getattr(model, method)(part) if len(part) else np.zeros((0, len(model.classes_)))
-    values = np.asarray(values)
-    return pd.DataFrame(values.reshape(len(part), -1), index=part.index)
+def _predicted(part: pd.DataFrame, model: FusionClassifier, method: str, meta: pd.DataFrame) -> pd.DataFrame:
+    """``model.<method>`` on one partition, its embedders loaded once per worker on the worker's device."""
+    if len(part) == 0:
+        return meta
+    model.embedders_ = [on_this_worker(embedder) for embedder in model.embedders_]
+    values = np.asarray(getattr(model, method)(part))
+    return pd.DataFrame(values.reshape(len(part), -1), index=part.index, columns=meta.columns).astype(meta.dtypes)
 
 
 class DaskFusionClassifier(FusionClassifier):
@@ -89,16 +97,20 @@ class DaskFusionClassifier(FusionClassifier):
         n_workers = max(1, len(dask_client.nthreads()))
         if y is None:
             raise ValueError("requires y to be passed, but the target y is None")
+        if self.cache is None:
+            raise ValueError(
+                "DaskFusionClassifier keeps the vectors and lesion measurements in the store between its passes: "
+                "give cache a path every worker can write (cache=None keeps nothing)"
+            )
         if isinstance(X, pd.DataFrame):
             extra = {LABEL: column_of(y, len(X), "y")}
             if groups is not None:
                 extra[GROUP] = column_of(groups, len(X), "groups")
             frame = as_dask_frame(X.assign(**extra), 2 * n_workers)
         else:
-            frame = as_dask_frame(X, n_workers)
-            frame = frame.assign(**{LABEL: aligned(frame, y, "y")})
+            frame = attach(as_dask_frame(X, n_workers), y, LABEL, "y")
             if groups is not None:
-                frame = frame.assign(**{GROUP: aligned(frame, groups, "groups")})
+                frame = attach(frame, groups, GROUP, "groups")
         user_columns = frame._meta.drop(columns=[c for c in (LABEL, GROUP) if c in frame.columns])
         validate_data(self, user_columns, reset=True, skip_check_array=True)
         for column in (self.image_col, self.group_col, None if self.patient_col == "auto" else self.patient_col):
@@ -108,10 +120,12 @@ class DaskFusionClassifier(FusionClassifier):
         uses_lesion_features = self._check_fit_params()
         if self.patient_col_ is not None:
             frame = frame.shuffle(on=self.patient_col_)  # each patient's rows in one partition
-        frame, _ = number_rows(frame)
+        frame, lengths = number_rows(frame)
         frame = frame.persist()
 
         small = self._first_pass(frame, user_columns)
+        if small[LABEL].isna().any():
+            raise ValueError(f"y is missing at rows {list(small.index[small[LABEL].isna()][:10])}")
         check_classification_targets(small[LABEL])
         self.classes_, y_codes = np.unique(small[LABEL].to_numpy(), return_inverse=True)
         if len(self.classes_) != 2:
@@ -130,7 +144,7 @@ class DaskFusionClassifier(FusionClassifier):
             self.embedders_ = self._make_embedders("cpu")  # loaded here for their identity only
             for embedder in self.embedders_:
                 embedder.device = self.device  # each worker resolves it: GPU workers embed on their GPU
-            embeddings = self._embed_on_workers(frame, dask_client)
+            embeddings = self._embed_on_workers(frame, lengths, dask_client)
             bad = np.isnan(embeddings).any(axis=1)
             if bad.all():
                 raise ImageReadError(f"none of the {len(small)} images in column {self.image_col!r} could be read")
@@ -144,8 +158,11 @@ class DaskFusionClassifier(FusionClassifier):
                     BadImageWarning, stacklevel=2,
                 )
             good = ~bad
-            scores = self._fit_image_signal(embeddings[good], y_codes[good],
+            if not good.all():  # (no copy of the largest array on the client otherwise)
+                embeddings = embeddings[good]
+            scores = self._fit_image_signal(embeddings, y_codes[good],
                                             None if group_ids is None else group_ids[good], seed)
+            del embeddings
             image_scores = pd.DataFrame(np.nan, index=small[ROW].to_numpy(), columns=scores.columns)
             image_scores.iloc[np.flatnonzero(good)] = scores.to_numpy()
         good = ~bad
@@ -160,14 +177,14 @@ class DaskFusionClassifier(FusionClassifier):
         weights = self._sample_weight(self.classes_[y_good])
         validation = self._validation_split(y_good, groups_good, seed)
         self.calibration_, self.threshold_, self.threshold_log_odds_ = None, 0.5, None
-        splits = self._decision_splits(y_good, weights, groups_good, seed)
+        splits = self._decision_splits(y_good, weights, groups_good, seed, stacklevel=3)
         roles = pd.DataFrame({LABEL: y_good, _HELD_OUT: False, _FOLD: -1,
                               _WEIGHT: 1.0 if weights is None else weights}, index=rows_good)
         if validation is not None:
             roles.iloc[validation[1], roles.columns.get_loc(_HELD_OUT)] = True
         for fold, (_, test) in enumerate(splits or []):
             roles.iloc[test, roles.columns.get_loc(_FOLD)] = fold
-        table = self._tables_on_workers(frame, dask_client, image_scores, roles)
+        table = self._tables_on_workers(frame, lengths, dask_client, image_scores, roles)
         helper = [LABEL, _HELD_OUT, _FOLD, _WEIGHT, ROW]
         self._set_feature_names([c for c in table.columns if c not in helper])
 
@@ -190,6 +207,8 @@ class DaskFusionClassifier(FusionClassifier):
                 fold_margin = margins(fold_model, features[held], table[ROW][held])
                 margin.loc[fold_margin.index] = fold_margin.to_numpy()
             self._decide(margin.to_numpy(), y_good)
+        for embedder in self.embedders_:  # the client embeds too (predicting pandas frames, to_local)
+            embedder.device_ = _device_here(embedder.device)
         return self
 
     def _first_pass(self, frame: Any, user_columns: pd.DataFrame) -> pd.DataFrame:
@@ -201,24 +220,32 @@ class DaskFusionClassifier(FusionClassifier):
             raise ValueError("X has no rows")
         return small.sort_values(ROW, kind="stable")
 
-    def _embed_on_workers(self, frame: Any, dask_client: Any) -> np.ndarray:
+    def _embed_on_workers(self, frame: Any, lengths: np.ndarray, dask_client: Any) -> np.ndarray:
         """Embeddings of every row in row order, computed (and stored) partition by partition on the workers."""
         import dask
 
-        parts = frame.to_delayed()
+        parts = [part for part, length in zip(frame.to_delayed(), lengths) if length]
         tasks = [dask.delayed(embed_partition)(part, self.embedders_, self.image_col, self.lesion_features_)
                  for part in parts]
         return np.vstack(dask_client.gather(dask_client.compute(tasks)))
 
     def _tables_on_workers(
-        self, frame: Any, dask_client: Any, image_scores: pd.DataFrame | None, roles: pd.DataFrame
+        self, frame: Any, lengths: np.ndarray, dask_client: Any, image_scores: pd.DataFrame | None,
+        roles: pd.DataFrame,
     ) -> Any:
         """The booster's table as a Dask DataFrame, each partition built (and kept) on a worker."""
         import dask
         import dask.dataframe as dd
 
-        model, scores, roles = dask_client.scatter([self, image_scores, roles], broadcast=True)
-        tasks = [dask.delayed(_training_part)(part, model, scores, roles) for part in frame.to_delayed()]
+        [model] = dask_client.scatter([self], broadcast=True)
+        tasks, start = [], 0
+        for part, length in zip(frame.to_delayed(), lengths):
+            stop = start + int(length)
+            if length:  # each task gets its own rows' scores and roles
+                scores = None if image_scores is None else image_scores.iloc[start:stop]
+                own = roles[(roles.index >= start) & (roles.index < stop)]
+                tasks.append(dask.delayed(_training_part)(part, model, scores, own))
+            start = stop
         futures = dask_client.compute(tasks)
         meta = futures[0].result().iloc[:0]
         return dd.from_delayed(futures, meta=meta, verify_meta=False)
@@ -244,13 +271,13 @@ class DaskFusionClassifier(FusionClassifier):
         return self.to_local().save(path)
 
     # -- predicting ------------------------------------------------------------------
-    def _on_workers(self, X: Any, method: str, width: int) -> Any:
+    def _on_workers(self, X: Any, method: str, width: int, dtype: Any = float) -> Any:
         check_is_fitted(self, "booster_")
         if self.patient_col_ is not None:
             check_patients_whole(X, self.patient_col_)
-        meta = pd.DataFrame({i: pd.Series([], dtype=float) for i in range(width)})
-        scored = X.map_partitions(_predicted, self.to_local(), method, meta=meta)
-        array = scored.to_dask_array()
+        meta = pd.DataFrame({i: pd.Series([], dtype=dtype) for i in range(width)})
+        [model] = client().scatter([self.to_local()], broadcast=True)
+        array = X.map_partitions(_predicted, model, method, meta, meta=meta).to_dask_array()
         return array if width > 1 else array[:, 0]
 
     def predict_proba(self, X: Any) -> Any:
@@ -262,11 +289,8 @@ class DaskFusionClassifier(FusionClassifier):
         return self._on_workers(X, "decision_function", 1) if is_dask(X) else super().decision_function(X)
 
     def predict(self, X: Any) -> Any:
-        """As FusionClassifier's; a Dask array for a Dask X."""
-        if not is_dask(X):
-            return super().predict(X)
-        positive = self._on_workers(X, "decision_function", 1) > 0
-        return positive.map_blocks(lambda block: self.classes_[block.astype(int)], dtype=self.classes_.dtype)
+        """As FusionClassifier's (an unreadable image raises ImageReadError); a Dask array for a Dask X."""
+        return self._on_workers(X, "predict", 1, self.classes_.dtype) if is_dask(X) else super().predict(X)
 
 
 def column_of(values: Any, n: int, what: str) -> np.ndarray:
@@ -278,16 +302,25 @@ def column_of(values: Any, n: int, what: str) -> np.ndarray:
 
 
 def _workers_device(dask_client: Any, device: str) -> str:
-    """``device``, with "auto" resolved to "cuda" when every worker sees a GPU."""
+    """The booster's device: "auto" is "cuda" when every worker sees a GPU; "gpu"/"cuda:N" mean "cuda"."""
     if device != "auto":
-        return device
+        return "cuda" if device.startswith(("cuda", "gpu")) else device
 
     def has_gpu() -> bool:
         import torch
 
         return bool(torch.cuda.is_available())
 
-    return "cuda" if all(dask_client.run(has_gpu).values()) else "cpu"
+    answers = dask_client.run(has_gpu)
+    return "cuda" if answers and all(answers.values()) else "cpu"
+
+
+def _device_here(device: str) -> str:
+    """``device`` resolved on this machine, the CPU where it names a GPU this machine lacks."""
+    try:
+        return resolve_device(device)
+    except (ValueError, RuntimeError):
+        return "cpu"
 
 
 def load(path: str | os.PathLike) -> DaskFusionClassifier:

@@ -8,14 +8,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from .._device import resolve_device
 from ..embedding import ImageEmbedder
+from ..images import as_image_list, content_hash
 from ..lesion import LesionFeatures
 from ..store import resolve_store
 from ._frames import as_dask_frame, client
 
-__all__ = ["embed", "embed_partition"]
+__all__ = ["embed", "embed_partition", "on_this_worker"]
 
 _logger = logging.getLogger(__name__)
 
@@ -23,9 +25,9 @@ _logger = logging.getLogger(__name__)
 _LOADED: dict[str, ImageEmbedder] = {}
 
 
-def _on_this_worker(embedder: ImageEmbedder) -> ImageEmbedder:
+def on_this_worker(embedder: ImageEmbedder) -> ImageEmbedder:
     """``embedder`` with its backbone loaded once per process and its device resolved here (a GPU worker uses it)."""
-    key = repr(sorted(embedder.get_params().items()))
+    key = f"{embedder.encoder_id_} {sorted(embedder.get_params().items())!r}"
     loaded = _LOADED.get(key)
     if loaded is None:
         loaded = _LOADED[key] = embedder
@@ -41,7 +43,7 @@ def embed_partition(
     With ``lesion``, the lesion features of the readable images are measured (and stored) too.
     """
     images = part[image_col]
-    vectors = np.hstack([_on_this_worker(embedder).transform(images) for embedder in embedders])
+    vectors = np.hstack([on_this_worker(embedder).transform(images) for embedder in embedders])
     if lesion is not None:
         readable = ~np.isnan(vectors).any(axis=1)
         if readable.any():
@@ -49,9 +51,13 @@ def embed_partition(
     return vectors
 
 
-def _embedded_count(part: pd.DataFrame, embedder: ImageEmbedder, image_col: str) -> pd.DataFrame:
+def _embedded_keys(part: pd.DataFrame, embedder: ImageEmbedder, image_col: str) -> pd.DataFrame:
+    """Embed one partition; the store key of each image it embedded (None where unreadable)."""
     vectors = embed_partition(part, [embedder], image_col)
-    return pd.DataFrame({"embedded": ~np.isnan(vectors).any(axis=1)}, index=part.index)
+    items, rows = as_image_list(part[image_col])
+    keys = [content_hash(item, row) if np.isfinite(vector).all() else None
+            for item, row, vector in zip(items, rows, vectors)]
+    return pd.DataFrame({"key": pd.Series(keys, index=part.index, dtype=object)})
 
 
 def embed(
@@ -75,7 +81,8 @@ def embed(
     Returns ``dask.dataframe.read_parquet`` of the encoder's shards: columns ``key``
     (the image's content hash, :func:`melagbm.images.content_hash`), ``encoder_id``,
     ``vector``, ``checksum`` and ``created_at``. A key can appear twice until the store is
-    compacted; the vectors are equal.
+    compacted; the vectors are equal. Raises RuntimeError when a vector the workers stored is
+    not in the store as this client sees it (``cache`` is not shared).
     """
     import dask.dataframe as dd
 
@@ -85,11 +92,20 @@ def embed(
     ddf = as_dask_frame(ddf, n_partitions=max(1, len(client().scheduler_info()["workers"])))
     if image_col not in ddf.columns:
         raise ValueError(f"the frame has no column {image_col!r}; columns are {list(ddf.columns)}")
-    embedder = ImageEmbedder(backbone=backbone, cache=str(store.root), **embedder_params).fit()
-    meta = pd.DataFrame({"embedded": pd.Series([], dtype=bool)})
+    device = embedder_params.pop("device", "auto")
+    embedder = ImageEmbedder(backbone=backbone, cache=str(store.root), device="cpu", **embedder_params).fit()
+    embedder.device = device  # resolved on each worker
+    meta = pd.DataFrame({"key": pd.Series([], dtype=object)})
     done = ddf.map_partitions(
-        _embedded_count, embedder, image_col, meta=meta, token=f"melagbm-embed-{embedder.encoder_id_}"
+        _embedded_keys, embedder, image_col, meta=meta, token=f"melagbm-embed-{embedder.encoder_id_}"
     )
-    flags = done["embedded"].compute()
-    _logger.info("embedded %d of %d images with %s", int(flags.sum()), len(flags), embedder.encoder_id_)
-    return dd.read_parquet(str(Path(store.root) / embedder.encoder_id_))
+    keys = set(done["key"].dropna().compute())
+    directory = Path(store.root) / embedder.encoder_id_
+    visible = set(pq.read_table(directory, columns=["key"])["key"].to_pylist()) if directory.exists() else set()
+    if not keys <= visible:
+        raise RuntimeError(
+            f"the workers stored {len(keys)} vectors but {len(keys - visible)} are not in {directory} as this "
+            f"machine sees it: give cache a path on a filesystem every worker and this client share"
+        )
+    _logger.info("%d images embedded with %s into %s", len(keys), embedder.encoder_id_, directory)
+    return dd.read_parquet(str(directory))

@@ -46,16 +46,41 @@ def _train(estimator: Any, client: Any, X: Any, y: Any, weight: Any, **fit_param
     return twin
 
 
+def _lightgbm_matrix(X: pd.DataFrame, booster: Any) -> np.ndarray:
+    """``X`` as the float matrix LightGBM predicts on: categories as the codes it trained with, NaN if unseen."""
+    categories = iter(booster.pandas_categorical or [])
+    columns = []
+    for name in X.columns:
+        column = X[name]
+        if isinstance(column.dtype, pd.CategoricalDtype):
+            codes = column.cat.set_categories(next(categories)).cat.codes.to_numpy()
+            columns.append(np.where(codes < 0, np.nan, codes.astype(float)))
+        else:
+            columns.append(column.to_numpy(dtype=float, na_value=np.nan))
+    return np.column_stack(columns)
+
+
 def _best_rounds_lightgbm(local: Any, X_val: pd.DataFrame, y_val: np.ndarray, patience: int) -> int:
     """LightGBM's early-stopping rule on validation log-loss, replayed tree by tree on a trained model.
 
     (lightgbm.dask has no early stopping: each worker would judge on its own share.)
     """
     booster = local.booster_
+    rounds_trained = booster.current_iteration()
+    params = local.get_params()
+    if patience <= 0 or params.get("boosting_type") == "dart":  # LightGBM does not stop early then
+        return rounds_trained
+    metric = params.get("metric")
+    if metric not in (None, "", "binary_logloss", "logloss", "binary", "cross_entropy", "xentropy"):
+        raise ValueError(
+            f"DaskFusionClassifier stops LightGBM early on log-loss, as FusionClassifier does by default; "
+            f"metric={metric!r} is not supported there: drop it, or set early_stopping=False"
+        )
+    values = _lightgbm_matrix(X_val, booster)
     margin = np.zeros(len(X_val))
     best, best_loss = 1, np.inf
-    for rounds in range(1, booster.current_iteration() + 1):
-        margin += booster.predict(X_val, start_iteration=rounds - 1, num_iteration=1, raw_score=True)
+    for rounds in range(1, rounds_trained + 1):
+        margin += booster.predict(values, start_iteration=rounds - 1, num_iteration=1, raw_score=True)
         loss = float(np.mean(np.logaddexp(0.0, margin) - y_val * margin))
         if loss < best_loss:
             best, best_loss = rounds, loss
