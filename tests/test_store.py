@@ -37,6 +37,8 @@ def start_writer(root: Path, *args: str | int) -> subprocess.Popen:
 
 def assert_every_row_is_whole(root: Path, width: int) -> int:
     """Every row any reader sees has a full vector matching its checksum and its key; returns rows."""
+    if not list(root.glob("*/part-*.parquet")):
+        return 0  # killed before its first shard (a slow start on a loaded machine): nothing to check yet
     table = pd.read_parquet(root)  # pandas/pyarrow skip the hidden temporary files
     index = {key_of(i): i for i in range(5000)}
     for key, vector, checksum in zip(table["key"], table["vector"], table["checksum"]):
