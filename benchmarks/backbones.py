@@ -14,13 +14,13 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from pathlib import Path
+
+from _common import add_data_argument  # benchmarks/_common.py
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    default_data = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-    parser.add_argument("--data", type=Path, default=Path(os.environ.get("MELAGBM_DATA", default_data)))
+    add_data_argument(parser)
     parser.add_argument("--n", type=int, default=64, help="images of the ISIC 2020 subset")
     parser.add_argument("--backbones", default="tf_efficientnet_lite0,tf_efficientnet_lite1,tf_efficientnet_lite2,"
                                                "derm_xception")

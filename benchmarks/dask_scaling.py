@@ -21,22 +21,17 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
+from _common import add_data_argument, timed  # benchmarks/_common.py
 
-def _timed(work):  # type: ignore[no-untyped-def]
-    started = time.perf_counter()
-    result = work()
-    return time.perf_counter() - started, result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    default_data = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-    parser.add_argument("--data", type=Path, default=Path(os.environ.get("MELAGBM_DATA", default_data)))
+    add_data_argument(parser)
     parser.add_argument("--n", type=int, default=1000, help="images of the ISIC 2020 subset")
     parser.add_argument("--booster", default="lightgbm", choices=["lightgbm", "xgboost"])
     parser.add_argument("--workers", default="1,2", help="comma-separated worker counts")
@@ -61,17 +56,17 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         store = Path(folder) / "single"
-        embed_s, _ = _timed(lambda: ImageEmbedder(backbone="tf_efficientnet_lite0", layers=4, cache=store)
+        embed_s, _ = timed(lambda: ImageEmbedder(backbone="tf_efficientnet_lite0", layers=4, cache=store)
                             .fit().transform(X["image"]))
-        fit_s, model = _timed(lambda: FusionClassifier(cache=store, **params).fit(X, y))
+        fit_s, model = timed(lambda: FusionClassifier(cache=store, **params).fit(X, y))
         rows.append(("single process (FusionClassifier)", embed_s, fit_s, model))
         for n_workers in (int(n) for n in args.workers.split(",")):
             store = Path(folder) / f"workers-{n_workers}"
             with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
                               dashboard_address=None) as cluster, Client(cluster):
                 frame = dd.from_pandas(X.assign(target=y.to_numpy()), npartitions=4 * n_workers)
-                embed_s, _ = _timed(lambda: embed(frame, "tf_efficientnet_lite0", layers=4, cache=store))
-                fit_s, model = _timed(lambda: DaskFusionClassifier(cache=store, **params).fit(
+                embed_s, _ = timed(lambda: embed(frame, "tf_efficientnet_lite0", layers=4, cache=store))
+                fit_s, model = timed(lambda: DaskFusionClassifier(cache=store, **params).fit(
                     frame.drop(columns="target"), frame["target"]))
             rows.append((f"Dask, {n_workers} worker(s) x 1 thread (DaskFusionClassifier)", embed_s, fit_s, model))
         # scored while every store still exists (the vectors and lesion features come from it)

@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 
@@ -30,17 +28,13 @@ from melagbm import FusionClassifier
 from melagbm.datasets import load_ham10000
 from melagbm.explain import group_explanation, make_explanation, tree_contributions
 
+from _common import add_data_argument, timed  # benchmarks/_common.py
 
-def _seconds(work):  # type: ignore[no-untyped-def]
-    started = time.perf_counter()
-    result = work()
-    return time.perf_counter() - started, result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    default_data = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-    parser.add_argument("--data", type=Path, default=Path(os.environ.get("MELAGBM_DATA", default_data)))
+    add_data_argument(parser)
     parser.add_argument("--n", type=int, default=10_000, help="rows to explain")
     parser.add_argument("--boosters", default="lightgbm,xgboost")
     args = parser.parse_args()
@@ -56,7 +50,7 @@ def main() -> None:
     for booster in args.boosters.split(","):
         model = FusionClassifier(booster=booster, random_state=0).fit(X, y, groups=groups)
         model.explain(rows.head(50), grouped=True)  # warm-up: imports, first store read
-        end_to_end, grouped = _seconds(lambda: model.explain(rows, grouped=True))
+        end_to_end, grouped = timed(lambda: model.explain(rows, grouped=True))
         features = model.transform_features(rows)
 
         def ours():  # type: ignore[no-untyped-def]
@@ -67,8 +61,8 @@ def main() -> None:
             reference = shap.TreeExplainer(model.booster_)(features)
             return reference, group_explanation(reference, model.feature_families_)
 
-        shap_only, (per_feature, again) = _seconds(ours)
-        with_shap, (reference, _) = _seconds(theirs)
+        shap_only, (per_feature, again) = timed(ours)
+        with_shap, (reference, _) = timed(theirs)
         difference = float(np.abs(per_feature.values - reference.values).max())
         assert np.allclose(again.values, grouped.values, atol=1e-9)
         print(f"| {booster} ({model.n_estimators_} trees) | {len(model.feature_names_)} | {end_to_end:.2f} s | "

@@ -30,11 +30,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from _common import add_data_argument, timed  # benchmarks/_common.py
 
-def _timed(work):  # type: ignore[no-untyped-def]
-    started = time.perf_counter()
-    result = work()
-    return time.perf_counter() - started, result
 
 
 def naive_loop(paths: list[str], backbone: str) -> float:
@@ -61,7 +58,7 @@ def melagbm_path(paths: list[str], backbone: str, device: str, batch_size: int, 
 
     embedder = ImageEmbedder(backbone=backbone, device=device, batch_size=batch_size, cache=None, **options).fit()
     embedder.transform(paths[:batch_size])  # warm-up: workers, kernels, cuDNN autotuning
-    seconds, _ = _timed(lambda: embedder.transform(paths))
+    seconds, _ = timed(lambda: embedder.transform(paths))
     return seconds
 
 
@@ -77,7 +74,7 @@ def forward_only(backbone: str, batch_size: int, channels_last: bool) -> float:
     repeats = max(3, 48 // batch_size)
     with torch.inference_mode():
         model(batch)
-        seconds, _ = _timed(lambda: [model(batch) for _ in range(repeats)])
+        seconds, _ = timed(lambda: [model(batch) for _ in range(repeats)])
     return 1000 * seconds / (repeats * batch_size)
 
 
@@ -89,9 +86,9 @@ def boosting(table: pd.DataFrame, y: np.ndarray, device: str, rounds: int) -> tu
 
     model = XGBClassifier(n_estimators=rounds, max_depth=6, learning_rate=0.05, tree_method="hist",
                           device=device, enable_categorical=True, random_state=0)
-    fit_seconds, _ = _timed(lambda: model.fit(table, y))
+    fit_seconds, _ = timed(lambda: model.fit(table, y))
     tree_contributions(model, table.head(64))  # warm-up
-    shap_seconds, _ = _timed(lambda: tree_contributions(model, table))
+    shap_seconds, _ = timed(lambda: tree_contributions(model, table))
     return fit_seconds, shap_seconds
 
 
@@ -117,8 +114,7 @@ def _images(args: argparse.Namespace, folder: Path) -> tuple[list[str], pd.DataF
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    default_data = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-    parser.add_argument("--data", type=Path, default=Path(os.environ.get("MELAGBM_DATA", default_data)))
+    add_data_argument(parser)
     parser.add_argument("--n", type=int, default=512, help="images of the ISIC 2020 subset")
     parser.add_argument("--synthetic", type=int, default=0, help="use this many generated images instead")
     parser.add_argument("--backbone", default="tf_efficientnet_lite0")
