@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
 
 import numpy as np
@@ -150,8 +151,6 @@ class DaskFusionClassifier(FusionClassifier):
                 raise ImageReadError(f"none of the {len(small)} images in column {self.image_col!r} could be read")
             if bad.any():
                 self.skipped_rows_ = list(small.index[bad])
-                import warnings
-
                 warnings.warn(
                     f"fit skipped {int(bad.sum())} row(s) whose image could not be read: "
                     f"{self.skipped_rows_[:10]}{' ...' if bad.sum() > 10 else ''} (see skipped_rows_)",
@@ -190,7 +189,7 @@ class DaskFusionClassifier(FusionClassifier):
 
         features, labels = table[self.feature_names_], table[LABEL]
         weight = None if weights is None else table[_WEIGHT]
-        n_jobs = self.n_jobs if self.n_jobs is not None else threads  # lightgbm.dask uses the workers' threads
+        n_jobs = self.n_jobs if self.n_jobs is not None else threads  # (lightgbm.dask sets its own)
         estimator = make_booster(self.booster, params=self.booster_params, device=self.device_,
                                  random_state=seed, n_jobs=n_jobs)
         self.booster_, self.n_estimators_ = fit_distributed(
