@@ -15,7 +15,6 @@ those flipped is printed too, with how many that is.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
@@ -24,6 +23,8 @@ from joblib import Parallel, delayed
 from PIL import Image
 
 from melagbm.lesion import lesion_measurements, segment_lesion
+
+from _common import add_data_argument  # benchmarks/_common.py
 
 
 def score(image_path: Path, mask_path: Path) -> tuple[float, float, bool, float, float]:
@@ -49,8 +50,7 @@ def score(image_path: Path, mask_path: Path) -> tuple[float, float, bool, float,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    default_data = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-    parser.add_argument("--data", type=Path, default=Path(os.environ.get("MELAGBM_DATA", default_data)))
+    add_data_argument(parser)
     parser.add_argument("--n", type=int, default=None, help="random sample of this many images (default: all)")
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args()

@@ -20,7 +20,6 @@ every image once per backbone (HAM10000: about 10 min for Lite0, 20 for Lite2 on
 from __future__ import annotations
 
 import argparse
-import os
 import time
 import warnings
 from pathlib import Path
@@ -32,6 +31,8 @@ from melagbm.datasets import load_ham10000, load_isic2020
 from melagbm.derm_xception import TRAINED_ON
 from melagbm.evaluation import cross_validate
 from melagbm.report import write_report
+
+from _common import add_data_argument  # benchmarks/_common.py
 
 LITE0, LITE2, DERM = "tf_efficientnet_lite0", "tf_efficientnet_lite2", "derm_xception"
 
@@ -76,8 +77,7 @@ CONFIGS: dict[str, tuple[str, dict]] = {
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    default_data = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-    parser.add_argument("--data", type=Path, default=Path(os.environ.get("MELAGBM_DATA", default_data)))
+    add_data_argument(parser)
     parser.add_argument("--datasets", default="ham,isic")
     parser.add_argument("--only", default=",".join(CONFIGS), help=f"comma-separated subset of {list(CONFIGS)}")
     parser.add_argument("--folds", type=int, default=5)

@@ -14,10 +14,8 @@ The store is a temporary directory, removed at the end (``--keep`` to keep it).
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
@@ -27,17 +25,12 @@ from melagbm import EmbeddingStore, FusionClassifier
 from melagbm.datasets import load_isic2020
 from melagbm.images import content_hash
 
-
-def timed(step):
-    started = time.perf_counter()
-    result = step()
-    return result, time.perf_counter() - started
+from _common import add_data_argument, timed  # benchmarks/_common.py
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    default_data = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-    parser.add_argument("--data", type=Path, default=Path(os.environ.get("MELAGBM_DATA", default_data)))
+    add_data_argument(parser)
     parser.add_argument("--n-images", type=int, default=None, help="first N images only (default: all)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary store")
     args = parser.parse_args()
@@ -52,20 +45,20 @@ def main() -> None:
             return FusionClassifier(cache=EmbeddingStore(root), random_state=0).fit(X, y, groups=groups)
 
         print(f"SIIM-ISIC 2020 subset: {len(X)} images, {int(y.sum())} melanomas, {groups.nunique()} patients")
-        cold_model, cold = timed(fit)
+        cold, cold_model = timed(fit)
         print(f"backbones: {', '.join(e.backbone for e in cold_model.embedders_)}; store {root}")
         print(f"cold fit (empty store):   {cold:8.1f} s", flush=True)
-        warm_model, warm = timed(fit)
+        warm, warm_model = timed(fit)
         print(f"warm fit (all stored):    {warm:8.1f} s", flush=True)
         same = np.allclose(cold_model.predict_proba(X), warm_model.predict_proba(X), atol=1e-6)
         print(f"cold/warm ratio:          {cold / warm:8.1f}x   (same predictions: {same})")
 
-        keys, hash_time = timed(lambda: [content_hash(path) for path in X["image"]])
+        hash_time, keys = timed(lambda: [content_hash(path) for path in X["image"]])
         print(f"hashing {len(keys)} images:     {hash_time:8.2f} s")
         for embedder in warm_model.embedders_:
             store = EmbeddingStore(root)  # a new object: its index is read from disk
-            vectors, first = timed(lambda: store.get_many(embedder.encoder_id_, keys))
-            _, again = timed(lambda: store.get_many(embedder.encoder_id_, keys))
+            first, vectors = timed(lambda: store.get_many(embedder.encoder_id_, keys))
+            again, _ = timed(lambda: store.get_many(embedder.encoder_id_, keys))
             assert all(v is not None for v in vectors)
             print(
                 f"look-up of {len(keys)} vectors ({embedder.backbone}, {embedder.n_features_out_}-d): "

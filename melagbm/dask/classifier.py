@@ -252,18 +252,12 @@ class DaskFusionClassifier(FusionClassifier):
     # -- the local twin --------------------------------------------------------------
     def to_local(self) -> FusionClassifier:
         """An ordinary FusionClassifier holding this fitted model (for single-machine prediction)."""
-        check_is_fitted(self, "booster_")
-        local = FusionClassifier(**self.get_params())
-        local.__dict__.update({k: v for k, v in self.__dict__.items() if k not in local.__dict__})
-        return local
+        return _with_fitted_state(FusionClassifier, self)
 
     @classmethod
     def from_local(cls, model: FusionClassifier) -> DaskFusionClassifier:
         """The Dask twin of a fitted FusionClassifier (to score Dask DataFrames with it)."""
-        check_is_fitted(model, "booster_")
-        twin = cls(**model.get_params())
-        twin.__dict__.update({k: v for k, v in model.__dict__.items() if k not in twin.__dict__})
-        return twin
+        return _with_fitted_state(cls, model)
 
     def save(self, path: str | os.PathLike) -> Any:
         """Write the model file FusionClassifier writes (:func:`melagbm.load` or :func:`melagbm.dask.load` reads it)."""
@@ -300,18 +294,18 @@ def column_of(values: Any, n: int, what: str) -> np.ndarray:
     return array
 
 
+def _with_fitted_state(cls: type, model: FusionClassifier) -> Any:
+    """A ``cls`` with ``model``'s parameters and fitted attributes."""
+    check_is_fitted(model, "booster_")
+    twin = cls(**model.get_params())
+    twin.__dict__.update({k: v for k, v in model.__dict__.items() if k not in twin.__dict__})
+    return twin
+
+
 def _workers_device(dask_client: Any, device: str) -> str:
-    """The booster's device: "auto" is "cuda" when every worker sees a GPU; "gpu"/"cuda:N" mean "cuda"."""
-    if device != "auto":
-        return "cuda" if device.startswith(("cuda", "gpu")) else device
-
-    def has_gpu() -> bool:
-        import torch
-
-        return bool(torch.cuda.is_available())
-
-    answers = dask_client.run(has_gpu)
-    return "cuda" if answers and all(answers.values()) else "cpu"
+    """The booster's device: ``device`` resolved on every worker; "cuda" when all of them resolve to a GPU."""
+    answers = dask_client.run(resolve_device, device)
+    return "cuda" if answers and all(answer.startswith("cuda") for answer in answers.values()) else "cpu"
 
 
 def _device_here(device: str) -> str:

@@ -89,7 +89,7 @@ def embed(
     store = resolve_store(cache)
     if store is None:
         raise ValueError("embed writes to the embedding store: give cache a path the workers share, not None")
-    ddf = as_dask_frame(ddf, n_partitions=max(1, len(client().scheduler_info()["workers"])))
+    ddf = as_dask_frame(ddf, n_partitions=len(client().nthreads()))
     if image_col not in ddf.columns:
         raise ValueError(f"the frame has no column {image_col!r}; columns are {list(ddf.columns)}")
     device = embedder_params.pop("device", "auto")

@@ -109,8 +109,8 @@ def fit_distributed(
             best = int(twin.best_iteration) + 1
         else:
             local = _to_local(_train(estimator, client, X[train], y[train], train_weight), estimator)
-            X_val, y_val = X[held].compute(), y[held].compute().to_numpy()
-            best = _best_rounds_lightgbm(local, X_val, y_val, n_iter_no_change)
+            X_val, y_val = client.compute([X[held], y[held]], sync=True)  # one pass over the table
+            best = _best_rounds_lightgbm(local, X_val, y_val.to_numpy(), n_iter_no_change)
         estimator = clone(estimator).set_params(n_estimators=max(best, 1))
     local = _to_local(_train(estimator, client, X, y, weight), estimator)
     return local, int(local.get_params()["n_estimators"])
