@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-import warnings
+import re
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.metrics import roc_auc_score
 from sklearn.utils import check_random_state
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets
@@ -16,14 +17,22 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 
 from ._device import resolve_device
 from ._splits import stratified_group_splits
+from ._warnings import warn
 from .boosters import booster_kind, fit_booster, make_booster
-from .decision import CALIBRATION_METHODS, class_weight_shift, fit_calibration, logit, sigmoid
+from .decision import (
+    CALIBRATION_METHODS,
+    class_weight_shift,
+    fit_calibration,
+    logit,
+    sigmoid,
+)
 from .embedding import BadImageWarning, ImageEmbedder, check_on_bad_image
-from .images import ImageReadError, content_hash
-from .image_signal import ImageSignal
 from .evaluation import threshold_for_sensitivity
+from .image_signal import ImageSignal
+from .images import ImageReadError, content_hash
 from .lesion import LESION_FEATURES, LesionFeatures
-from .metadata import MetadataEncoder
+from .leakage import check_label_leakage
+from .metadata import AGE_COLUMNS, SEX_COLUMNS, SITE_COLUMNS, MetadataEncoder
 from .patient import CONTEXT_COLUMNS, patient_context
 
 __all__ = ["FusionClassifier"]
@@ -34,6 +43,16 @@ _SEED_MAX = 2**31 - 1
 _SMALL_TABLE = 10_000
 #: The patient column ``patient_col="auto"`` looks for (the name ISIC's metadata uses).
 PATIENT_ID_COLUMN = "patient_id"
+#: The lesion column fit groups by when nothing else names the groups (the name HAM10000 uses).
+LESION_ID_COLUMN = "lesion_id"
+#: Id columns: never features; fit groups its internal splits by them when nothing else names the groups.
+ID_COLUMNS = (PATIENT_ID_COLUMN, LESION_ID_COLUMN)
+#: Column names that look like patient or lesion ids (``UngroupedFitWarning``).
+_ID_LIKE = re.compile(r"(^|[_\- ])ids?$|(patient|subject|lesion|case|person)_?(ids?|no|number)?$", re.IGNORECASE)
+
+
+class UngroupedFitWarning(UserWarning):
+    """fit had no groups, so its internal splits treat rows as independent, but X has an id-like column."""
 
 
 class FusionClassifier(ClassifierMixin, BaseEstimator):
@@ -53,11 +72,19 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         and X may then be any numeric 2-D array.
     group_col : str or None, default=None
         Column of patient (or lesion) ids. Used for the internal splits and never as
-        a feature. ``fit(..., groups=...)`` does the same without a column.
+        a feature. ``fit(..., groups=...)`` does the same without a column. With
+        neither, fit groups by the patient column, else by a ``lesion_id`` column
+        (the loaders put them in X); ``n_groups_`` tells what it used. In
+        scikit-learn's ``cross_validate``, route ``groups`` to fit with
+        ``sklearn.set_config(enable_metadata_routing=True)`` and
+        ``clf.set_fit_request(groups=True)``, or keep the id column in X.
     metadata_cols : "auto", "known" or list of str, default="auto"
         "auto": every column but ``image_col``, ``group_col``, the patient column and
-        any ``patient_id``. "known": only the
-        recognised age, sex and site columns. A list names them.
+        any ``patient_id`` or ``lesion_id``. "known": only the recognised age, sex and
+        site columns. A list names them. Under "auto" and "known", a column that gives
+        the label away (``diagnosis``, ``benign_malignant``, ``dx``, ``target``, ...,
+        or any that alone separates the classes with ROC AUC >= 0.98) is refused with
+        a :class:`~melagbm.leakage.LabelLeakError` naming it; name it in a list to use it anyway.
     backbone : str or tuple of str, default=("tf_efficientnet_lite0", "tf_efficientnet_lite2")
         Image encoder(s); packaged ones work offline (``melagbm.ENCODERS``). With
         several, their embeddings are concatenated (measured on HAM10000: Lite0 +
@@ -138,8 +165,9 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
     random_state : int, RandomState or None, default=None
     n_jobs : int or None, default=None
         Booster threads. None: one thread below 10,000 rows, else the booster's default.
-    verbose : int, default=0
-        > 0 shows embedding progress.
+    verbose : int, default=1
+        1: progress bars for embedding and lesion measuring (shown once a step lasts
+        2 s) and a one-line summary at the end of fit; 0: silent.
 
     Attributes
     ----------
@@ -162,6 +190,11 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         The lesion measurer (None when the model has no lesion features).
     patient_col_ : str or None
         The patient column behind the patient context (None: no context).
+    n_groups_ : int or None
+        Patients/lesions the internal splits kept whole (None: split by row).
+    oof_roc_auc_ : float or None
+        ROC AUC of the internal out-of-fold predictions behind ``calibration_`` and
+        ``threshold_`` (None when there were none). Optimistic next to a held-out test.
     skipped_rows_ : list
         Row labels fit left out because their image was unreadable (``on_bad_image="skip"``).
     threshold_log_odds_ : float or None
@@ -187,7 +220,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
     >>> from melagbm import FusionClassifier
     >>> from melagbm.datasets import make_synthetic
     >>> X, y, groups = make_synthetic(n_samples=120, random_state=0)
-    >>> clf = FusionClassifier(cache=None, random_state=0).fit(X, y, groups=groups)
+    >>> clf = FusionClassifier(cache=None, random_state=0, verbose=0).fit(X, y, groups=groups)
     >>> clf.predict_proba(X.head(3)).shape
     (3, 2)
     >>> sorted(clf.family_to_columns_)
@@ -229,7 +262,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         batch_size: int = 32,
         random_state: Any = None,
         n_jobs: int | None = None,
-        verbose: int = 0,
+        verbose: int = 1,
     ) -> None:
         self.image_col = image_col
         self.group_col = group_col
@@ -285,7 +318,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         return frame
 
     def _metadata_frame(self, X: pd.DataFrame) -> pd.DataFrame:
-        excluded = {self.image_col, self.group_col, self.patient_col_, PATIENT_ID_COLUMN}  # ids are never features
+        excluded = {self.image_col, self.group_col, self.patient_col_, *ID_COLUMNS}  # ids are never features
         if isinstance(self.metadata_cols, str) and self.metadata_cols in ("auto", "known"):
             columns = [c for c in X.columns if c not in excluded]
         else:
@@ -301,13 +334,30 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
     def _metadata_features(self, X: pd.DataFrame) -> pd.DataFrame:
         return self.metadata_encoder_.transform(self._metadata_frame(X)).reset_index(drop=True)
 
+    def _metadata_inputs(self, X: pd.DataFrame) -> pd.DataFrame:
+        """The columns of X that the metadata encoder turns into features."""
+        frame = self._metadata_frame(X)
+        if self.metadata_cols == "known":
+            return frame[[c for c in frame.columns if c in AGE_COLUMNS + SEX_COLUMNS + SITE_COLUMNS]]
+        return frame
+
+    def _check_no_label_leak(self, X: pd.DataFrame, y: np.ndarray) -> None:
+        """Refuse metadata columns that give the label away, unless the user named them in metadata_cols."""
+        named = [] if isinstance(self.metadata_cols, str) else list(self.metadata_cols)
+        check_label_leakage(self._metadata_inputs(X), y, allowed=named)
+
+    def _group_column(self, X: pd.DataFrame) -> str | None:
+        """The column fit groups by without ``groups``: group_col, else the patient column, else lesion_id."""
+        return next((c for c in (self.group_col, self.patient_col_, LESION_ID_COLUMN)
+                     if c is not None and c in X.columns), None)
+
     def _groups(self, X: pd.DataFrame, groups: Any) -> np.ndarray | None:
-        if groups is None and self.group_col is not None:
-            groups = X[self.group_col]
-        elif groups is None and self.patient_col_ is not None:
-            groups = X[self.patient_col_]
         if groups is None:
-            return None
+            column = self._group_column(X)
+            if column is None:
+                _warn_id_like_columns(X)
+                return None
+            groups = X[column]
         groups = np.asarray(groups)
         if len(groups) != len(X):
             raise ValueError(f"groups has {len(groups)} entries but X has {len(X)} rows")
@@ -343,6 +393,8 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
                 f"y holds one class only ({self.classes_[0]}); fitting needs at least two"
             )
         uses_lesion_features = self._check_fit_params()
+        if isinstance(X, pd.DataFrame):  # named columns (a plain array's have no names to judge)
+            self._check_no_label_leak(frame, y_codes)
         group_ids = self._groups(frame, groups)
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(_SEED_MAX))
@@ -359,10 +411,10 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
                 if bad.all():
                     raise ImageReadError(f"none of the {len(frame)} images in column {self.image_col!r} could be read")
                 self.skipped_rows_ = list(frame.index[bad])
-                warnings.warn(
+                warn(
                     f"fit skipped {int(bad.sum())} row(s) whose image could not be read: "
                     f"{self.skipped_rows_[:10]}{' ...' if bad.sum() > 10 else ''} (see skipped_rows_)",
-                    BadImageWarning, stacklevel=2,
+                    BadImageWarning,
                 )
                 frame, y, y_codes, embeddings = frame[~bad], y[~bad], y_codes[~bad], embeddings[~bad]
                 group_ids = None if group_ids is None else group_ids[~bad]
@@ -375,7 +427,9 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         features.append(self._metadata_features(frame))
         self.lesion_features_ = None
         if uses_lesion_features:
-            self.lesion_features_ = LesionFeatures(pixel_spacing_mm=self.pixel_spacing_mm, cache=self.cache).fit()
+            self.lesion_features_ = LesionFeatures(
+                pixel_spacing_mm=self.pixel_spacing_mm, cache=self.cache, verbose=self.verbose
+            ).fit()
             features.append(self.lesion_features_.transform(frame[self.image_col]).reset_index(drop=True))
         table = self._with_context(pd.concat(features, axis=1), frame)
         self._set_feature_names(list(table.columns))
@@ -392,10 +446,28 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
             validation=self._validation_split(y_codes, group_ids, seed),
             n_iter_no_change=int(self.n_iter_no_change),
         )
-        self.calibration_, self.threshold_, self.threshold_log_odds_ = None, 0.5, None
+        self.calibration_, self.threshold_, self.threshold_log_odds_, self.oof_roc_auc_ = None, 0.5, None, None
         if len(self.classes_) == 2:
             self._fit_decision(estimator, table, y_codes, weights, group_ids, seed)
+        self.n_groups_ = None if group_ids is None else int(len(np.unique(group_ids)))
+        self._report_fit(y_codes)
         return self
+
+    def _report_fit(self, y_codes: np.ndarray) -> None:
+        """The one-line summary of a fit (``verbose`` > 0)."""
+        if not self.verbose:
+            return
+        from tqdm.auto import tqdm
+
+        positives = f", {int((y_codes == 1).sum())} melanomas" if len(self.classes_) == 2 else ""
+        groups = f"{self.n_groups_} groups" if self.n_groups_ is not None else "no groups (rows split freely)"
+        context = f"patient context from {self.patient_col_!r}" if self.patient_col_ else "no patient context"
+        skipped = f" ({len(self.skipped_rows_)} unreadable skipped)" if self.skipped_rows_ else ""
+        auc = "" if self.oof_roc_auc_ is None else f", internal out-of-fold AUC {self.oof_roc_auc_:.3f}"
+        tqdm.write(
+            f"{type(self).__name__} fitted on {len(y_codes)} rows{skipped}{positives}, {groups}, {context}; "
+            f"{len(self.feature_names_)} features, {self.n_estimators_} rounds, threshold {self.threshold_:.3g}{auc}"
+        )
 
     def _make_embedders(self, device: str) -> list[ImageEmbedder]:
         """One fitted embedder per backbone."""
@@ -501,7 +573,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         self._decide(margin, y)
 
     def _decision_splits(
-        self, y: np.ndarray, weights: np.ndarray | None, groups: np.ndarray | None, seed: int, stacklevel: int = 4
+        self, y: np.ndarray, weights: np.ndarray | None, groups: np.ndarray | None, seed: int
     ) -> list[tuple[np.ndarray, np.ndarray]] | None:
         """The folds for the out-of-fold margins, or None when there is nothing to calibrate or choose."""
         if weights is not None:
@@ -511,15 +583,16 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         try:
             return list(stratified_group_splits(y, groups, int(self.calibration_folds), seed))
         except ValueError as exc:
-            warnings.warn(
+            warn(
                 f"No out-of-fold calibration or threshold ({exc}); predict_proba is the booster's "
                 "probability and predict uses 0.5.",
-                UserWarning, stacklevel=stacklevel,
+                UserWarning,
             )
             return None
 
     def _decide(self, margin: np.ndarray, y: np.ndarray) -> None:
         """Fit the calibration and ``threshold_`` on out-of-fold booster margins of the training rows."""
+        self.oof_roc_auc_ = float(roc_auc_score(y, margin)) if len(np.unique(y)) == 2 else None
         if self.calibration is not None:
             self.calibration_ = fit_calibration(self.calibration, margin, y)
         if self.target_sensitivity is not None:
@@ -701,9 +774,10 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         return group_explanation(explanation, self.feature_families_) if grouped else explanation
 
     def groups_of(self, X: pd.DataFrame) -> np.ndarray | None:
-        """The patient/lesion ids of ``X``'s rows: ``X[group_col]``, else ``X[patient_col_]``, else None."""
+        """The patient/lesion ids of ``X``'s rows: ``X[group_col]``, else ``X[patient_col_]``, else
+        ``X["lesion_id"]``, else None."""
         check_is_fitted(self, "booster_")
-        column = next((c for c in (self.group_col, self.patient_col_) if c is not None and c in X.columns), None)
+        column = self._group_column(X)
         return None if column is None else X[column].to_numpy()
 
     def feature_importance(
@@ -794,9 +868,21 @@ def _warn_duplicate_images(images: pd.Series, groups: np.ndarray | None) -> None
     if pairs:
         shown = ", ".join(f"{a!r} = {b!r}" for a, b in pairs[:5])
         leak = f"; {across} pair(s) span two groups, so they can leak across folds" if across else ""
-        warnings.warn(
+        warn(
             f"{len(pairs)} image(s) repeat an earlier row's image exactly ({shown}{' ...' if len(pairs) > 5 else ''})"
             f"{leak}",
             DuplicateImageWarning,
-            stacklevel=3,
+        )
+
+
+def _warn_id_like_columns(X: pd.DataFrame) -> None:
+    """Warn when fit has no groups but X has columns that look like patient or lesion ids."""
+    id_like = [c for c in X.columns if isinstance(c, str) and _ID_LIKE.search(c)]
+    if id_like:
+        warn(
+            f"fit has no groups, so its internal splits (early stopping, calibration, threshold) treat rows as "
+            f"independent, but X has column(s) {id_like} that look like patient or lesion ids (and would become "
+            f"features). Pass groups=, or group_col={id_like[0]!r}; in scikit-learn's cross_validate, route them: "
+            "sklearn.set_config(enable_metadata_routing=True) and clf.set_fit_request(groups=True)",
+            UngroupedFitWarning,
         )

@@ -1,4 +1,8 @@
-"""Command line: ``melagbm demo | fit | predict | evaluate | explain | embed``."""
+"""Command line: melagbm demo | fit | predict | evaluate | explain | embed.
+
+A user's mistake (a missing file or column, a bad value) prints one line saying what to
+fix and exits with status 2; a traceback means a bug (or ``--debug`` asked for one).
+"""
 
 from __future__ import annotations
 
@@ -16,7 +20,26 @@ import pandas as pd
 from ._atomic import atomic_write
 from .embedding import TTA_MODES
 
-__all__ = ["main"]
+__all__ = ["UsageError", "main"]
+
+DESCRIPTION = (
+    "melagbm: melanoma detection fusing dermoscopic images with patient metadata.\n"
+    "Commands: demo (synthetic data, runs anywhere), fit, predict, evaluate (grouped CV report), "
+    "explain (SHAP report), embed (fill the embedding store).\n"
+    "Run 'melagbm <command> --help' for a command's options."
+)
+
+
+class UsageError(Exception):
+    """A mistake in the command's input that the user can fix; printed as one line, exit status 2."""
+
+
+#: Errors that come from the user's input, not from a bug: one line, no traceback.
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from .backbones import BackboneUnavailableError
+
+    return (UsageError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError, ValueError,
+            BackboneUnavailableError)
 
 
 def _save_model(model: Any, path: Path) -> None:
@@ -35,11 +58,11 @@ def _load_model(path: Path, allow_pickle: bool = False) -> Any:
     from .persistence import load
 
     if not path.is_file():
-        raise SystemExit(f"error: no model file {path}")
+        raise UsageError(f"no model file {path} (write one with 'melagbm fit ... --model {path}')")
     if path.suffix in (".joblib", ".pkl", ".pickle"):
         if not allow_pickle:
-            raise SystemExit(
-                f"error: {path} is a pickle: loading it runs code from it. Pass --allow-pickle if you made it "
+            raise UsageError(
+                f"{path} is a pickle: loading it runs code from it. Pass --allow-pickle if you made it "
                 "yourself, or refit and save as .melagbm"
             )
         import joblib
@@ -48,13 +71,21 @@ def _load_model(path: Path, allow_pickle: bool = False) -> Any:
     return load(path)
 
 
+def _backbones(text: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    if not names:
+        raise UsageError(f"--backbone {text!r} names no encoder")
+    return names
+
+
 def _model_options(args: argparse.Namespace) -> dict:
-    options: dict = {"booster": args.booster, "random_state": args.seed}
-    if args.backbone:
-        names = tuple(name.strip() for name in args.backbone.split(",") if name.strip())
-        options["backbone"] = names[0] if len(names) == 1 else names
+    names = _backbones(args.backbone)
+    options: dict = {"booster": args.booster, "random_state": args.seed,
+                     "backbone": names[0] if len(names) == 1 else names}
     if args.no_lesion_features:
         options["lesion_features"] = False
+    if getattr(args, "pixel_spacing_mm", None) is not None:
+        options["pixel_spacing_mm"] = args.pixel_spacing_mm
     return options
 
 
@@ -95,29 +126,53 @@ def _demo(args: argparse.Namespace) -> int:
 def _read_frame(args: argparse.Namespace) -> pd.DataFrame:
     from .datasets import frame_from_csv
 
+    if not Path(args.metadata).is_file():
+        raise UsageError(f"no metadata CSV {args.metadata} (--metadata)")
     return frame_from_csv(args.metadata, args.images, image_col=args.image_col)
 
 
+def _metadata_cols(args: argparse.Namespace) -> str | list[str]:
+    """``--metadata-cols`` as FusionClassifier's ``metadata_cols``: "auto", "known" or a list."""
+    if args.metadata_cols in ("auto", "known"):
+        return args.metadata_cols
+    return [c.strip() for c in args.metadata_cols.split(",") if c.strip()]
+
+
 def _labelled_frame(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.Series]:
-    """The CSV's images, group and feature columns, and its target."""
+    """The CSV's images, group and feature columns, and its target.
+
+    Under "auto"/"known", columns named like the label (diagnosis, benign_malignant, dx, ...:
+    a ground-truth CSV always has them) are left out, with a note; fit refuses any other
+    column that alone gives the label away.
+    """
+    from .classifier import ID_COLUMNS
+    from .leakage import KNOWN_LABEL_COLUMNS
     from .metadata import AGE_COLUMNS, SEX_COLUMNS, SITE_COLUMNS
 
     frame = _read_frame(args)
     if args.target not in frame.columns:
-        raise SystemExit(f"error: {args.metadata} has no target column {args.target!r}")
+        raise UsageError(f"{args.metadata} has no target column {args.target!r} (name it with --target); "
+                         f"columns are {list(frame.columns)}")
     y = frame.pop(args.target)
-    if args.metadata_cols:
-        metadata = [c.strip() for c in args.metadata_cols.split(",") if c.strip()]
-    else:  # only recognised fields: other columns (diagnosis, ...) may leak the label
-        metadata = [
-            next(c for c in candidates if c in frame.columns)
-            for candidates in (AGE_COLUMNS, SEX_COLUMNS, SITE_COLUMNS)
-            if any(c in frame.columns for c in candidates)
-        ]
-    keep = ["image"] + ([args.group_col] if args.group_col else []) + metadata
+    if y.isna().any():
+        raise UsageError(f"{args.metadata}: target column {args.target!r} is empty at rows "
+                         f"{list(y.index[y.isna()][:5])}")
+    metadata = _metadata_cols(args)
+    ids = [c for c in dict.fromkeys([args.group_col, *ID_COLUMNS]) if c is not None and c in frame.columns]
+    if isinstance(metadata, list):
+        keep = metadata
+    else:
+        label_like = [c for c in frame.columns if str(c).strip().lower() in KNOWN_LABEL_COLUMNS]
+        if label_like:
+            print(f"note: leaving out {label_like}: they give the label away "
+                  "(name them in --metadata-cols to use them anyway)")
+        known = set(AGE_COLUMNS + SEX_COLUMNS + SITE_COLUMNS)
+        keep = [c for c in frame.columns if c not in label_like and (metadata == "auto" or c in known)]
+    keep = list(dict.fromkeys(["image", *ids, *keep]))
     missing = [c for c in keep if c not in frame.columns]
     if missing:
-        raise SystemExit(f"error: {args.metadata} has no column(s) {missing}")
+        raise UsageError(f"{args.metadata} has no column(s) {missing} (--group-col/--metadata-cols); "
+                         f"columns are {list(frame.columns)}")
     return frame[keep], y
 
 
@@ -126,10 +181,13 @@ def _fit(args: argparse.Namespace) -> int:
 
     X, y = _labelled_frame(args)
     model = FusionClassifier(
-        group_col=args.group_col, on_bad_image=args.on_bad_image, verbose=1, **_model_options(args)
+        group_col=args.group_col, metadata_cols=_metadata_cols(args), on_bad_image=args.on_bad_image,
+        **_model_options(args),
     ).fit(X, y)
     _save_model(model, Path(args.model))
-    print(f"fitted on {len(X)} images; features: {', '.join(model.feature_names_)}")
+    skipped = len(model.skipped_rows_)
+    note = f" ({skipped} unreadable image(s) skipped: {model.skipped_rows_[:5]})" if skipped else ""
+    print(f"fitted on {len(X) - skipped} images{note}; features: {', '.join(model.feature_names_)}")
     print(f"model written to {args.model}")
     return 0
 
@@ -139,13 +197,18 @@ def _evaluate(args: argparse.Namespace) -> int:
     from .evaluation import cross_validate
     from .report import write_report
 
+    from .classifier import ID_COLUMNS
+
     X, y = _labelled_frame(args)
-    groups = X[args.group_col] if args.group_col else None
+    group_col = args.group_col or next((c for c in ID_COLUMNS if c in X.columns), None)
+    groups = X[group_col] if group_col else None
     model = FusionClassifier(
-        group_col=args.group_col, target_sensitivity=args.target_sensitivity, verbose=1, **_model_options(args)
+        group_col=args.group_col, metadata_cols=_metadata_cols(args), target_sensitivity=args.target_sensitivity,
+        **_model_options(args),
     )
     if groups is None:
-        print("warning: no --group-col: images of one patient may land in both training and test folds")
+        print("warning: no --group-col (and no patient_id/lesion_id column): images of one patient may land in "
+              "both training and test folds")
     started = time.perf_counter()
     result = cross_validate(model, X, y, groups, n_splits=args.folds, n_bootstrap=args.bootstrap,
                             random_state=args.seed)
@@ -161,10 +224,23 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _model_columns(model: Any, frame: pd.DataFrame, args: argparse.Namespace) -> pd.DataFrame:
+    """The columns the model was fitted on, in order; a one-line error naming any the CSV lacks."""
+    expected = list(model.feature_names_in_)
+    missing = [c for c in expected if c not in frame.columns]
+    if missing:
+        shown = [args.image_col if c == "image" else c for c in missing]
+        raise UsageError(
+            f"{args.metadata} lacks column(s) {shown} that the model {args.model} was fitted with; add them "
+            f"(cells may be left empty where a value is unknown). It has {list(frame.columns)}"
+        )
+    return frame[expected]
+
+
 def _predict(args: argparse.Namespace) -> int:
     model = _load_model(Path(args.model), allow_pickle=args.allow_pickle)
     model.set_params(on_bad_image=args.on_bad_image)
-    frame = _read_frame(args)[list(model.feature_names_in_)]
+    frame = _model_columns(model, _read_frame(args), args)
     scores = model.predict_proba(frame)[:, 1]
     out = pd.DataFrame({"melanoma_probability": scores}, index=frame.index)
     if len(model.classes_) == 2:  # the model's own decision: its probability reaches threshold_
@@ -186,11 +262,12 @@ def _explain(args: argparse.Namespace) -> int:
     groups = None
     if args.group_col:
         if args.group_col not in frame.columns:
-            raise SystemExit(f"error: {args.metadata} has no column {args.group_col!r}")
+            raise UsageError(f"{args.metadata} has no column {args.group_col!r} (--group-col); "
+                             f"columns are {list(frame.columns)}")
         groups = frame[args.group_col].to_numpy()
     started = time.perf_counter()
     report = write_explanation_report(
-        model, frame[list(model.feature_names_in_)], args.out, groups=groups, n_bootstrap=args.bootstrap,
+        model, _model_columns(model, frame, args), args.out, groups=groups, n_bootstrap=args.bootstrap,
         title=f"melagbm explanation: {Path(args.metadata).name}",
         notes=[f"model: {args.model}", f"data: {args.metadata} with images from {args.images}"],
     )
@@ -201,7 +278,7 @@ def _explain(args: argparse.Namespace) -> int:
 
 
 def _embed(args: argparse.Namespace) -> int:
-    from . import FusionClassifier, ImageEmbedder
+    from . import ImageEmbedder
     from .datasets import IMAGE_EXTENSIONS, frame_from_csv
     from .store import EmbeddingStore, default_store_path
 
@@ -210,17 +287,15 @@ def _embed(args: argparse.Namespace) -> int:
     else:
         folder = Path(args.images)
         if not folder.is_dir():
-            raise SystemExit(f"error: image folder not found: {folder}")
+            raise UsageError(f"image folder not found: {folder} (--images)")
         paths = sorted(str(p) for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
     if not paths:
-        raise SystemExit(f"error: no images ({', '.join(IMAGE_EXTENSIONS)}) in {args.images}")
-    defaults = FusionClassifier().get_params()
-    backbones = args.backbone.split(",") if args.backbone else list(np.atleast_1d(defaults["backbone"]))
+        raise UsageError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {args.images}")
     store = EmbeddingStore(args.store or default_store_path())
     print(f"{len(paths)} images -> {store.root}", flush=True)
-    for name in (b.strip() for b in backbones if b.strip()):
+    for name in _backbones(args.backbone):
         embedder = ImageEmbedder(
-            backbone=name, layers=args.layers or defaults["layers"], tta=args.tta or defaults["tta"],
+            backbone=name, layers=args.layers, tta=args.tta,
             batch_size=args.batch_size, device=args.device, cache=store, verbose=0 if args.quiet else 1,
         ).fit()
         hits, misses = store.hits, store.misses
@@ -241,27 +316,59 @@ def _embed(args: argparse.Namespace) -> int:
     return 0
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Each option's help with its default (where it has one worth showing); the description as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default in (None, False, argparse.SUPPRESS) or action.required or "default" in (action.help or ""):
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
 def _parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from . import FusionClassifier, __version__
     from .backbones import ENCODERS
 
-    parser = argparse.ArgumentParser(prog="melagbm", description=__doc__)
+    defaults = FusionClassifier().get_params()
+    default_backbone = ",".join(np.atleast_1d(defaults["backbone"]))
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,  # before or after the command
+                        help="show the full traceback of an error (for reporting a bug)")
+    parser = argparse.ArgumentParser(prog="melagbm", description=DESCRIPTION, formatter_class=_HelpFormatter,
+                                     parents=[common])
     parser.add_argument("--version", action="version", version=f"melagbm {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=help, description=help, formatter_class=_HelpFormatter,
+                                   parents=[common])
 
     def add_model_options(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument(
-            "--backbone", default=None,
-            help=f"encoder name(s), comma-separated (default: FusionClassifier's); packaged: {', '.join(ENCODERS)}",
-        )
-        sub.add_argument("--booster", default="lightgbm", choices=["lightgbm", "xgboost"])
+        sub.add_argument("--backbone", default=default_backbone,
+                         help=f"image encoder(s), comma-separated; packaged (offline): {', '.join(ENCODERS)}")
+        sub.add_argument("--booster", default=defaults["booster"], choices=["lightgbm", "xgboost"],
+                         help="gradient-boosting library")
         sub.add_argument("--no-lesion-features", action="store_true",
                          help="leave out the lesion size/shape/colour features (faster: no segmentation)")
-        sub.add_argument("--seed", type=int, default=0)
+        sub.add_argument("--seed", type=int, default=0,
+                         help="random seed of the splits and the booster (the API's random_state; it defaults to "
+                              "None there, the command line fixes 0 so reruns agree)")
 
-    demo = commands.add_parser("demo", help="fit and score on synthetic lesions (runs anywhere)")
-    demo.add_argument("--n-samples", type=int, default=360)
-    demo.add_argument("--folds", type=int, default=3)
+    def add_lesion_options(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--pixel-spacing-mm", type=float, default=None,
+                         help="millimetres per pixel of the images, when known: lesion size in mm instead of pixels")
+
+    def add_metadata_cols(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--metadata-cols", default="auto",
+            help="feature columns: 'auto' (every column but the image, target and id columns, as in the Python "
+                 "API; columns named like the label, e.g. diagnosis, are left out, others that give it away are "
+                 "refused), 'known' (only the recognised age, sex and site columns) or a comma-separated list",
+        )
+
+    demo = command("demo", "fit and score on synthetic lesions (runs anywhere, offline)")
+    demo.add_argument("--n-samples", type=int, default=360, help="synthetic images to draw")
+    demo.add_argument("--folds", type=int, default=3, help="cross-validation folds, grouped by patient")
     add_model_options(demo)
     demo.set_defaults(run=_demo)
 
@@ -274,51 +381,49 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--images", required=True, help="folder holding the images")
         sub.add_argument("--image-col", default="image_name", help="CSV column naming each image file")
 
-    fit = commands.add_parser("fit", help="fit a FusionClassifier on a CSV and an image folder")
+    fit = command("fit", "fit a FusionClassifier on a CSV and an image folder, and save it")
     add_data_options(fit)
     fit.add_argument("--target", default="target", help="label column (1 = melanoma)")
     fit.add_argument("--group-col", default=None,
-                     help="patient/lesion id column (never a feature; one named patient_id also adds patient context)")
-    fit.add_argument("--metadata-cols", default=None,
-                     help="comma-separated feature columns (default: the recognised age, sex and site columns)")
+                     help="patient/lesion id column (never a feature); default: patient_id or lesion_id when "
+                          "present. One named patient_id also adds patient context")
+    add_metadata_cols(fit)
     fit.add_argument("--model", required=True,
                      help="where to write the fitted model (melagbm's safe format; .joblib for a pickle)")
     fit.add_argument("--on-bad-image", default="raise", choices=["raise", "skip"],
                      help="skip: train without rows whose image cannot be read")
     add_model_options(fit)
+    add_lesion_options(fit)
     fit.set_defaults(run=_fit)
 
-    evaluate = commands.add_parser(
-        "evaluate", help="grouped cross-validation with clinical metrics and CIs, written as a report"
-    )
+    evaluate = command("evaluate", "grouped cross-validation with clinical metrics and CIs, written as a report")
     add_data_options(evaluate)
     evaluate.add_argument("--target", default="target", help="label column (1 = melanoma)")
     evaluate.add_argument("--group-col", default=None,
-                          help="patient/lesion id column: folds never split a group (patient_id adds patient context)")
-    evaluate.add_argument("--metadata-cols", default=None,
-                          help="comma-separated feature columns (default: the recognised age, sex and site columns)")
+                          help="patient/lesion id column: folds never split a group (patient_id adds patient "
+                               "context); without it, images of one patient may land on both sides")
+    add_metadata_cols(evaluate)
     evaluate.add_argument("--out", required=True, help="folder for report.md, roc.png, calibration.png, CSVs")
-    evaluate.add_argument("--folds", type=int, default=5)
+    evaluate.add_argument("--folds", type=int, default=5, help="cross-validation folds")
     evaluate.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the CIs")
-    evaluate.add_argument("--target-sensitivity", type=float, default=0.9,
+    evaluate.add_argument("--target-sensitivity", type=float, default=defaults["target_sensitivity"],
                           help="sensitivity the operating threshold is chosen for")
     add_model_options(evaluate)
+    add_lesion_options(evaluate)
     evaluate.set_defaults(run=_evaluate)
 
-    predict = commands.add_parser("predict", help="write melanoma probabilities for a CSV and images")
+    predict = command("predict", "write melanoma probabilities and referral decisions for a CSV and images")
     add_data_options(predict)
-    predict.add_argument("--model", required=True)
+    predict.add_argument("--model", required=True, help="a model written by 'melagbm fit'")
     predict.add_argument("--out", required=True, help="CSV to write")
     predict.add_argument("--on-bad-image", default="raise", choices=["raise", "skip"],
                          help="skip: leave the probability blank for images that cannot be read")
     add_pickle_option(predict)
     predict.set_defaults(run=_predict)
 
-    explain = commands.add_parser(
-        "explain", help="SHAP importance of a fitted model on a CSV and images: PNG plots and a markdown report"
-    )
+    explain = command("explain", "SHAP importance of a fitted model on a CSV and images: PNG plots and a report")
     add_data_options(explain)
-    explain.add_argument("--model", required=True)
+    explain.add_argument("--model", required=True, help="a model written by 'melagbm fit'")
     explain.add_argument("--out", required=True, help="folder for report.md, the PNGs and CSVs")
     explain.add_argument("--group-col", default=None,
                          help="patient/lesion id column the importance intervals resample (default: the model's)")
@@ -326,27 +431,35 @@ def _parser() -> argparse.ArgumentParser:
     add_pickle_option(explain)
     explain.set_defaults(run=_explain)
 
-    embed = commands.add_parser(
-        "embed", help="precompute embeddings into the store (resumable: reruns embed only what is missing)"
-    )
+    embed = command("embed", "precompute embeddings into the store (resumable: reruns embed only what is missing)")
     embed.add_argument("--images", required=True, help="folder holding the images")
     embed.add_argument("--metadata", default=None, help="CSV naming the images to embed (default: every image)")
     embed.add_argument("--image-col", default="image_name", help="CSV column naming each image file")
-    embed.add_argument("--backbone", default=None, help="encoder name(s), comma-separated (default: FusionClassifier's)")
-    embed.add_argument("--layers", type=int, default=None, help="feature levels (default: FusionClassifier's)")
-    embed.add_argument("--tta", default=None, choices=sorted(TTA_MODES))
-    embed.add_argument("--store", default=None, help="store folder (default: the user cache, $MELAGBM_CACHE)")
-    embed.add_argument("--batch-size", type=int, default=32)
-    embed.add_argument("--device", default="auto")
+    embed.add_argument("--backbone", default=default_backbone, help="encoder name(s), comma-separated")
+    embed.add_argument("--layers", type=int, default=defaults["layers"],
+                       help="feature levels pooled from each backbone")
+    embed.add_argument("--tta", default=defaults["tta"], choices=sorted(TTA_MODES),
+                       help="test-time augmentation averaged into each vector")
+    embed.add_argument("--store", default=None, help="store folder (default: $MELAGBM_CACHE/embeddings, else "
+                                                     "~/.cache/melagbm/embeddings)")
+    embed.add_argument("--batch-size", type=int, default=defaults["batch_size"], help="images per forward pass")
+    embed.add_argument("--device", default=defaults["device"], help="auto, cpu or cuda")
     embed.add_argument("--quiet", action="store_true", help="no progress bar")
     embed.set_defaults(run=_embed)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``melagbm`` command."""
+    """Entry point of the ``melagbm`` command: 0 on success, 2 for a mistake in the input (one line)."""
     args = _parser().parse_args(argv)
-    return int(args.run(args))
+    try:
+        return int(args.run(args))
+    except _user_errors() as exc:
+        if getattr(args, "debug", False):
+            raise
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"melagbm {args.command}: error: {message} (--debug shows the traceback)", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

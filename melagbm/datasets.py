@@ -2,8 +2,12 @@
 
 Every loader returns ``X, y, groups`` in one schema: ``X`` has columns ``image``
 (path), ``age`` (years, float), ``sex`` ("male"/"female"/NaN) and ``site`` (an
-ISIC 2020 general anatomical site or NaN); ``y`` is 1 for melanoma; ``groups``
-holds the patient (or, where patients are unknown, lesion) of each row.
+ISIC 2020 general anatomical site or NaN), and its id column: ``patient_id`` (ISIC
+2020) or ``lesion_id`` (HAM10000, where patients are unknown); ``y`` is 1 for
+melanoma; ``groups`` is that id column again. With the id column in ``X``,
+:class:`~melagbm.FusionClassifier` groups its internal splits by it even when
+``groups`` never reaches its ``fit`` (scikit-learn's ``cross_validate``), and a
+``patient_id`` column adds the patient context. Neither is ever a feature.
 """
 
 from __future__ import annotations
@@ -83,6 +87,7 @@ def load_ham10000(
             "age": pd.to_numeric(meta["age"], errors="coerce").to_numpy(dtype=float),
             "sex": _sex(meta["sex"]).to_numpy(),
             "site": _site(meta["localization"]).to_numpy(),
+            "lesion_id": meta["lesion_id"].to_numpy(),
         },
         index=pd.Index(meta["image_id"], name="image_id"),
     )
@@ -131,6 +136,7 @@ def load_isic2020(
             "age": pd.to_numeric(meta["age_approx"], errors="coerce").to_numpy(dtype=float),
             "sex": _sex(meta["sex"]).to_numpy(),
             "site": _site(meta["anatom_site_general_challenge"]).to_numpy(),
+            "patient_id": meta["patient_id"].to_numpy(),
         },
         index=pd.Index(meta["image_name"], name="image_name"),
     )

@@ -6,7 +6,6 @@ import hashlib
 import json
 import logging
 import os
-import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,8 +14,15 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from ._device import resolve_device
+from ._progress import progress
+from ._warnings import warn
 from .backbones import BackboneUnavailableError, load_backbone, weights_digest
-from .decoding import JPEG_DECODING, decode_jpeg_batch, plain_jpeg_bytes, tensor_transform
+from .decoding import (
+    JPEG_DECODING,
+    decode_jpeg_batch,
+    plain_jpeg_bytes,
+    tensor_transform,
+)
 from .images import ImageReadError, as_image_list, content_hash, read_image
 from .store import resolve_store
 
@@ -145,8 +151,8 @@ class ImageEmbedder(TransformerMixin, BaseEstimator):
         "raise": an unreadable image raises :class:`~melagbm.ImageReadError` naming its
         row and file. "skip": its vector is NaN and a :class:`BadImageWarning` lists
         every skipped row and why (for batch jobs).
-    verbose : int, default=0
-        > 0 shows a progress bar.
+    verbose : int, default=1
+        > 0 shows a progress bar once embedding lasts 2 s; 0: silent.
 
     Attributes
     ----------
@@ -186,7 +192,7 @@ class ImageEmbedder(TransformerMixin, BaseEstimator):
         device: str = "auto",
         cache: Any = "auto",
         on_bad_image: str = "raise",
-        verbose: int = 0,
+        verbose: int = 1,
     ) -> None:
         self.backbone = backbone
         self.checkpoint_path = checkpoint_path
@@ -314,8 +320,8 @@ class ImageEmbedder(TransformerMixin, BaseEstimator):
         if bad:
             listed = "; ".join(bad[i] for i in sorted(bad)[:10])
             more = f" (and {len(bad) - 10} more)" if len(bad) > 10 else ""
-            warnings.warn(f"skipped {len(bad)} unreadable image(s), their vectors are NaN: {listed}{more}",
-                          BadImageWarning, stacklevel=2)
+            warn(f"skipped {len(bad)} unreadable image(s), their vectors are NaN: {listed}{more}",
+                          BadImageWarning)
         return out
 
     def _embed_batches(self, items: list[Any], rows: list[Any]) -> Iterator[tuple[int, np.ndarray, list[str]]]:
@@ -346,11 +352,8 @@ class ImageEmbedder(TransformerMixin, BaseEstimator):
             collate_fn=_as_lists if on_device is not None else None,
         )
         views = TTA_MODES[self.tta]
-        batches = loader
-        if self.verbose and len(loader) > 1:
-            from tqdm.auto import tqdm
-
-            batches = tqdm(loader, desc=f"embedding ({self.backbone})", unit="batch")
+        batches = progress(loader, desc=f"embedding ({self.backbone})", unit="batch",
+                           verbose=self.verbose and len(loader) > 1)
         start = 0
         with torch.inference_mode():
             for batch, errors in batches:

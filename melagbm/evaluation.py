@@ -17,6 +17,7 @@ import pandas as pd
 from sklearn.base import clone
 from sklearn.metrics import roc_auc_score, roc_curve
 
+from ._progress import progress
 from ._splits import stratified_group_splits
 
 __all__ = [
@@ -52,6 +53,12 @@ METRIC_LABELS = {
 
 def _check_binary(y: Any, name: str) -> np.ndarray:
     values = np.unique(np.asarray(y))
+    if len(values) == 1 and values[0] in (0, 1):
+        kind = "melanomas" if values[0] == 1 else "non-melanomas"
+        raise ValueError(
+            f"{name} holds one class only: every row is {values[0]} ({kind}); evaluating needs both "
+            "melanomas (1) and non-melanomas (0)"
+        )
     if set(values.tolist()) != {0, 1}:
         raise ValueError(f"{name} must be 0/1 (1 = melanoma), got values {values[:5].tolist()}")
     return np.asarray(y).astype(int)
@@ -335,6 +342,7 @@ def cross_validate(
     confidence: float = 0.95,
     top_k: int | None = 1,
     random_state: int = 0,
+    verbose: int = 1,
 ) -> CVResult:
     """Cross-validate a melanoma classifier by patient (or lesion), stratified by label.
 
@@ -352,6 +360,8 @@ def cross_validate(
         patient land on both sides and the estimate is optimistic.
     n_bootstrap, confidence, top_k :
         See :func:`metrics_table`.
+    verbose : int, default=1
+        1: a progress bar over the folds (shown once they last 2 s); 0: none.
 
     Returns
     -------
@@ -367,7 +377,8 @@ def cross_validate(
     thresholds = np.full(len(y), np.nan)
     folds = np.full(len(y), -1)
     splits = list(stratified_group_splits(y.to_numpy(), group_ids, n_splits, random_state))
-    for fold, (train, test) in enumerate(splits):
+    for fold, (train, test) in enumerate(progress(splits, desc="cross-validation folds", unit="fold",
+                                                  verbose=verbose)):
         model = clone(estimator)
         fit_kwargs = {"groups": group_ids[train]} if group_ids is not None and _accepts_groups(model) else {}
         model.fit(_take(X, train), y.iloc[train].to_numpy(), **fit_kwargs)

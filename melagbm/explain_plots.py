@@ -1,8 +1,10 @@
 """Plots of SHAP explanations: family importance, beeswarm, dependence and site cohorts.
 
 Each function draws on ``ax`` (a new figure when None), shows the figure when
-``show`` is true, and returns the Axes. Beeswarm, dependence and cohort plots are
-drawn by shap's own plotting, so they look the way shap users expect.
+``show`` is true, and returns the Axes. Beeswarm and dependence plots are drawn by
+shap's own plotting, so they look the way shap users expect; every plot says in
+words what its axis means to a clinician ("push on the melanoma odds") and keeps the
+technical name (SHAP value, log-odds) in its caption.
 """
 
 from __future__ import annotations
@@ -15,7 +17,53 @@ import pandas as pd
 from .plotting import _axes
 from .plotting import _finish as _show
 
-__all__ = ["plot_beeswarm", "plot_dependence", "plot_importance", "plot_site_cohorts"]
+__all__ = ["PUSH_LABEL", "colour_by_value", "plot_beeswarm", "plot_dependence", "plot_importance",
+           "plot_site_cohorts"]
+
+#: What a SHAP value means to a reader; the technical name goes in the caption.
+PUSH_LABEL = "average push on the melanoma odds"
+_SHAP_CAPTION = "mean |SHAP value| of the booster's log-odds"
+#: Axis labels of one-column families whose unit the data does not carry.
+UNITS = {"age": "age (years)"}
+
+
+def _caption(ax: Any, text: str) -> None:
+    """A small caption under the plot."""
+    ax.figure.text(0.01, 0.0, text, fontsize=7.5, color="#555555", ha="left", va="top", wrap=True)
+
+
+def colour_by_value(grouped: Any, size: tuple[str, np.ndarray] | None = None) -> Any:
+    """``grouped`` (a per-family Explanation) with data a beeswarm can colour and labels that say how.
+
+    age keeps its years; sex becomes 1 = male, 0 = female; "lesion size" takes
+    ``size`` = (label, one measurement per row), e.g. the diameter; other one-column
+    numeric families keep their value. Site and other categories, and families of
+    several columns, have no order to colour by: NaN (grey), and their label says so.
+    """
+    import shap
+
+    names = list(grouped.feature_names)
+    data = np.full(np.shape(grouped.values), np.nan)
+    display = grouped.display_data if grouped.display_data is not None else np.full(np.shape(grouped.values), None)
+    labels = []
+    for position, family in enumerate(names):
+        shown = np.asarray(display, dtype=object)[:, position]
+        values = np.asarray(grouped.data, dtype=float)[:, position]
+        if family == "sex":
+            data[:, position] = pd.Series(shown).map({"male": 1.0, "female": 0.0}).to_numpy(dtype=float)
+            labels.append("sex (red male, blue female)")
+        elif family == "lesion size" and size is not None:
+            data[:, position] = np.asarray(size[1], dtype=float)
+            labels.append(f"lesion size (colour: {size[0]})")
+        elif np.isnan(values).all():
+            labels.append(f"{family} (grey: several columns)")
+        elif any(isinstance(v, str) for v in shown):
+            labels.append(f"{family} (grey: categories)")
+        else:
+            data[:, position] = values
+            labels.append(UNITS.get(family, family))
+    return shap.Explanation(values=grouped.values, base_values=grouped.base_values, data=data,
+                            feature_names=labels)
 
 
 def _explained_rows(explanation: Any) -> Any:
@@ -46,19 +94,33 @@ def plot_importance(importance: pd.DataFrame, *, ax: Any = None, show: bool = Tr
         error = np.vstack([mean - table["ci_low"].to_numpy(), table["ci_high"].to_numpy() - mean])
     ax.barh(range(len(table)), mean, xerr=error, color="#1E88E5", capsize=3)
     ax.set_yticks(range(len(table)), [str(name) for name in table.index])
-    ax.set_xlabel("mean |SHAP value| (log-odds)" + (", 95% CI" if error is not None else ""))
+    ax.set_xlabel(PUSH_LABEL + (" (bars: 95% interval)" if error is not None else ""))
     ax.set_title(title or "What drives the melanoma score")
     ax.spines[["top", "right"]].set_visible(False)
+    _caption(ax, f"Bar length: {_SHAP_CAPTION} over the rows explained (how far a family moves a lesion's "
+                 "score, in either direction). Interval: bootstrap over patients/lesions.")
     return _finish(ax, show)
 
 
-def plot_beeswarm(explanation: Any, *, max_display: int = 12, ax: Any = None, show: bool = True) -> Any:
-    """shap's beeswarm: one dot per row and feature (or family), coloured by its value."""
+def plot_beeswarm(
+    explanation: Any, *, max_display: int = 12, title: str | None = None, ax: Any = None, show: bool = True
+) -> Any:
+    """shap's beeswarm: one dot per row and feature (or family), coloured by its value.
+
+    For families, pass :func:`colour_by_value` of the grouped explanation, so that sex,
+    age and lesion size are coloured by something a reader can name.
+    """
     import shap
 
     explanation = _explained_rows(explanation)
     ax = _axes(ax, (7.0, 0.4 * min(max_display, explanation.shape[1]) + 1.5))
-    shap.plots.beeswarm(explanation, max_display=max_display, ax=ax, show=False, plot_size=None)
+    shap.plots.beeswarm(explanation, max_display=max_display, ax=ax, show=False, plot_size=None,
+                        color_bar_label="value (red high, blue low)")
+    ax.set_xlabel("push on the melanoma odds (right: towards melanoma)")
+    ax.set_title(title or "How each family pushes each lesion's melanoma score")
+    _caption(ax, "One dot per lesion; x: its SHAP value (log-odds of the booster's margin). Grey dots: a family "
+                 "of several columns (image embedding, shape, colour, patient context) or of categories (site) "
+                 "has no single value to colour by.")
     return _finish(ax, show)
 
 
@@ -68,6 +130,7 @@ def plot_dependence(
     *,
     values: Any = None,
     label: str | None = None,
+    title: str | None = None,
     ax: Any = None,
     show: bool = True,
 ) -> Any:
@@ -93,29 +156,53 @@ def plot_dependence(
     single = pair[:, 0]
     ax = _axes(ax, (6.0, 4.5))
     shap.plots.scatter(single, ax=ax, show=False)
-    ax.set_ylabel(f"SHAP value of {feature} (log-odds)")  # shap would name the x quantity here
-    ax.set_xlabel(label or feature)
+    ax.set_ylabel(f"push of {feature} on the melanoma odds")  # shap would name the x quantity here
+    ax.set_xlabel(label or UNITS.get(feature, feature))
+    ax.axhline(0.0, color="grey", lw=0.8, ls=":")
+    ax.set_title(title or f"How {label or UNITS.get(feature, feature)} moves the melanoma score")
+    _caption(ax, f"One dot per lesion; y: the SHAP value of the {feature} family (log-odds); above the dotted "
+                 "line it raises the melanoma score, below it lowers it.")
     return _finish(ax, show)
 
 
 def plot_site_cohorts(
-    explanation: Any, sites: Any, *, max_display: int = 10, min_rows: int = 10, ax: Any = None, show: bool = True
+    explanation: Any, sites: Any, *, max_display: int = 10, min_rows: int = 10, title: str | None = None,
+    ax: Any = None, show: bool = True,
 ) -> Any:
     """Mean |SHAP| per feature (or family) within each anatomical-site cohort, side by side.
 
     ``sites`` gives each row's site; sites with fewer than ``min_rows`` rows are pooled
-    as "other" (their means would be noise).
+    as "other" (their means would be noise), and the legend names the sites pooled.
     """
-    import shap
-
     labels = pd.Series(np.asarray(sites, dtype=object)).fillna("unknown").astype(str)
     if len(labels) != len(explanation.values):
         raise ValueError(f"sites has {len(labels)} entries but the explanation has {len(explanation.values)} rows")
-    counts = labels.value_counts()
-    labels = labels.where(labels.map(counts) >= min_rows, "other")
     keep = ~np.isnan(np.asarray(explanation.values, dtype=float)).reshape(len(labels), -1).any(axis=1)
-    cohorts = _explained_rows(explanation).cohorts(list(labels[keep]))
-    ax = _axes(ax, (7.0, 0.5 * min(max_display, explanation.shape[1]) * max(1, len(set(labels))) ** 0.5 + 1.5))
-    shap.plots.bar(cohorts.abs.mean(0), max_display=max_display, ax=ax, show=False)
-    ax.set_xlabel("mean |SHAP value| (log-odds) per site")
+    explained, labels = _explained_rows(explanation), labels[keep].reset_index(drop=True)
+    counts = labels.value_counts()
+    small = sorted(counts.index[counts < min_rows])
+    cohorts = [site for site in counts.index if site not in small] + (["other"] if small else [])
+    labels = labels.where(~labels.isin(small), "other")
+    magnitude = pd.DataFrame(np.abs(np.asarray(explained.values, dtype=float)), columns=list(explained.feature_names))
+    order = magnitude.mean().sort_values(ascending=False).index[:max_display]
+    means = magnitude[order].groupby(labels.to_numpy()).mean().reindex(cohorts)
+    n_rows = labels.value_counts()
+
+    ax = _axes(ax, (7.5, 0.35 * len(order) * max(1, len(cohorts)) ** 0.6 + 1.8))
+    height = 0.8 / len(cohorts)
+    colours = [f"C{i % 10}" for i in range(len(cohorts))]
+    for position, cohort in enumerate(cohorts):
+        offsets = np.arange(len(order)) + (position - (len(cohorts) - 1) / 2) * height
+        name = f"other: {', '.join(small)}" if cohort == "other" else cohort
+        bars = ax.barh(offsets, means.loc[cohort].to_numpy(), height=height * 0.95, color=colours[position],
+                       label=f"{name} (n={n_rows[cohort]:,})")
+        ax.bar_label(bars, fmt="%.2f", fontsize=6.5, padding=2)
+    ax.set_yticks(np.arange(len(order)), list(order))
+    ax.invert_yaxis()
+    ax.set_xlabel(f"{PUSH_LABEL}, within each site")
+    ax.set_title(title or "What drives the melanoma score, by anatomical site")
+    ax.legend(fontsize=7, loc="lower right", title="site (lesions)", title_fontsize=7)
+    ax.spines[["top", "right"]].set_visible(False)
+    _caption(ax, f"Bar length: {_SHAP_CAPTION} among the lesions of one site. Sites with fewer than {min_rows} "
+                 "lesions are pooled as 'other'.")
     return _finish(ax, show)

@@ -11,10 +11,13 @@ import numpy as np
 import pandas as pd
 
 from ._atomic import atomic_write
-from .explain_plots import plot_beeswarm, plot_dependence, plot_importance, plot_site_cohorts
-from .lesion import LESION_FEATURES
+from .explain_plots import colour_by_value, plot_beeswarm, plot_dependence, plot_importance, plot_site_cohorts
 
 __all__ = ["lesion_size_measure", "write_explanation_report"]
+
+#: How the lesion-size measurement is named on the plots (mm when a pixel spacing is known).
+_SIZE_LABELS = {"lesion_size__diameter_mm": "lesion diameter (mm)",
+                "lesion_size__diameter_px": "lesion diameter (pixels; no pixel spacing given)"}
 
 
 def lesion_size_measure(explanation: Any) -> str | None:
@@ -75,22 +78,23 @@ def write_explanation_report(
     importance = family_importance(grouped, groups, n_bootstrap=n_bootstrap)
     families = list(grouped.feature_names)
 
+    size_feature = lesion_size_measure(explanation) if "lesion size" in families else None
+    size = None
+    if size_feature is not None:
+        size = (_SIZE_LABELS[size_feature], explanation.data[:, list(explanation.feature_names).index(size_feature)])
     figures = [
         ("importance", _save(lambda ax: plot_importance(importance, ax=ax, show=False), directory / "importance.png",
                              (6.5, 0.45 * len(families) + 1.5))),
-        ("beeswarm", _save(lambda ax: plot_beeswarm(grouped, ax=ax, show=False), directory / "beeswarm.png",
-                           (7.5, 0.45 * len(families) + 1.8))),
+        ("beeswarm", _save(lambda ax: plot_beeswarm(colour_by_value(grouped, size), ax=ax, show=False),
+                           directory / "beeswarm.png", (7.5, 0.45 * len(families) + 1.8))),
     ]
     if "age" in families:
         figures.append(("dependence on age", _save(
             lambda ax: plot_dependence(grouped, "age", ax=ax, show=False), directory / "dependence_age.png", (6, 4.5)
         )))
-    size_feature = lesion_size_measure(explanation) if "lesion size" in families else None
-    if size_feature is not None:
-        sizes = explanation.data[:, list(explanation.feature_names).index(size_feature)]
+    if size is not None:
         figures.append(("dependence on lesion size", _save(
-            lambda ax: plot_dependence(grouped, "lesion size", values=sizes, label=LESION_FEATURES[size_feature][1],
-                                       ax=ax, show=False),
+            lambda ax: plot_dependence(grouped, "lesion size", values=size[1], label=size[0], ax=ax, show=False),
             directory / "dependence_lesion_size.png", (6, 4.5),
         )))
     if "site" in families:
@@ -111,8 +115,11 @@ def write_explanation_report(
     skipped = f" ({unreadable} left out: unreadable image)" if unreadable else ""
     lines = [f"# {title}", "", *(f"- {note}" for note in notes or []),
              f"- {len(X)} rows explained{skipped}; exact tree SHAP of the booster's margin (log-odds); "
-             f"95% intervals from {n_bootstrap} bootstrap resamples of {unit}.", "",
-             "| family | mean abs SHAP [95% CI] | share |", "|---|---|---|"]
+             f"95% intervals from {n_bootstrap} bootstrap resamples of {unit}.",
+             "- How to read it: a family's SHAP value is how far it pushes one lesion's melanoma score (in log-odds) "
+             "away from the average lesion; positive pushes towards melanoma. The importance is the average size "
+             "of that push, in either direction.", "",
+             "| family | average push on the melanoma odds (mean abs SHAP) [95% CI] | share |", "|---|---|---|"]
     lines += [
         f"| {family} | {row.mean_abs_shap:.3f} [{row.ci_low:.3f}, {row.ci_high:.3f}] | {row.share:.1%} |"
         for family, row in importance.iterrows()

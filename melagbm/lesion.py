@@ -16,6 +16,7 @@ from scipy import ndimage as ndi
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from ._progress import progress
 from .embedding import encoder_id_of
 from .images import as_image_list, content_hash, read_image
 from .store import resolve_store
@@ -192,6 +193,8 @@ class LesionFeatures(TransformerMixin, BaseEstimator):
         feature set's version and parameters, so an image is measured once.
     n_jobs : int, default=1
         Processes measuring images that are not in the store yet.
+    verbose : int, default=1
+        > 0 shows a progress bar once measuring lasts 2 s; 0: silent.
 
     Attributes
     ----------
@@ -211,10 +214,13 @@ class LesionFeatures(TransformerMixin, BaseEstimator):
     62
     """
 
-    def __init__(self, *, pixel_spacing_mm: float | None = None, cache: Any = "auto", n_jobs: int = 1) -> None:
+    def __init__(
+        self, *, pixel_spacing_mm: float | None = None, cache: Any = "auto", n_jobs: int = 1, verbose: int = 1
+    ) -> None:
         self.pixel_spacing_mm = pixel_spacing_mm
         self.cache = cache
         self.n_jobs = n_jobs
+        self.verbose = verbose
 
     def fit(self, X: Any = None, y: Any = None) -> LesionFeatures:
         """Nothing to learn; records the feature families."""
@@ -253,8 +259,10 @@ class LesionFeatures(TransformerMixin, BaseEstimator):
                 if i not in missing:
                     values[i] = vector
         unique = {keys[i]: i for i in todo}  # identical images measured once
+        pending = progress(unique.values(), desc="measuring lesions", total=len(unique), unit="image",
+                           verbose=self.verbose)
         measured = Parallel(n_jobs=self.n_jobs)(
-            delayed(_measure)(items[i], rows[i], self.pixel_spacing_mm) for i in unique.values()
+            delayed(_measure)(items[i], rows[i], self.pixel_spacing_mm) for i in pending
         )
         if measured:
             computed = dict(zip(unique, np.asarray(measured, dtype=np.float32)))

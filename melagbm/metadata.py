@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+
+from ._warnings import warn
 
 __all__ = [
     "AGE_COLUMNS",
@@ -192,6 +193,7 @@ class MetadataEncoder(TransformerMixin, BaseEstimator):
             categories = self.categories_.get(feature)
             values = self._convert(feature, X[column], column, numeric=categories is None)
             if categories is not None:
+                _refuse_recoded(X[column], column, categories)
                 unseen = sorted(set(values) - set(categories))
                 known = values[values != UNKNOWN]
                 if len(known) >= _RECODED_MIN_ROWS and not known.isin(categories).any():
@@ -200,11 +202,10 @@ class MetadataEncoder(TransformerMixin, BaseEstimator):
                         f"(vocabulary: {categories[:12]}); was the column recoded or renamed?"
                     )
                 if unseen:
-                    warnings.warn(
+                    warn(
                         f"Column {column!r} has value(s) {unseen[:10]} not seen at fit; "
                         f"treated as {UNKNOWN!r}",
                         UnseenCategoryWarning,
-                        stacklevel=2,
                     )
                     values = values.where(values.isin(categories), UNKNOWN)
                 values = pd.Categorical(values, categories=categories)
@@ -248,6 +249,24 @@ class MetadataEncoder(TransformerMixin, BaseEstimator):
         # the output is a DataFrame with one dtype per column (float or category)
         tags.transformer_tags.preserves_dtype = []
         return tags
+
+
+def _is_number(value: Any) -> bool:
+    return not pd.isna(pd.to_numeric(pd.Series([str(value).strip()]), errors="coerce").iloc[0])
+
+
+def _refuse_recoded(raw: pd.Series, column: str, categories: list[str]) -> None:
+    """Raise when a column that held text at fit holds only numbers now (sex recoded as 0/1, ...)."""
+    present = raw.dropna()
+    if len(present) == 0 or any(_is_number(c) for c in categories if c != UNKNOWN):
+        return
+    numbers = pd.to_numeric(present.astype(str).str.strip(), errors="coerce")
+    if numbers.notna().all():
+        raise ValueError(
+            f"Column {column!r} holds numbers ({sorted(set(present.astype(str)))[:5]}) where fit saw "
+            f"{[c for c in categories if c != UNKNOWN][:12]}; was the column recoded (e.g. sex as 0/1)? "
+            "Give it the values it had at fit"
+        )
 
 
 def _is_numeric_feature(feature: str, values: pd.Series) -> bool:

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from ._atomic import atomic_write
+from ._warnings import warn
 
 __all__ = ["FORMAT_VERSION", "ModelFileError", "load", "save"]
 
@@ -56,7 +57,7 @@ _STATE = {
         "classes_", "n_features_in_", "feature_names_in_", "device_", "embedders_", "image_signal_",
         "skipped_rows_", "metadata_encoder_", "feature_names_", "feature_families_", "family_to_columns_",
         "booster_", "n_estimators_", "calibration_", "threshold_", "threshold_log_odds_", "lesion_features_",
-        "patient_col_",
+        "patient_col_", "n_groups_", "oof_roc_auc_",
     },
     "LesionFeatures": {"feature_families_", "n_features_out_", "encoder_id_"},
     "ImageEmbedder": {"device_", "data_config_", "n_features_out_", "weights_digest_", "encoder_identity_",
@@ -405,14 +406,12 @@ def _use_available_device(model: Any) -> None:
 
 
 def _check_versions(path: Path, saved: dict[str, Any]) -> None:
-    import warnings
-
+    
     installed = _versions()
     for name in ("lightgbm", "xgboost", "scikit-learn", "melagbm"):
         if saved.get(name) and installed.get(name) and saved[name] != installed[name]:
-            warnings.warn(
+            warn(
                 f"{path} was saved with {name} {saved[name]}; {installed[name]} is installed. "
                 "Predictions may differ slightly; refit to be sure.",
-                UserWarning,
-                stacklevel=3,
+                UserWarning
             )

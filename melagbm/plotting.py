@@ -72,15 +72,26 @@ def plot_roc(
 def plot_calibration(
     y_true: Any, proba: Any, *, n_bins: int = 10, ax: Any = None, show: bool = True
 ) -> Any:
-    """Observed melanoma frequency against predicted probability, in quantile bins, with a rug."""
-    from sklearn.calibration import calibration_curve
+    """Observed melanoma frequency against predicted probability, in quantile bins, with a rug.
 
+    Each bin's point is labelled with its lesions and melanomas (``n=250, 4 mel``): with a
+    rare class, a bin of few melanomas is a noisy estimate.
+    """
     y_true, proba = np.asarray(y_true), np.asarray(proba, dtype=float)
     ax = _axes(ax)
-    observed, predicted = calibration_curve(y_true, proba, n_bins=n_bins, strategy="quantile")
+    edges = np.unique(np.quantile(proba, np.linspace(0.0, 1.0, n_bins + 1)))
+    bins = np.clip(np.searchsorted(edges, proba, side="right") - 1, 0, max(len(edges) - 2, 0))
+    counts = np.bincount(bins, minlength=len(edges) - 1)
+    used = counts > 0
+    melanomas = np.bincount(bins, weights=(y_true == 1).astype(float), minlength=len(counts))[used]
+    predicted = np.bincount(bins, weights=proba, minlength=len(counts))[used] / counts[used]
+    observed = melanomas / counts[used]
     top = float(max(observed.max(), predicted.max(), 0.05)) * 1.1
     ax.plot([0, top], [0, top], color="grey", lw=0.8, ls="--", label="perfect calibration")
-    ax.plot(predicted, observed, "o-", lw=2, label=f"model ({n_bins} quantile bins)")
+    ax.plot(predicted, observed, "o-", lw=2, label=f"model ({int(used.sum())} quantile bins)")
+    for x, y, n, positives in zip(predicted, observed, counts[used], melanomas):
+        ax.annotate(f"n={n}, {int(positives)} mel", (x, y), textcoords="offset points", xytext=(4, -9), fontsize=6.5,
+                    color="#444444")
     ax.plot(proba, np.full(len(proba), -0.02 * top), "|", color="black", alpha=0.2, ms=6)
     ax.set(xlabel="predicted melanoma probability", ylabel="observed melanoma frequency",
            xlim=(-0.01 * top, top), ylim=(-0.04 * top, top), title="Calibration (out of fold)")

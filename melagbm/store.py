@@ -28,7 +28,6 @@ import re
 import shutil
 import time
 import uuid
-import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +38,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ._atomic import atomic_write
+from ._warnings import warn
 
 __all__ = ["EmbeddingStore", "CorruptEntryWarning", "default_store_path", "resolve_store", "vector_checksum"]
 
@@ -191,11 +191,10 @@ class EmbeddingStore:
                 for key, row in rows:
                     vector = vectors[row]
                     if vector is None or stored_keys[row] != key or vector_checksum(vector) != checksums[row]:
-                        warnings.warn(
+                        warn(
                             f"Embedding store {self.root}: entry {key[:12]}... in {shard.path.name} fails its "
                             "checksum; it will be recomputed.",
                             CorruptEntryWarning,
-                            stacklevel=5,
                         )
                         continue
                     out[key] = vector
@@ -203,11 +202,10 @@ class EmbeddingStore:
 
     def _report(self, path: Path, group: int | None, exc: BaseException) -> None:
         part = "" if group is None else f" (row group {group})"
-        warnings.warn(
+        warn(
             f"Embedding store {self.root}: cannot read {path.name}{part}: {exc}; "
             "its entries are treated as missing and will be recomputed.",
             CorruptEntryWarning,
-            stacklevel=6,
         )
 
     def _refresh(self, encoder_id: str) -> dict[str, _Shard]:

@@ -8,8 +8,9 @@ from melagbm.datasets import frame_from_csv, load_ham10000, load_isic2020, make_
 from melagbm.metadata import ISIC_SITES
 
 
-def _check_schema(X, y, groups) -> None:
-    assert list(X.columns) == ["image", "age", "sex", "site"]
+def _check_schema(X, y, groups, id_column: str) -> None:
+    assert list(X.columns) == ["image", "age", "sex", "site", id_column]
+    assert (X[id_column] == groups).all()  # the id column in X: fit groups (and ISIC's adds patient context)
     assert len(X) == len(y) == len(groups)
     assert set(np.unique(y)) == {0, 1}
     assert set(X["site"].dropna()) <= set(ISIC_SITES)
@@ -18,7 +19,7 @@ def _check_schema(X, y, groups) -> None:
 
 def test_load_ham10000(ham_root) -> None:
     X, y, groups = load_ham10000(ham_root)
-    _check_schema(X, y, groups)
+    _check_schema(X, y, groups, "lesion_id")
     assert len(X) == 10015 and int(y.sum()) == 1113
     assert groups.nunique() == 7470
     assert groups[y == 1].nunique() == 614
@@ -30,7 +31,7 @@ def test_load_ham10000(ham_root) -> None:
 
 def test_load_isic2020(isic_root) -> None:
     X, y, groups = load_isic2020(isic_root)
-    _check_schema(X, y, groups)
+    _check_schema(X, y, groups, "patient_id")
     assert len(X) == 2701 and int(y.sum()) == 39
     assert groups.nunique() == 130 and groups[y == 1].nunique() == 28
     assert X["site"].isna().sum() == 17 and (X["site"] == "torso").sum() == 1147

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import warnings
 from typing import Any
 
 import numpy as np
@@ -13,14 +12,25 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from .._device import resolve_device
+from .._warnings import warn
 from ..boosters import make_booster
-from ..classifier import _SEED_MAX, FusionClassifier
+from ..classifier import _SEED_MAX, LESION_ID_COLUMN, FusionClassifier
 from ..embedding import BadImageWarning
 from ..images import ImageReadError
 from ..lesion import LesionFeatures
 from ..metadata import MetadataEncoder
-from .._device import resolve_device
-from ._frames import GROUP, LABEL, ROW, as_dask_frame, attach, check_patients_whole, client, is_dask, number_rows
+from ._frames import (
+    GROUP,
+    LABEL,
+    ROW,
+    as_dask_frame,
+    attach,
+    check_patients_whole,
+    client,
+    is_dask,
+    number_rows,
+)
 from .embedding import embed_partition, on_this_worker
 from .training import fit_distributed, margins
 
@@ -131,6 +141,7 @@ class DaskFusionClassifier(FusionClassifier):
         self.classes_, y_codes = np.unique(small[LABEL].to_numpy(), return_inverse=True)
         if len(self.classes_) != 2:
             raise ValueError(f"DaskFusionClassifier fits two classes (melanoma vs rest); y holds {len(self.classes_)}")
+        self._check_no_label_leak(small[list(user_columns.columns.intersection(small.columns))], y_codes)
         group_ids = self._groups(small, small[GROUP] if GROUP in small.columns else None)
         seed = int(check_random_state(self.random_state).randint(_SEED_MAX))
         self.device_ = _workers_device(dask_client, self.device)
@@ -138,7 +149,9 @@ class DaskFusionClassifier(FusionClassifier):
         self.embedders_, self.image_signal_, self.skipped_rows_ = [], None, []
         self.lesion_features_ = None
         if uses_lesion_features:
-            self.lesion_features_ = LesionFeatures(pixel_spacing_mm=self.pixel_spacing_mm, cache=self.cache).fit()
+            self.lesion_features_ = LesionFeatures(
+                pixel_spacing_mm=self.pixel_spacing_mm, cache=self.cache, verbose=self.verbose
+            ).fit()
         bad = np.zeros(len(small), dtype=bool)
         image_scores = None
         if self.image_col is not None:
@@ -151,10 +164,10 @@ class DaskFusionClassifier(FusionClassifier):
                 raise ImageReadError(f"none of the {len(small)} images in column {self.image_col!r} could be read")
             if bad.any():
                 self.skipped_rows_ = list(small.index[bad])
-                warnings.warn(
+                warn(
                     f"fit skipped {int(bad.sum())} row(s) whose image could not be read: "
                     f"{self.skipped_rows_[:10]}{' ...' if bad.sum() > 10 else ''} (see skipped_rows_)",
-                    BadImageWarning, stacklevel=2,
+                    BadImageWarning,
                 )
             good = ~bad
             if not good.all():  # (no copy of the largest array on the client otherwise)
@@ -175,8 +188,8 @@ class DaskFusionClassifier(FusionClassifier):
 
         weights = self._sample_weight(self.classes_[y_good])
         validation = self._validation_split(y_good, groups_good, seed)
-        self.calibration_, self.threshold_, self.threshold_log_odds_ = None, 0.5, None
-        splits = self._decision_splits(y_good, weights, groups_good, seed, stacklevel=3)
+        self.calibration_, self.threshold_, self.threshold_log_odds_, self.oof_roc_auc_ = None, 0.5, None, None
+        splits = self._decision_splits(y_good, weights, groups_good, seed)
         roles = pd.DataFrame({LABEL: y_good, _HELD_OUT: False, _FOLD: -1,
                               _WEIGHT: 1.0 if weights is None else weights}, index=rows_good)
         if validation is not None:
@@ -208,11 +221,14 @@ class DaskFusionClassifier(FusionClassifier):
             self._decide(margin.to_numpy(), y_good)
         for embedder in self.embedders_:  # the client embeds too (predicting pandas frames, to_local)
             embedder.device_ = _device_here(embedder.device)
+        self.n_groups_ = None if groups_good is None else int(len(np.unique(groups_good)))
+        self._report_fit(y_good)
         return self
 
     def _first_pass(self, frame: Any, user_columns: pd.DataFrame) -> pd.DataFrame:
         """The small columns (row numbers, labels, groups, patient ids, metadata) in row order, on the client."""
-        wanted = [ROW, LABEL, GROUP, self.group_col, self.patient_col_, *self._metadata_frame(user_columns).columns]
+        wanted = [ROW, LABEL, GROUP, self.group_col, self.patient_col_, LESION_ID_COLUMN,
+                  *self._metadata_frame(user_columns).columns]
         columns = [c for c in dict.fromkeys(wanted) if c is not None and c in frame.columns]
         small = frame[columns].compute()
         if len(small) == 0:

@@ -1,0 +1,100 @@
+"""Refuse metadata columns that give the label away: ``diagnosis``, ``benign_malignant``, ``dx``, ...
+
+A user who builds ``X`` from a ground-truth CSV and drops only ``target`` keeps the
+label's siblings as features, and every score looks perfect. :func:`check_label_leakage`
+stops that at fit, by a column's name and by how well it alone separates the classes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+
+__all__ = ["KNOWN_LABEL_COLUMNS", "LabelLeakError", "MAX_SINGLE_COLUMN_AUC", "check_label_leakage",
+           "single_column_auc"]
+
+#: Column names that hold the diagnosis itself or how it was reached (lower-cased): HAM10000's
+#: ``dx``/``dx_type``, ISIC's ``diagnosis``/``benign_malignant``/``target``, and common label names.
+KNOWN_LABEL_COLUMNS = {
+    "target": "the label column of ISIC's metadata",
+    "label": "a label column",
+    "melanoma": "a label column",
+    "is_melanoma": "a label column",
+    "y": "a label column",
+    "class": "a label column",
+    "diagnosis": "the diagnosis (ISIC 2020)",
+    "benign_malignant": "the diagnosis, benign or malignant (ISIC 2020)",
+    "dx": "the diagnosis (HAM10000)",
+    "dx_type": "how the diagnosis was confirmed (HAM10000): known only after the decision",
+}
+
+#: A column whose values alone reach this ROC AUC (either direction) on the training rows is refused.
+MAX_SINGLE_COLUMN_AUC = 0.98
+
+#: Rows of each class below which the separability test is not run (names are still checked).
+_MIN_ROWS_PER_CLASS = 5
+
+
+class LabelLeakError(ValueError):
+    """A metadata column gives the label away; it would make every score look perfect."""
+
+
+def single_column_auc(values: pd.Series, y: np.ndarray, random_state: int = 0) -> float:
+    """How well one column alone separates the classes: ROC AUC in [0.5, 1], whichever direction.
+
+    Numbers are ranked as they are (missing values tried at both ends); text is replaced
+    by each value's melanoma rate in the *other* half of the rows, so an id column, whose
+    values rarely recur, scores about 0.5 instead of memorising the label.
+    """
+    y = np.asarray(y).astype(int)
+    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        numbers = pd.to_numeric(values, errors="coerce").astype(float).to_numpy()
+        if np.isnan(numbers).all():
+            return 0.5
+        low, high = np.nanmin(numbers) - 1.0, np.nanmax(numbers) + 1.0
+        aucs = [roc_auc_score(y, np.where(np.isnan(numbers), fill, numbers)) for fill in (low, high)]
+    else:
+        text = values.astype("string").fillna("<missing>").to_numpy()
+        half = np.random.default_rng(random_state).permutation(len(y)) % 2 == 0
+        score = np.empty(len(y))
+        for part in (half, ~half):
+            rates = pd.Series(y[~part]).groupby(text[~part]).mean()
+            score[part] = pd.Series(text[part]).map(rates).fillna(y[~part].mean()).to_numpy()
+        aucs = [roc_auc_score(y, score)]
+    return float(max(max(auc, 1.0 - auc) for auc in aucs))
+
+
+def check_label_leakage(frame: pd.DataFrame, y: np.ndarray, *, allowed: Iterable[str] = ()) -> None:
+    """Raise :class:`LabelLeakError` naming every column of ``frame`` that gives ``y`` away.
+
+    A column is refused when its name is one of :data:`KNOWN_LABEL_COLUMNS` or when it
+    alone separates the two classes of ``y`` with ROC AUC >= :data:`MAX_SINGLE_COLUMN_AUC`
+    on these rows (tested with at least 5 rows of each class). Columns in ``allowed``
+    (those the user named as features) are not checked.
+    """
+    allowed = set(allowed)
+    y = np.asarray(y)
+    two_classes = len(np.unique(y)) == 2
+    if two_classes:
+        y = (y == np.unique(y)[1]).astype(int)
+    separable = two_classes and np.bincount(y).min() >= _MIN_ROWS_PER_CLASS
+    reasons = {}
+    for column in frame.columns:
+        if column in allowed:
+            continue
+        known = KNOWN_LABEL_COLUMNS.get(str(column).strip().lower())
+        if known is not None:
+            reasons[column] = known
+        elif separable:
+            auc = single_column_auc(frame[column], y)
+            if auc >= MAX_SINGLE_COLUMN_AUC:
+                reasons[column] = f"alone it separates the classes with ROC AUC {auc:.3f} on the training rows"
+    if reasons:
+        listed = "; ".join(f"{column!r}: {why}" for column, why in reasons.items())
+        raise LabelLeakError(
+            f"metadata column(s) {list(reasons)} give the label away ({listed}). Drop them from X, or, if one "
+            "is truly known before the diagnosis, name it in metadata_cols to use it anyway"
+        )
