@@ -100,7 +100,8 @@ def _demo(args: argparse.Namespace) -> int:
         f"melagbm demo on SYNTHETIC lesions: {len(X)} images, {groups.nunique()} patients, "
         f"{int(y.sum())} melanomas; backbone {FusionClassifier(**_model_options(args)).backbone}, "
         f"booster {args.booster}, "
-        f"{args.folds}-fold CV grouped by patient"
+        f"{args.folds}-fold CV grouped by patient",
+        flush=True,
     )
     with tempfile.TemporaryDirectory(prefix="melagbm-demo-") as store:
         common = dict(cache=store, **_model_options(args))
@@ -110,7 +111,9 @@ def _demo(args: argparse.Namespace) -> int:
             "metadata only": lambda: FusionClassifier(image_col=None, **common),
         }
         rows = {}
-        for name, make in models.items():
+        for number, (name, make) in enumerate(models.items(), 1):
+            first = " (its first fold embeds and measures every image)" if number == 1 else ""
+            print(f"[{number}/{len(models)}] {name}: {args.folds}-fold CV{first}", flush=True)
             data = X.drop(columns="image") if name == "metadata only" else X
             result = cross_validate(make(), data, y, groups, n_splits=args.folds, n_bootstrap=0,
                                     random_state=args.seed)

@@ -144,3 +144,98 @@ def test_evaluate_writes_a_report_with_plots(tmp_path, isic_root, capsys) -> Non
     assert metrics.loc["roc_auc", "ci_low"] <= metrics.loc["roc_auc", "value"] <= metrics.loc["roc_auc", "ci_high"]
     oof = pd.read_csv(out / "oof.csv", index_col=0)
     assert len(oof) == len(rows) and oof.groupby("group")["fold"].nunique().max() == 1
+
+
+def _one_line_error(capsys, needle: str) -> str:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert needle in err, err
+    return err
+
+
+@pytest.fixture(scope="module")
+def small_isic_model(tmp_path_factory, isic_root):
+    """A CLI-fitted model on 40 ISIC subset images (Lite0, no lesion features) and its training CSV."""
+    folder = tmp_path_factory.mktemp("cli-model")
+    meta = pd.read_csv(isic_root / "subset_metadata.csv")
+    rows = pd.concat([meta[meta.target == 1].head(8), meta[meta.target == 0].head(32)])
+    rows.to_csv(folder / "train.csv", index=False)
+    model = folder / "model.melagbm"
+    assert main(["fit", "--metadata", str(folder / "train.csv"), "--images", str(isic_root / "train"),
+                 "--model", str(model), "--backbone", "tf_efficientnet_lite0", "--no-lesion-features"]) == 0
+    return model, rows, folder
+
+
+def test_user_mistakes_are_one_line_with_exit_status_2(small_isic_model, isic_root, tmp_path, capsys) -> None:
+    model, rows, _ = small_isic_model
+    capsys.readouterr()
+    images = str(isic_root / "train")
+    assert main(["fit", "--metadata", str(tmp_path / "nope.csv"), "--images", images, "--model", "m"]) == 2
+    _one_line_error(capsys, "no metadata CSV")
+    new = rows.drop(columns=["target", "age_approx"]).head(4)
+    new.to_csv(tmp_path / "new.csv", index=False)
+    out = tmp_path / "pred.csv"
+    assert main(["predict", "--metadata", str(tmp_path / "new.csv"), "--images", images, "--model", str(model),
+                 "--out", str(out)]) == 2
+    _one_line_error(capsys, "lacks column(s) ['age_approx'] that the model")
+    assert not out.exists()
+    assert main(["evaluate", "--metadata", str(tmp_path / "new.csv"), "--images", images, "--target", "sex",
+                 "--out", str(tmp_path / "r")]) == 2  # a text column as the label
+    _one_line_error(capsys, "y must be 0/1")
+    rows.assign(target=0).to_csv(tmp_path / "benign.csv", index=False)
+    assert main(["evaluate", "--metadata", str(tmp_path / "benign.csv"), "--images", images,
+                 "--out", str(tmp_path / "r")]) == 2
+    _one_line_error(capsys, "y holds one class only: every row is 0 (non-melanomas)")
+    assert main(["evaluate", "--metadata", str(small_isic_model[2] / "train.csv"), "--images", images,
+                 "--out", str(tmp_path / "r"), "--target-sensitivity", "1.5", "--no-lesion-features"]) == 2
+    _one_line_error(capsys, "target_sensitivity must be in (0, 1)")
+    with pytest.raises(Exception, match="lacks column"):  # --debug: the traceback, for a bug report
+        main(["predict", "--debug", "--metadata", str(tmp_path / "new.csv"), "--images", images,
+              "--model", str(model), "--out", str(out)])
+
+
+def test_cli_leaves_label_columns_out_and_says_so(small_isic_model, capsys) -> None:
+    from melagbm import load
+
+    model = load(small_isic_model[0])
+    assert not {"diagnosis", "benign_malignant"} & set(model.feature_names_in_)
+    assert model.patient_col_ == "patient_id" and model.n_groups_ is not None  # grouped without --group-col
+
+
+def test_fit_counts_the_images_it_trained_on(tmp_path, isic_root, capsys) -> None:
+    meta = pd.read_csv(isic_root / "subset_metadata.csv")
+    rows = pd.concat([meta[meta.target == 1].head(6), meta[meta.target == 0].head(24)])
+    rows.to_csv(tmp_path / "train.csv", index=False)
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for name in rows.image_name:
+        shutil.copy(isic_root / "train" / f"{name}.jpg", folder)
+    (folder / f"{rows.image_name.iloc[-1]}.jpg").write_bytes(b"not a jpeg")
+    assert main(["fit", "--metadata", str(tmp_path / "train.csv"), "--images", str(folder), "--model",
+                 str(tmp_path / "m.melagbm"), "--backbone", "tf_efficientnet_lite0", "--no-lesion-features",
+                 "--on-bad-image", "skip"]) == 0
+    out = capsys.readouterr().out
+    assert f"fitted on 29 images (1 unreadable image(s) skipped: ['{rows.image_name.iloc[-1]}'])" in out
+    assert "fitted on 29 rows (1 unreadable skipped)" in out  # the classifier's own summary agrees
+
+
+def test_help_gives_every_option_a_text_and_its_default() -> None:
+    from melagbm.cli import _parser
+
+    parser = _parser()
+    assert "``" not in parser.description
+    [subcommands] = [a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction"]
+    for name, sub in subcommands.choices.items():
+        assert "``" not in (sub.description or "")
+        text = sub.format_help()
+        for action in sub._actions:
+            assert action.help, f"melagbm {name} {action.option_strings} has no help text"
+            if action.default not in (None, False) and action.default != "==SUPPRESS==" and not action.required:
+                assert f"(default: {action.default})" in " ".join(text.split()), (name, action.option_strings)
+    from melagbm import FusionClassifier
+
+    fit = subcommands.choices["fit"]
+    defaults = {a.dest: a.default for a in fit._actions}
+    api = FusionClassifier().get_params()
+    assert defaults["metadata_cols"] == api["metadata_cols"] and defaults["booster"] == api["booster"]
+    assert tuple(defaults["backbone"].split(",")) == tuple(api["backbone"])

@@ -156,3 +156,33 @@ def test_sensitivity_at_specificity_uses_every_threshold() -> None:
     assert sensitivity_at_specificity(y, score, 0.95) == 0.6  # threshold 90 reaches it
     table = metrics_table(y, score / 100, n_bootstrap=0)
     assert table.loc["sens_at_spec95", "value"] == 0.6
+
+
+def test_calibration_plot_shows_each_bins_count(isic_root) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from melagbm import FusionClassifier
+    from melagbm.datasets import load_isic2020
+    from melagbm.evaluation import cross_validate
+    from melagbm.plotting import plot_calibration
+
+    X, y, groups = load_isic2020(isic_root, metadata="ISIC_2020_Training_GroundTruth.csv", image_dir=None,
+                                 n_samples=3000, positive_fraction=0.05, random_state=1)
+    oof = cross_validate(FusionClassifier(image_col=None, random_state=0, verbose=0), X, y, groups, n_splits=3,
+                         n_bootstrap=0, verbose=0).oof
+    ax = plot_calibration(oof["y"], oof["proba"], show=False)
+    counts = [text.get_text() for text in ax.texts]
+    assert counts and all(c.startswith("n=") and c.endswith(" mel") for c in counts)
+    assert sum(int(c.split(",")[0][2:]) for c in counts) == len(oof)  # every lesion in one bin
+    assert sum(int(c.split(", ")[1].split()[0]) for c in counts) == int(oof["y"].sum())
+    plt.close("all")
+
+
+def test_one_class_labels_are_named_as_such() -> None:
+    from melagbm.evaluation import cross_validate
+
+    with pytest.raises(ValueError, match="y holds one class only: every row is 0 \\(non-melanomas\\)"):
+        cross_validate(None, np.zeros((10, 2)), np.zeros(10, dtype=int))

@@ -237,3 +237,42 @@ def test_cli_explain_writes_plots_and_report(fused_models, ham_sample, tmp_path)
     assert "Order of importance: " + ", ".join(importance.index) in report and "![beeswarm](beeswarm.png)" in report
     per_row = pd.read_csv(out / "shap_families.csv", index_col=0)
     assert len(per_row) == 80
+
+
+def test_plots_say_what_they_show(fused_models, ham_sample) -> None:
+    from melagbm.explain_plots import PUSH_LABEL, colour_by_value
+
+    X, _, groups = ham_sample
+    model = fused_models["lightgbm"]
+    rows = X.iloc[:200]
+    grouped = model.explain(rows, grouped=True)
+    diameter = model.explain(rows)[:, "lesion_size__diameter_px"].data
+    view = colour_by_value(grouped, ("lesion diameter (pixels)", diameter))
+    labels = dict(zip(grouped.feature_names, view.feature_names))
+    assert labels["age"] == "age (years)" and labels["sex"] == "sex (red male, blue female)"
+    assert labels["site"] == "site (grey: categories)" and labels["lesion shape"] == "lesion shape (grey: several columns)"
+    assert labels["lesion size"] == "lesion size (colour: lesion diameter (pixels))"
+    sex = list(grouped.feature_names).index("sex")
+    shown = pd.Series(grouped.display_data[:, sex])
+    np.testing.assert_array_equal(view.data[:, sex][shown == "male"], 1.0)  # red = male, whatever the codes
+    np.testing.assert_array_equal(view.data[:, sex][shown == "female"], 0.0)
+    np.testing.assert_array_equal(view.data[:, list(grouped.feature_names).index("lesion size")], diameter)
+
+    ax = plot_beeswarm(view, show=False)
+    assert ax.get_title() and "push on the melanoma odds" in ax.get_xlabel()
+    assert "sex (red male, blue female)" in [t.get_text() for t in ax.get_yticklabels()]
+    assert any("Grey dots" in t.get_text() for t in ax.figure.texts)
+    ax = plot_dependence(grouped, "age", show=False)
+    assert ax.get_xlabel() == "age (years)" and "age" in ax.get_title()
+    importance = model.feature_importance(rows, groups.iloc[:200], n_bootstrap=50)
+    ax = plot_importance(importance, show=False)
+    assert ax.get_xlabel().startswith(PUSH_LABEL) and any("mean |SHAP value|" in t.get_text() for t in ax.figure.texts)
+    sites = rows["site"].fillna("unknown")
+    ax = plot_site_cohorts(grouped, rows["site"], min_rows=15, show=False)
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    pooled = sorted(sites.value_counts()[lambda n: n < 15].index)
+    assert pooled and f"other: {', '.join(pooled)} (n={int(sites.isin(pooled).sum())})" in legend
+    values = [t.get_text() for t in ax.texts]
+    assert values and not any(v.startswith("+") for v in values)  # a mean magnitude has no sign
+    assert ax.get_title() and ax.get_xlabel().startswith(PUSH_LABEL)
+    plt.close("all")

@@ -18,4 +18,8 @@ def test_quickstart_notebook_runs_top_to_bottom() -> None:
         str(output.get("text", "")) + str(output.get("data", {}).get("text/plain", ""))
         for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs
     )
-    assert "roc_auc" in outputs and "image__score" in outputs
+    assert "roc_auc" in outputs and "image__score" in outputs and "patient context" in outputs
+    assert "same probabilities after loading: True" in outputs
+    images = sum("image/png" in output.get("data", {}) for cell in notebook.cells if cell.cell_type == "code"
+                 for output in cell.outputs)
+    assert images >= 3  # ROC + calibration, importance, beeswarm

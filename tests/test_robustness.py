@@ -227,3 +227,22 @@ def test_any_metadata_frame_encodes_or_raises_naming_a_column(train, test) -> No
     else:
         assert list(out.columns) == ["age", "sex", "site"] and len(out) == len(test)
         assert out["age"].dropna().between(0, 120).all()
+
+
+def test_recoded_sex_is_refused_even_for_a_few_rows(metadata_model) -> None:
+    model, X = metadata_model
+    with pytest.raises(ValueError, match="Column 'sex' holds numbers.*was the column recoded"):
+        model.predict_proba(X.head(3).assign(sex=[0, 1, 0]))
+    with pytest.raises(ValueError, match="Column 'sex' holds numbers"):
+        model.predict_proba(X.head(2).assign(sex=["1", "0"]))  # as read from a CSV of strings
+
+
+def test_warnings_point_at_the_users_line(metadata_model) -> None:
+    model, X = metadata_model
+    with pytest.warns(UnseenCategoryWarning) as record:
+        model.predict_proba(X.head(3).assign(site=["elbow pit", "torso", "torso"]))
+    assert {w.filename for w in record} == {__file__}
+    encoder = MetadataEncoder().fit(X)
+    with pytest.warns(UnseenCategoryWarning) as record:
+        encoder.transform(X.head(3).assign(site="elbow pit"))  # through scikit-learn's set_output wrapper
+    assert record[0].filename == __file__
