@@ -109,7 +109,8 @@ def _images(args: argparse.Namespace, folder: Path) -> tuple[list[str], pd.DataF
 
     X, y, _ = load_isic2020(args.data / "isic2020")
     X, y = X.iloc[: args.n], y.iloc[: args.n]
-    return list(X["image"]), X.drop(columns="image"), y.to_numpy(), f"{len(X)} SIIM-ISIC 2020 subset JPEGs"
+    metadata = X.drop(columns=["image", "patient_id"])  # age, sex, site
+    return list(X["image"]), metadata, y.to_numpy(), f"{len(X)} SIIM-ISIC 2020 subset JPEGs"
 
 
 def main() -> None:

@@ -19,13 +19,7 @@ from ._device import resolve_device
 from ._splits import stratified_group_splits
 from ._warnings import warn
 from .boosters import booster_kind, fit_booster, make_booster
-from .decision import (
-    CALIBRATION_METHODS,
-    class_weight_shift,
-    fit_calibration,
-    logit,
-    sigmoid,
-)
+from .decision import CALIBRATION_METHODS, class_weight_shift, fit_calibration, logit, sigmoid
 from .embedding import BadImageWarning, ImageEmbedder, check_on_bad_image
 from .evaluation import threshold_for_sensitivity
 from .image_signal import ImageSignal
@@ -48,7 +42,8 @@ LESION_ID_COLUMN = "lesion_id"
 #: Id columns: never features; fit groups its internal splits by them when nothing else names the groups.
 ID_COLUMNS = (PATIENT_ID_COLUMN, LESION_ID_COLUMN)
 #: Column names that look like patient or lesion ids (``UngroupedFitWarning``).
-_ID_LIKE = re.compile(r"(^|[_\- ])ids?$|(patient|subject|lesion|case|person)_?(ids?|no|number)?$", re.IGNORECASE)
+_ID_LIKE = re.compile(r"(^|[_\- ])ids?$|^(patient|subject|lesion|case|person)[_\- ]?(ids?|no|number)?$",
+                      re.IGNORECASE)
 
 
 class UngroupedFitWarning(UserWarning):
@@ -73,7 +68,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
     group_col : str or None, default=None
         Column of patient (or lesion) ids. Used for the internal splits and never as
         a feature. ``fit(..., groups=...)`` does the same without a column. With
-        neither, fit groups by the patient column, else by a ``lesion_id`` column
+        neither, fit groups by the patient column, else by a ``patient_id`` or ``lesion_id`` column
         (the loaders put them in X); ``n_groups_`` tells what it used. In
         scikit-learn's ``cross_validate``, route ``groups`` to fit with
         ``sklearn.set_config(enable_metadata_routing=True)`` and
@@ -347,9 +342,9 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         check_label_leakage(self._metadata_inputs(X), y, allowed=named)
 
     def _group_column(self, X: pd.DataFrame) -> str | None:
-        """The column fit groups by without ``groups``: group_col, else the patient column, else lesion_id."""
-        return next((c for c in (self.group_col, self.patient_col_, LESION_ID_COLUMN)
-                     if c is not None and c in X.columns), None)
+        """The column fit groups by without ``groups``: group_col, else the patient column, else an id column."""
+        return next((c for c in (self.group_col, self.patient_col_, *ID_COLUMNS) if c is not None and c in X.columns),
+                    None)
 
     def _groups(self, X: pd.DataFrame, groups: Any) -> np.ndarray | None:
         if groups is None:
@@ -775,7 +770,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
 
     def groups_of(self, X: pd.DataFrame) -> np.ndarray | None:
         """The patient/lesion ids of ``X``'s rows: ``X[group_col]``, else ``X[patient_col_]``, else
-        ``X["lesion_id"]``, else None."""
+        ``X["patient_id"]`` or ``X["lesion_id"]``, else None."""
         check_is_fitted(self, "booster_")
         column = self._group_column(X)
         return None if column is None else X[column].to_numpy()

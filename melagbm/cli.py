@@ -200,7 +200,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from .evaluation import cross_validate
     from .report import write_report
 
-    from .classifier import ID_COLUMNS
+    from .classifier import ID_COLUMNS, LESION_ID_COLUMN
 
     X, y = _labelled_frame(args)
     group_col = args.group_col or next((c for c in ID_COLUMNS if c in X.columns), None)
@@ -213,8 +213,9 @@ def _evaluate(args: argparse.Namespace) -> int:
         print("warning: no --group-col (and no patient_id/lesion_id column): images of one patient may land in "
               "both training and test folds")
     started = time.perf_counter()
+    lesions = group_col == LESION_ID_COLUMN  # groups of one lesion's images: no "top-k within the patient"
     result = cross_validate(model, X, y, groups, n_splits=args.folds, n_bootstrap=args.bootstrap,
-                            random_state=args.seed)
+                            top_k=None if lesions else 1, random_state=args.seed)
     notes = [
         f"model: FusionClassifier, backbone {model.backbone}, booster {model.booster}, "
         f"target sensitivity {args.target_sensitivity:.0%}",

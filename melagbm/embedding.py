@@ -17,12 +17,7 @@ from ._device import resolve_device
 from ._progress import progress
 from ._warnings import warn
 from .backbones import BackboneUnavailableError, load_backbone, weights_digest
-from .decoding import (
-    JPEG_DECODING,
-    decode_jpeg_batch,
-    plain_jpeg_bytes,
-    tensor_transform,
-)
+from .decoding import JPEG_DECODING, decode_jpeg_batch, plain_jpeg_bytes, tensor_transform
 from .images import ImageReadError, as_image_list, content_hash, read_image
 from .store import resolve_store
 
@@ -320,8 +315,7 @@ class ImageEmbedder(TransformerMixin, BaseEstimator):
         if bad:
             listed = "; ".join(bad[i] for i in sorted(bad)[:10])
             more = f" (and {len(bad) - 10} more)" if len(bad) > 10 else ""
-            warn(f"skipped {len(bad)} unreadable image(s), their vectors are NaN: {listed}{more}",
-                          BadImageWarning)
+            warn(f"skipped {len(bad)} unreadable image(s), their vectors are NaN: {listed}{more}", BadImageWarning)
         return out
 
     def _embed_batches(self, items: list[Any], rows: list[Any]) -> Iterator[tuple[int, np.ndarray, list[str]]]:

@@ -38,7 +38,8 @@ def colour_by_value(grouped: Any, size: tuple[str, np.ndarray] | None = None) ->
     age keeps its years; sex becomes 1 = male, 0 = female; "lesion size" takes
     ``size`` = (label, one measurement per row), e.g. the diameter; other one-column
     numeric families keep their value. Site and other categories, and families of
-    several columns, have no order to colour by: NaN (grey), and their label says so.
+    several columns, have no order to colour by: NaN (grey; categories say so in their label,
+    :func:`plot_beeswarm`'s caption explains the rest).
     """
     import shap
 
@@ -56,7 +57,7 @@ def colour_by_value(grouped: Any, size: tuple[str, np.ndarray] | None = None) ->
             data[:, position] = np.asarray(size[1], dtype=float)
             labels.append(f"lesion size (colour: {size[0]})")
         elif np.isnan(values).all():
-            labels.append(f"{family} (grey: several columns)")
+            labels.append(family)  # grey: several columns (the caption says so)
         elif any(isinstance(v, str) for v in shown):
             labels.append(f"{family} (grey: categories)")
         else:
@@ -113,7 +114,7 @@ def plot_beeswarm(
     import shap
 
     explanation = _explained_rows(explanation)
-    ax = _axes(ax, (7.0, 0.4 * min(max_display, explanation.shape[1]) + 1.5))
+    ax = _axes(ax, (8.0, 0.4 * min(max_display, explanation.shape[1]) + 1.5))
     shap.plots.beeswarm(explanation, max_display=max_display, ax=ax, show=False, plot_size=None,
                         color_bar_label="value (red high, blue low)")
     ax.set_xlabel("push on the melanoma odds (right: towards melanoma)")
@@ -156,12 +157,12 @@ def plot_dependence(
     single = pair[:, 0]
     ax = _axes(ax, (6.0, 4.5))
     shap.plots.scatter(single, ax=ax, show=False)
-    ax.set_ylabel(f"push of {feature} on the melanoma odds")  # shap would name the x quantity here
-    ax.set_xlabel(label or UNITS.get(feature, feature))
+    ax.set_ylabel(f"push of {feature} on the melanoma odds", fontsize=11)  # shap would name the x quantity here
+    ax.set_xlabel(label or UNITS.get(feature, feature), fontsize=11)
     ax.axhline(0.0, color="grey", lw=0.8, ls=":")
-    ax.set_title(title or f"How {label or UNITS.get(feature, feature)} moves the melanoma score")
+    ax.set_title(title or f"How {feature} moves the melanoma score")
     _caption(ax, f"One dot per lesion; y: the SHAP value of the {feature} family (log-odds); above the dotted "
-                 "line it raises the melanoma score, below it lowers it.")
+                 "line it raises the melanoma score, below it lowers it. Grey bars: how many lesions have each value.")
     return _finish(ax, show)
 
 

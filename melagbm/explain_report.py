@@ -82,11 +82,12 @@ def write_explanation_report(
     size = None
     if size_feature is not None:
         size = (_SIZE_LABELS[size_feature], explanation.data[:, list(explanation.feature_names).index(size_feature)])
+    short = None if size is None else ("diameter" + (", mm" if size_feature.endswith("_mm") else ", px"), size[1])
     figures = [
         ("importance", _save(lambda ax: plot_importance(importance, ax=ax, show=False), directory / "importance.png",
                              (6.5, 0.45 * len(families) + 1.5))),
-        ("beeswarm", _save(lambda ax: plot_beeswarm(colour_by_value(grouped, size), ax=ax, show=False),
-                           directory / "beeswarm.png", (7.5, 0.45 * len(families) + 1.8))),
+        ("beeswarm", _save(lambda ax: plot_beeswarm(colour_by_value(grouped, short), ax=ax, show=False),
+                           directory / "beeswarm.png", (8.5, 0.45 * len(families) + 1.8))),
     ]
     if "age" in families:
         figures.append(("dependence on age", _save(

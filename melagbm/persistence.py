@@ -406,12 +406,11 @@ def _use_available_device(model: Any) -> None:
 
 
 def _check_versions(path: Path, saved: dict[str, Any]) -> None:
-    
     installed = _versions()
     for name in ("lightgbm", "xgboost", "scikit-learn", "melagbm"):
         if saved.get(name) and installed.get(name) and saved[name] != installed[name]:
             warn(
                 f"{path} was saved with {name} {saved[name]}; {installed[name]} is installed. "
                 "Predictions may differ slightly; refit to be sure.",
-                UserWarning
+                UserWarning,
             )

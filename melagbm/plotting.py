@@ -74,8 +74,8 @@ def plot_calibration(
 ) -> Any:
     """Observed melanoma frequency against predicted probability, in quantile bins, with a rug.
 
-    Each bin's point is labelled with its lesions and melanomas (``n=250, 4 mel``): with a
-    rare class, a bin of few melanomas is a noisy estimate.
+    Each bin's point is labelled with its melanomas and lesions (``4/250``): with a rare
+    class, a bin of few melanomas is a noisy estimate.
     """
     y_true, proba = np.asarray(y_true), np.asarray(proba, dtype=float)
     ax = _axes(ax)
@@ -88,10 +88,11 @@ def plot_calibration(
     observed = melanomas / counts[used]
     top = float(max(observed.max(), predicted.max(), 0.05)) * 1.1
     ax.plot([0, top], [0, top], color="grey", lw=0.8, ls="--", label="perfect calibration")
-    ax.plot(predicted, observed, "o-", lw=2, label=f"model ({int(used.sum())} quantile bins)")
-    for x, y, n, positives in zip(predicted, observed, counts[used], melanomas):
-        ax.annotate(f"n={n}, {int(positives)} mel", (x, y), textcoords="offset points", xytext=(4, -9), fontsize=6.5,
-                    color="#444444")
+    ax.plot(predicted, observed, "o-", lw=2,
+            label=f"model ({int(used.sum())} quantile bins; labels: melanomas / lesions in the bin)")
+    for number, (x, y, n, positives) in enumerate(zip(predicted, observed, counts[used], melanomas)):
+        ax.annotate(f"{int(positives)}/{n}", (x, y), textcoords="offset points", xytext=(3, 5 if number % 2 else -10),
+                    fontsize=6.5, color="#444444")
     ax.plot(proba, np.full(len(proba), -0.02 * top), "|", color="black", alpha=0.2, ms=6)
     ax.set(xlabel="predicted melanoma probability", ylabel="observed melanoma frequency",
            xlim=(-0.01 * top, top), ylim=(-0.04 * top, top), title="Calibration (out of fold)")

@@ -15,22 +15,12 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from .._device import resolve_device
 from .._warnings import warn
 from ..boosters import make_booster
-from ..classifier import _SEED_MAX, LESION_ID_COLUMN, FusionClassifier
+from ..classifier import _SEED_MAX, ID_COLUMNS, FusionClassifier
 from ..embedding import BadImageWarning
 from ..images import ImageReadError
 from ..lesion import LesionFeatures
 from ..metadata import MetadataEncoder
-from ._frames import (
-    GROUP,
-    LABEL,
-    ROW,
-    as_dask_frame,
-    attach,
-    check_patients_whole,
-    client,
-    is_dask,
-    number_rows,
-)
+from ._frames import GROUP, LABEL, ROW, as_dask_frame, attach, check_patients_whole, client, is_dask, number_rows
 from .embedding import embed_partition, on_this_worker
 from .training import fit_distributed, margins
 
@@ -227,7 +217,7 @@ class DaskFusionClassifier(FusionClassifier):
 
     def _first_pass(self, frame: Any, user_columns: pd.DataFrame) -> pd.DataFrame:
         """The small columns (row numbers, labels, groups, patient ids, metadata) in row order, on the client."""
-        wanted = [ROW, LABEL, GROUP, self.group_col, self.patient_col_, LESION_ID_COLUMN,
+        wanted = [ROW, LABEL, GROUP, self.group_col, self.patient_col_, *ID_COLUMNS,
                   *self._metadata_frame(user_columns).columns]
         columns = [c for c in dict.fromkeys(wanted) if c is not None and c in frame.columns]
         small = frame[columns].compute()
