@@ -1,0 +1,45 @@
+"""Model files saved by earlier releases load and predict exactly as they did (issue 17's safety net).
+
+``tests/fixtures/models/`` holds models saved by the releases named in their file names (made by
+``tests/fixtures/make_legacy_models.py``), the probabilities each gave on 30 held-out ISIC 2020 images,
+and an embedding store with those images' vectors and lesion measurements, so the comparison runs
+the whole model without recomputing the CNN's float32 output.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import melagbm
+from melagbm.datasets import load_isic2020
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "models"
+SAVED = sorted(FIXTURES.glob("*.melagbm"))
+
+
+def test_every_release_and_kind_has_a_fixture() -> None:
+    names = {path.stem.rsplit("-", 1)[0] for path in SAVED}
+    assert {"lgbm_fused_context", "xgb_fused_context", "lgbm_image_plain", "xgb_metadata"} <= names
+    assert len({path.stem.rsplit("-", 1)[1] for path in SAVED}) >= 2  # more than one release
+
+
+@pytest.mark.parametrize("path", SAVED, ids=[path.stem for path in SAVED])
+def test_saved_model_predicts_as_it_did(path, isic_root, tmp_path, monkeypatch) -> None:
+    store = tmp_path / "cache"
+    shutil.copytree(FIXTURES / "embeddings", store / "embeddings")
+    monkeypatch.setenv("MELAGBM_CACHE", str(store))
+    expected = pd.read_csv(path.with_suffix(".csv"))
+    X, _, groups = load_isic2020(isic_root)
+    X = X.assign(patient_id=groups.to_numpy()).loc[expected["image_name"]]
+    model = melagbm.load(path)
+    X = X[list(model.feature_names_in_)]
+    hits = melagbm.EmbeddingStore(store / "embeddings").stats()["entries"]
+    np.testing.assert_allclose(model.predict_proba(X)[:, 1], expected["proba"].to_numpy(), rtol=0, atol=1e-9)
+    np.testing.assert_array_equal(model.predict(X), expected["predicted"].to_numpy())
+    if model.embedders_:  # the vectors came from the store: the encoder's identity (its store key) is unchanged
+        assert melagbm.EmbeddingStore(store / "embeddings").stats()["entries"] == hits
