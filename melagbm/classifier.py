@@ -18,7 +18,8 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 from ._device import resolve_device
 from ._splits import stratified_group_splits
 from ._warnings import warn
-from .boosters import booster_kind, fit_booster, make_booster
+from .boosting import fit_booster, make_booster
+from .boosting import margin as booster_margin
 from .decision import CALIBRATION_METHODS, class_weight_shift, fit_calibration, logit, sigmoid
 from .embedding import BadImageWarning, ImageEmbedder, check_on_bad_image
 from .evaluation import threshold_for_sensitivity
@@ -564,7 +565,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
                 clone(fixed_rounds), table.iloc[train], y[train],
                 sample_weight=None if weights is None else weights[train], validation=None, n_iter_no_change=0,
             )
-            margin[test] = _margin(fold_model, table.iloc[test])
+            margin[test] = booster_margin(fold_model, table.iloc[test])
         self._decide(margin, y)
 
     def _decision_splits(
@@ -703,7 +704,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         if len(self.classes_) != 2:
             proba = self.booster_.predict_proba(features)
         else:
-            positive = self._positive_probability(_margin(self.booster_, features))
+            positive = self._positive_probability(booster_margin(self.booster_, features))
             proba = np.column_stack([1.0 - positive, positive])
         proba[bad] = np.nan
         return proba
@@ -716,7 +717,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         """
         check_is_fitted(self, "booster_")
         features, bad = self._features(X)
-        margin = _margin(self.booster_, features).astype(float)
+        margin = booster_margin(self.booster_, features).astype(float)
         if len(self.classes_) == 2:
             positive = self._positive_probability(margin)
             if self.threshold_log_odds_ is None:  # no chosen threshold: argmax of predict_proba
@@ -822,15 +823,6 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         tags.input_tags.string = self.image_col is not None
         tags.non_deterministic = False
         return tags
-
-
-def _margin(booster: Any, features: pd.DataFrame) -> np.ndarray:
-    """The booster's raw margin: (n,) log-odds for two classes, (n, k) otherwise."""
-    if booster_kind(booster) == "lightgbm":
-        margin = booster.predict(features, raw_score=True)
-    else:
-        margin = booster.predict(features, output_margin=True)
-    return margin.ravel() if margin.ndim == 2 and margin.shape[1] == 1 else margin
 
 
 def _image_family(name: str) -> str:

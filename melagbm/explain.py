@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .boosters import booster_kind
+from .boosting import adapter_for
 from .evaluation import _check_groups
 
 __all__ = [
@@ -37,18 +37,7 @@ def tree_contributions(booster: Any, features: pd.DataFrame) -> tuple[np.ndarray
     Returns ``(values, base_values)``: shapes ``(n, n_features)`` and ``(n,)`` for two
     classes, ``(n, n_features, k)`` and ``(n, k)`` for k > 2 classes, in margin space.
     """
-    n_rows, n_features = features.shape
-    if booster_kind(booster) == "lightgbm":
-        raw = np.asarray(booster.predict(features, pred_contrib=True), dtype=float)
-        n_outputs = raw.shape[1] // (n_features + 1)
-        raw = raw.reshape(n_rows, n_outputs, n_features + 1)
-    else:
-        from xgboost import DMatrix
-
-        missing = booster.get_params().get("missing")  # the marker the model was trained with
-        matrix = DMatrix(features, enable_categorical=True, missing=np.nan if missing is None else missing)
-        raw = np.asarray(booster.get_booster().predict(matrix, pred_contribs=True), dtype=float)
-        raw = raw.reshape(n_rows, -1, n_features + 1)
+    raw = adapter_for(booster).contributions(booster, features)  # (n, outputs, features + 1)
     values, base = raw[..., :-1], raw[..., -1]
     if values.shape[1] == 1:
         return values[:, 0, :], base[:, 0]

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from ._atomic import atomic_write
+from .boosting import ADAPTERS, adapter_for
 from ._warnings import warn
 
 __all__ = ["FORMAT_VERSION", "ModelFileError", "load", "save"]
@@ -46,7 +47,7 @@ FORMAT = "melagbm-model"
 FORMAT_VERSION = 1
 _MANIFEST = "manifest.json"
 _ARRAYS = "arrays.npz"
-_BOOSTER_FILES = {"lightgbm": "booster.lgbm.txt", "xgboost": "booster.xgb.json"}
+_BOOSTER_FILES = {adapter.file_name for adapter in ADAPTERS.values()}
 _MAX_TOTAL_BYTES = 2 << 30  # refuse archives unpacking to more than 2 GiB (a zip bomb, not a model)
 _MAX_MANIFEST_BYTES = 64 << 20
 _MAX_RATIO = 200  # deflate rarely beats 10:1 on model content; bombs reach 1000:1
@@ -96,19 +97,8 @@ def _allowed_classes() -> dict[str, type]:
     classes: list[type] = [
         FusionClassifier, ImageEmbedder, ImageSignal, MetadataEncoder, LesionFeatures, Calibration,
         Pipeline, StandardScaler, LogisticRegression, PCA,
+        *(adapter.estimator_class() for adapter in ADAPTERS.values()),
     ]
-    try:
-        from lightgbm import LGBMClassifier
-
-        classes.append(LGBMClassifier)
-    except ImportError:  # pragma: no cover - lightgbm is a dependency
-        pass
-    try:
-        from xgboost import XGBClassifier
-
-        classes.append(XGBClassifier)
-    except ImportError:  # pragma: no cover
-        pass
     return {f"{cls.__module__}.{cls.__qualname__}": cls for cls in classes}
 
 
@@ -177,7 +167,7 @@ class _Encoder:
             key: value for key, value in vars(obj).items()
             if key.endswith("_") and not key.startswith("_") and key not in params
         }
-        if type(obj).__module__.startswith(("lightgbm", "xgboost")):
+        if any(adapter.owns(obj) for adapter in ADAPTERS.values()):
             state = {}  # the fitted booster travels in its own file
         return {"__object__": name, "params": self(params, f"{where}.params"), "state": self(state, where)}
 
@@ -222,39 +212,20 @@ class _Decoder:
 
 # -- boosters --------------------------------------------------------------------------
 def _booster_bytes(booster: Any) -> tuple[str, bytes]:
-    from .boosters import booster_kind
-
-    kind = booster_kind(booster)
-    if kind == "lightgbm":
-        return _BOOSTER_FILES[kind], booster.booster_.model_to_string().encode()
-    raw = booster.get_booster().save_raw(raw_format="json")
-    return _BOOSTER_FILES[kind], bytes(raw)
+    """(the model-file member, the booster in its library's own format)."""
+    adapter = adapter_for(booster)
+    return adapter.file_name, adapter.to_bytes(booster)
 
 
 def _restore_booster(template: Any, member: str, raw: bytes, classes: np.ndarray, features: list[str]) -> Any:
     """The saved booster inside an unfitted copy of its sklearn wrapper."""
-    if member == _BOOSTER_FILES["xgboost"]:
-        template.load_model(bytearray(raw))
-        return template
-    import lightgbm
-    from lightgbm.sklearn import _LGBMLabelEncoder
-
-    booster = lightgbm.Booster(model_str=raw.decode())
-    if booster.num_feature() != len(features):
-        raise ModelFileError(f"the booster has {booster.num_feature()} features, the manifest {len(features)}")
-    codes = np.arange(len(classes))
-    template._Booster = booster  # the attributes LGBMClassifier.fit sets (lightgbm 4.x)
-    template._n_features = template._n_features_in = booster.num_feature()
-    template._le = _LGBMLabelEncoder().fit(codes)
-    template._classes = template._le.classes_
-    template._n_classes = len(codes)
-    template._class_map = dict(zip(codes, codes))
-    template._objective = booster.params.get("objective", "binary" if len(codes) == 2 else "multiclass")
-    template._fitted_with_feature_names = True
-    template._evals_result, template._best_score = {}, {}
-    template._best_iteration = booster.best_iteration
-    template.fitted_ = True
-    return template
+    adapter = adapter_for(template)
+    if member != adapter.file_name:
+        raise ModelFileError(f"the booster member {member!r} does not hold a {adapter.name} model")
+    try:
+        return adapter.from_bytes(template, raw, len(classes), len(features))
+    except ValueError as exc:
+        raise ModelFileError(str(exc)) from exc
 
 
 # -- saving and loading ----------------------------------------------------------------
@@ -357,7 +328,7 @@ def load(path: str | os.PathLike) -> Any:
         allowed = _allowed_classes()
         model = _Decoder(allowed, arrays)(manifest["model"])
         booster_member = manifest["booster_file"]
-        if booster_member not in members or booster_member not in _BOOSTER_FILES.values():
+        if booster_member not in members or booster_member not in _BOOSTER_FILES:
             raise ModelFileError(f"{path}: no booster member {booster_member!r}")
         model.booster_ = _restore_booster(
             model.booster_, booster_member, members[booster_member], model.classes_, model.feature_names_

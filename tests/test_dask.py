@@ -189,7 +189,7 @@ def test_lightgbm_early_stopping_replay_matches_lightgbm(isic_root) -> None:
     import lightgbm
 
     from melagbm import MetadataEncoder
-    from melagbm.dask.training import _best_rounds_lightgbm
+    from melagbm.boosting import LightGBMAdapter
     from melagbm.datasets import load_isic2020
 
     X, y, _ = load_isic2020(isic_root, metadata="ISIC_2020_Training_GroundTruth.csv",
@@ -203,5 +203,6 @@ def test_lightgbm_early_stopping_replay_matches_lightgbm(isic_root) -> None:
         callbacks=[lightgbm.early_stopping(20, verbose=False)],
     )
     full = lightgbm.LGBMClassifier(**params).fit(X[train], y[train])
+    _best_rounds_lightgbm = LightGBMAdapter().replay_best_rounds
     assert _best_rounds_lightgbm(full, X[held], y[held].to_numpy(), 20) == stopped.best_iteration_
     assert _best_rounds_lightgbm(full, X[held], y[held].to_numpy(), 0) == 400  # no early stopping

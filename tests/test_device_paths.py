@@ -13,7 +13,7 @@ from PIL import Image
 
 import melagbm.images
 from melagbm import FusionClassifier, ImageEmbedder, ImageReadError
-from melagbm.classifier import _margin
+from melagbm.boosting import margin as _margin
 from melagbm.decoding import plain_jpeg_bytes
 from melagbm.embedding import BadImageWarning
 

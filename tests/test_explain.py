@@ -13,7 +13,7 @@ import pytest  # noqa: E402
 import shap  # noqa: E402
 
 from melagbm import FusionClassifier  # noqa: E402
-from melagbm.classifier import _margin  # noqa: E402
+from melagbm.boosting import margin as _margin  # noqa: E402
 from melagbm.cli import main  # noqa: E402
 from melagbm.datasets import load_isic2020  # noqa: E402
 from melagbm.explain import family_importance  # noqa: E402

@@ -14,7 +14,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._device import resolve_device
 from .._warnings import warn
-from ..boosters import make_booster
+from ..boosting import make_booster
 from ..classifier import _SEED_MAX, ID_COLUMNS, FusionClassifier
 from ..embedding import BadImageWarning
 from ..images import ImageReadError

@@ -1,0 +1,143 @@
+"""LightGBM: native categoricals, callbacks for early stopping, ``pred_contrib`` for SHAP."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+
+from ._adapter import BoosterAdapter
+
+__all__ = ["LightGBMAdapter"]
+
+_logger = logging.getLogger(__name__)
+
+#: Log-loss names LightGBM's early stopping watches by default for a binary objective.
+_LOGLOSS_METRICS = (None, "", "binary_logloss", "logloss", "binary", "cross_entropy", "xentropy")
+
+
+class LightGBMAdapter(BoosterAdapter):
+    """``lightgbm.LGBMClassifier``: trains on the CPU (GPU builds are not assumed)."""
+
+    name = "lightgbm"
+    file_name = "booster.lgbm.txt"
+    #: Small trees: a few strong features over thousands of rows (tuned on HAM10000, benchmarks/quality.py).
+    default_params = {"n_estimators": 2000, "learning_rate": 0.03, "num_leaves": 7, "min_child_samples": 40,
+                      "verbose": -1}
+
+    def estimator_class(self) -> type:
+        from lightgbm import LGBMClassifier
+
+        return LGBMClassifier
+
+    def device_params(self, device: str) -> dict[str, Any]:
+        if device.startswith("cuda"):
+            _logger.info("LightGBM trains on the CPU (GPU builds are not assumed)")
+        return {}
+
+    def best_rounds(self, estimator, X, y, sample_weight, X_val, y_val, patience):  # type: ignore[no-untyped-def]
+        import lightgbm
+
+        probe = clone(estimator)
+        probe.fit(X, y, sample_weight=sample_weight, eval_X=(X_val,), eval_y=(y_val,),
+                  callbacks=[lightgbm.early_stopping(patience, verbose=False)])
+        return int(probe.best_iteration_ or probe.n_estimators)
+
+    def margin(self, booster: Any, X: pd.DataFrame) -> np.ndarray:
+        margin = booster.predict(X, raw_score=True)
+        return margin.ravel() if margin.ndim == 2 and margin.shape[1] == 1 else margin
+
+    def contributions(self, booster: Any, X: pd.DataFrame) -> np.ndarray:
+        n_rows, n_features = X.shape
+        raw = np.asarray(booster.predict(X, pred_contrib=True), dtype=float)
+        return raw.reshape(n_rows, raw.shape[1] // (n_features + 1), n_features + 1)
+
+    def to_bytes(self, booster: Any) -> bytes:
+        return booster.booster_.model_to_string().encode()
+
+    def from_bytes(self, template: Any, raw: bytes, n_classes: int, n_features: int) -> Any:
+        import lightgbm
+        from lightgbm.sklearn import _LGBMLabelEncoder
+
+        booster = lightgbm.Booster(model_str=raw.decode())
+        if booster.num_feature() != n_features:
+            raise ValueError(f"the booster has {booster.num_feature()} features, the manifest {n_features}")
+        codes = np.arange(n_classes)
+        template._Booster = booster  # the attributes LGBMClassifier.fit sets (lightgbm 4.x)
+        template._n_features = template._n_features_in = booster.num_feature()
+        template._le = _LGBMLabelEncoder().fit(codes)
+        template._classes = template._le.classes_
+        template._n_classes = n_classes
+        template._class_map = dict(zip(codes, codes))
+        template._objective = booster.params.get("objective", "binary" if n_classes == 2 else "multiclass")
+        template._fitted_with_feature_names = True
+        template._evals_result, template._best_score = {}, {}
+        template._best_iteration = booster.best_iteration
+        template.fitted_ = True
+        return template
+
+    def dask_train(self, estimator: Any, client: Any, X: Any, y: Any, weight: Any, **fit_params: Any) -> Any:
+        from lightgbm.dask import DaskLGBMClassifier
+
+        params = estimator.get_params()
+        params.pop("n_jobs", None)  # lightgbm.dask trains with each worker's threads
+        twin = DaskLGBMClassifier(client=client, **params)
+        with warnings.catch_warnings():  # ... and says so
+            warnings.filterwarnings("ignore", message="Parameter (n_jobs|num_threads) will be ignored")
+            twin.fit(X, y, sample_weight=weight, **fit_params)
+        return twin
+
+    def to_local(self, twin: Any, estimator: Any) -> Any:
+        return twin.to_local()
+
+    def dask_best_rounds(
+        self, estimator: Any, client: Any, X: Any, y: Any, weight: Any, held: Any, patience: int
+    ) -> int:
+        """lightgbm.dask has no early stopping (each worker would judge on its own share): train on the
+        other rows, then replay LightGBM's rule on the held-out rows (:meth:`replay_best_rounds`)."""
+        train_weight = None if weight is None else weight[~held]
+        local = self.to_local(self.dask_train(estimator, client, X[~held], y[~held], train_weight), estimator)
+        X_val, y_val = client.compute([X[held], y[held]], sync=True)  # one pass over the table
+        return self.replay_best_rounds(local, X_val, y_val.to_numpy(), patience)
+
+    def replay_best_rounds(self, local: Any, X_val: pd.DataFrame, y_val: np.ndarray, patience: int) -> int:
+        """LightGBM's early-stopping rule on validation log-loss, replayed tree by tree on a trained model."""
+        booster = local.booster_
+        rounds_trained = booster.current_iteration()
+        params = local.get_params()
+        if patience <= 0 or params.get("boosting_type") == "dart":  # LightGBM does not stop early then
+            return rounds_trained
+        if params.get("metric") not in _LOGLOSS_METRICS:
+            raise ValueError(
+                f"DaskFusionClassifier stops LightGBM early on log-loss, as FusionClassifier does by default; "
+                f"metric={params.get('metric')!r} is not supported there: drop it, or set early_stopping=False"
+            )
+        values = _lightgbm_matrix(X_val, booster)
+        margin = np.zeros(len(X_val))
+        best, best_loss = 1, np.inf
+        for rounds in range(1, rounds_trained + 1):
+            margin += booster.predict(values, start_iteration=rounds - 1, num_iteration=1, raw_score=True)
+            loss = float(np.mean(np.logaddexp(0.0, margin) - y_val * margin))
+            if loss < best_loss:
+                best, best_loss = rounds, loss
+            elif rounds - best >= patience:
+                break
+        return best
+
+
+def _lightgbm_matrix(X: pd.DataFrame, booster: Any) -> np.ndarray:
+    """``X`` as the float matrix LightGBM predicts on: categories as the codes it trained with, NaN if unseen."""
+    categories = iter(booster.pandas_categorical or [])
+    columns = []
+    for name in X.columns:
+        column = X[name]
+        if isinstance(column.dtype, pd.CategoricalDtype):
+            codes = column.cat.set_categories(next(categories)).cat.codes.to_numpy()
+            columns.append(np.where(codes < 0, np.nan, codes.astype(float)))
+        else:
+            columns.append(column.to_numpy(dtype=float, na_value=np.nan))
+    return np.column_stack(columns)

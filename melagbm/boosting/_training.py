@@ -1,0 +1,69 @@
+"""Making a booster from melagbm's parameters, and fitting it with early stopping that melagbm owns."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+
+from ._registry import adapter_for
+
+__all__ = ["fit_booster", "make_booster", "margin"]
+
+
+def make_booster(
+    booster: Any,
+    *,
+    params: dict[str, Any] | None,
+    device: str,
+    random_state: int,
+    n_jobs: int | None,
+) -> Any:
+    """An unfitted classifier: from a name (with the adapter's defaults) or a clone of an instance."""
+    adapter = adapter_for(booster)
+    if isinstance(booster, str):
+        estimator = adapter.estimator_class()(**adapter.default_params)
+    else:
+        estimator = clone(booster)
+    settings: dict[str, Any] = dict(params or {})
+    own = estimator.get_params()
+    if own.get("random_state") is None:  # an instance's own settings win
+        settings.setdefault("random_state", random_state)
+    if n_jobs is not None and own.get("n_jobs") is None:
+        settings.setdefault("n_jobs", n_jobs)
+    for key, value in adapter.device_params(device).items():
+        settings.setdefault(key, value)
+    return estimator.set_params(**settings)
+
+
+def fit_booster(
+    estimator: Any,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    *,
+    sample_weight: np.ndarray | None,
+    validation: tuple[np.ndarray, np.ndarray] | None,
+    n_iter_no_change: int,
+) -> tuple[Any, int]:
+    """Fit ``estimator``; with ``validation`` (train, val indices) stop early, then refit.
+
+    Early stopping watches the validation log-loss; the model is then refit on all
+    rows with the best number of rounds, so no labelled row is wasted.
+    Returns the fitted estimator and the number of boosting rounds it holds.
+    """
+    if validation is not None:
+        train, val = validation
+        best = adapter_for(estimator).best_rounds(
+            estimator, X.iloc[train], y[train], None if sample_weight is None else sample_weight[train],
+            X.iloc[val], y[val], n_iter_no_change,
+        )
+        estimator = clone(estimator).set_params(n_estimators=max(best, 1))
+    estimator.fit(X, y, sample_weight=sample_weight)
+    return estimator, int(estimator.get_params()["n_estimators"])
+
+
+def margin(booster: Any, X: pd.DataFrame) -> np.ndarray:
+    """A fitted booster's raw margin: (n,) log-odds for two classes, (n, k) otherwise."""
+    return adapter_for(booster).margin(booster, X)
