@@ -8,6 +8,7 @@ from pathlib import Path
 from .classifier import FusionClassifier
 from .backbones import ENCODERS, BackboneUnavailableError, load_backbone
 from .embedding import ImageEmbedder
+from .exceptions import LabelLeakError, MelagbmError, MelagbmWarning
 from .images import ImageReadError
 from .metadata import MetadataEncoder
 from .persistence import ModelFileError, load
@@ -24,6 +25,9 @@ __all__ = [
     "FusionClassifier",
     "ImageEmbedder",
     "ImageReadError",
+    "LabelLeakError",
+    "MelagbmError",
+    "MelagbmWarning",
     "MetadataEncoder",
     "ModelFileError",
     "load",

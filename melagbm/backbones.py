@@ -17,6 +17,8 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .exceptions import BackboneUnavailableError
+
 if TYPE_CHECKING:  # torch is imported lazily: importing melagbm stays fast
     import torch
 
@@ -31,10 +33,6 @@ __all__ = [
 _logger = logging.getLogger(__name__)
 
 DERM_XCEPTION = "derm_xception"  # see melagbm.derm_xception
-
-
-class BackboneUnavailableError(RuntimeError):
-    """Pretrained weights for a backbone could not be found or loaded."""
 
 
 @dataclass(frozen=True)

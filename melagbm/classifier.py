@@ -23,10 +23,11 @@ from .boosting import margin as booster_margin
 from .decision import CALIBRATION_METHODS, class_weight_shift, fit_calibration, logit, sigmoid
 from .embedding import BadImageWarning, ImageEmbedder, check_on_bad_image
 from .evaluation import threshold_for_sensitivity
+from .exceptions import DuplicateImageWarning, UngroupedFitWarning
 from .image_signal import ImageSignal
 from .images import ImageReadError, content_hash
-from .lesion import LESION_FEATURES, LesionFeatures
 from .leakage import check_label_leakage
+from .lesion import LESION_FEATURES, LesionFeatures
 from .metadata import AGE_COLUMNS, SEX_COLUMNS, SITE_COLUMNS, MetadataEncoder
 from .patient import CONTEXT_COLUMNS, patient_context
 
@@ -45,10 +46,6 @@ ID_COLUMNS = (PATIENT_ID_COLUMN, LESION_ID_COLUMN)
 #: Column names that look like patient or lesion ids (``UngroupedFitWarning``).
 _ID_LIKE = re.compile(r"(^|[_\- ])ids?$|^(patient|subject|lesion|case|person)[_\- ]?(ids?|no|number)?$",
                       re.IGNORECASE)
-
-
-class UngroupedFitWarning(UserWarning):
-    """fit had no groups, so its internal splits treat rows as independent, but X has an id-like column."""
 
 
 class FusionClassifier(ClassifierMixin, BaseEstimator):
@@ -831,10 +828,6 @@ def _image_family(name: str) -> str:
         return "patient context"
     prefix = name.split("__", 1)[0]
     return "image" if prefix == "image" else f"image: {prefix[len('image_'):]}"
-
-
-class DuplicateImageWarning(UserWarning):
-    """The same image (identical bytes) appears in more than one row of the training data."""
 
 
 def _warn_duplicate_images(images: pd.Series, groups: np.ndarray | None) -> None:

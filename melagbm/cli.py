@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ._atomic import atomic_write
+from .exceptions import MelagbmError, UsageError
 from .embedding import TTA_MODES
 
 __all__ = ["UsageError", "main"]
@@ -30,16 +31,8 @@ DESCRIPTION = (
 )
 
 
-class UsageError(Exception):
-    """A mistake in the command's input that the user can fix; printed as one line, exit status 2."""
-
-
 #: Errors that come from the user's input, not from a bug: one line, no traceback.
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from .backbones import BackboneUnavailableError
-
-    return (UsageError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError, ValueError,
-            BackboneUnavailableError)
+USER_ERRORS = (MelagbmError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError, ValueError)
 
 
 def _save_model(model: Any, path: Path) -> None:
@@ -458,7 +451,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return int(args.run(args))
-    except _user_errors() as exc:
+    except USER_ERRORS as exc:
         if getattr(args, "debug", False):
             raise
         message = " ".join(str(exc).split()) or type(exc).__name__

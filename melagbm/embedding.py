@@ -18,6 +18,7 @@ from ._progress import progress
 from ._warnings import warn
 from .backbones import BackboneUnavailableError, load_backbone, weights_digest
 from .decoding import JPEG_DECODING, decode_jpeg_batch, plain_jpeg_bytes, tensor_transform
+from .exceptions import BadImageWarning
 from .images import ImageReadError, as_image_list, content_hash, read_image
 from .store import resolve_store
 
@@ -57,10 +58,6 @@ def encoder_id_of(identity: dict[str, Any]) -> str:
 def check_on_bad_image(value: Any) -> None:
     if value not in ("raise", "skip"):
         raise ValueError(f"on_bad_image must be 'raise' or 'skip', got {value!r}")
-
-
-class BadImageWarning(UserWarning):
-    """Images that could not be read were skipped (``on_bad_image="skip"``); the message lists them."""
 
 
 class _ImageDataset:

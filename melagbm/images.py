@@ -11,15 +11,13 @@ from typing import Any, Union
 import numpy as np
 from PIL import Image, ImageOps
 
+from .exceptions import ImageReadError
+
 __all__ = [
     "MAX_IMAGE_PIXELS", "ImageLike", "ImageReadError", "as_image_list", "content_hash", "describe", "read_image",
 ]
 
 ImageLike = Union[str, os.PathLike, bytes, np.ndarray, Image.Image]
-
-
-class ImageReadError(ValueError):
-    """An image could not be read; the message names the row and the file."""
 
 
 def describe(item: Any) -> str:

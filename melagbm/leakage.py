@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
+from .exceptions import LabelLeakError
+
 __all__ = ["KNOWN_LABEL_COLUMNS", "LabelLeakError", "MAX_SINGLE_COLUMN_AUC", "check_label_leakage",
            "single_column_auc"]
 
@@ -36,10 +38,6 @@ MAX_SINGLE_COLUMN_AUC = 0.98
 
 #: Rows of each class below which the separability test is not run (names are still checked).
 _MIN_ROWS_PER_CLASS = 5
-
-
-class LabelLeakError(ValueError):
-    """A metadata column gives the label away; it would make every score look perfect."""
 
 
 def single_column_auc(values: pd.Series, y: np.ndarray, random_state: int = 0) -> float:

@@ -10,6 +10,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ._warnings import warn
+from .exceptions import UnseenCategoryWarning
 
 __all__ = [
     "AGE_COLUMNS",
@@ -61,10 +62,6 @@ MAX_AGE = 120
 #: A categorical column is taken as recoded (an error) when this many known values are all unseen;
 #: fewer (one patient's lesions at a new clinic) only warn.
 _RECODED_MIN_ROWS = 20
-
-
-class UnseenCategoryWarning(UserWarning):
-    """A categorical value at predict time was not seen at fit; it is treated as unknown."""
 
 
 def _clean_text(values: pd.Series) -> pd.Series:

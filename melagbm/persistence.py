@@ -38,8 +38,9 @@ from typing import Any
 import numpy as np
 
 from ._atomic import atomic_write
-from .boosting import ADAPTERS, adapter_for
 from ._warnings import warn
+from .boosting import ADAPTERS, adapter_for
+from .exceptions import ModelFileError
 
 __all__ = ["FORMAT_VERSION", "ModelFileError", "load", "save"]
 
@@ -74,10 +75,6 @@ _STATE = {
     "XGBClassifier": set(),
 }
 _LIBRARIES = ("melagbm", "lightgbm", "xgboost", "scikit-learn", "numpy", "pandas", "timm", "torch")
-
-
-class ModelFileError(ValueError):
-    """A model file is damaged, tampered with, or from an unsupported version."""
 
 
 def _allowed_classes() -> dict[str, type]:

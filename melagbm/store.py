@@ -39,6 +39,7 @@ import pyarrow.parquet as pq
 
 from ._atomic import atomic_write
 from ._warnings import warn
+from .exceptions import CorruptEntryWarning
 
 __all__ = ["EmbeddingStore", "CorruptEntryWarning", "default_store_path", "resolve_store", "vector_checksum"]
 
@@ -55,10 +56,6 @@ _ENCODER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _SHARD = re.compile(r"^part-\d{20}-[0-9a-f]{12}\.parquet$")
 _ROW_GROUP = 512  # rows per row group: a lookup reads only the groups holding its keys
 _STALE_TMP_S = 3600.0  # compact() removes temporary files older than this (a crashed writer's)
-
-
-class CorruptEntryWarning(UserWarning):
-    """A stored vector failed its checksum or could not be decoded; it will be recomputed."""
 
 
 def default_store_path() -> Path:

@@ -1,0 +1,73 @@
+"""Every error and warning melagbm raises, under one base each: ``except MelagbmError`` catches them all.
+
+Each also keeps the built-in base it always had (``ImageReadError`` is a ``ValueError``, ...), so
+existing ``except ValueError`` code keeps working. The classes are re-exported where they are raised
+(``melagbm.images.ImageReadError``, ...) and the common ones from ``melagbm`` itself.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BackboneUnavailableError",
+    "BadImageWarning",
+    "CorruptEntryWarning",
+    "DuplicateImageWarning",
+    "ImageReadError",
+    "LabelLeakError",
+    "MelagbmError",
+    "MelagbmWarning",
+    "ModelFileError",
+    "UngroupedFitWarning",
+    "UnseenCategoryWarning",
+    "UsageError",
+]
+
+
+class MelagbmError(Exception):
+    """Base of every error melagbm raises on purpose (its message names the row, column, field or file)."""
+
+
+class MelagbmWarning(UserWarning):
+    """Base of every warning melagbm gives (attributed to the user's line, not melagbm's)."""
+
+
+# -- errors -------------------------------------------------------------------------------
+class ImageReadError(MelagbmError, ValueError):
+    """An image could not be read; the message names the row and the file."""
+
+
+class BackboneUnavailableError(MelagbmError, RuntimeError):
+    """Pretrained weights for a backbone could not be found or loaded."""
+
+
+class LabelLeakError(MelagbmError, ValueError):
+    """A metadata column gives the label away; it would make every score look perfect."""
+
+
+class ModelFileError(MelagbmError, ValueError):
+    """A model file is damaged, tampered with, or from an unsupported version."""
+
+
+class UsageError(MelagbmError):
+    """A mistake in a command's input that the user can fix (the command line prints it as one line, exit 2)."""
+
+
+# -- warnings -----------------------------------------------------------------------------
+class BadImageWarning(MelagbmWarning):
+    """Images that could not be read were skipped (``on_bad_image="skip"``); the message lists them."""
+
+
+class DuplicateImageWarning(MelagbmWarning):
+    """The same image (identical bytes) appears in more than one row of the training data."""
+
+
+class UngroupedFitWarning(MelagbmWarning):
+    """fit had no groups, so its internal splits treat rows as independent, but X has an id-like column."""
+
+
+class UnseenCategoryWarning(MelagbmWarning):
+    """A categorical value at predict time was not seen at fit; it is treated as unknown."""
+
+
+class CorruptEntryWarning(MelagbmWarning):
+    """A stored vector failed its checksum or could not be decoded; it will be recomputed."""
