@@ -7,7 +7,10 @@ from collections.abc import Iterator
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
-__all__ = ["stratified_group_splits"]
+__all__ = ["SEED_MAX", "stratified_group_splits"]
+
+#: Seeds drawn from random_state for the steps inside fit lie in [0, SEED_MAX).
+SEED_MAX = 2**31 - 1
 
 
 def stratified_group_splits(

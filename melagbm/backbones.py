@@ -17,6 +17,7 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .derm_xception import DERM_XCEPTION, load_derm_xception
 from .exceptions import BackboneUnavailableError
 
 if TYPE_CHECKING:  # torch is imported lazily: importing melagbm stays fast
@@ -32,7 +33,6 @@ __all__ = [
 
 _logger = logging.getLogger(__name__)
 
-DERM_XCEPTION = "derm_xception"  # see melagbm.derm_xception
 
 
 @dataclass(frozen=True)
@@ -177,8 +177,6 @@ def load_backbone(
     import timm
 
     if name == DERM_XCEPTION:  # dermatology weights read from sklesion's Keras file
-        from .derm_xception import load_derm_xception
-
         return _frozen(load_derm_xception(checkpoint_path))
     spec = ENCODERS.get(name)
     timm_name = spec.timm_name if spec else name

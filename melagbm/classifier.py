@@ -16,13 +16,19 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from ._device import resolve_device
-from ._splits import stratified_group_splits
+from ._splits import SEED_MAX, stratified_group_splits
 from ._warnings import warn
 from .boosting import fit_booster, make_booster
 from .boosting import margin as booster_margin
-from .decision import CALIBRATION_METHODS, class_weight_shift, fit_calibration, logit, sigmoid
+from .decision import (
+    CALIBRATION_METHODS,
+    class_weight_shift,
+    fit_calibration,
+    logit,
+    sigmoid,
+    threshold_for_sensitivity,
+)
 from .embedding import BadImageWarning, ImageEmbedder, check_on_bad_image
-from .evaluation import threshold_for_sensitivity
 from .exceptions import DuplicateImageWarning, UngroupedFitWarning
 from .image_signal import ImageSignal
 from .images import ImageReadError, content_hash
@@ -33,7 +39,6 @@ from .patient import CONTEXT_COLUMNS, patient_context
 
 __all__ = ["FusionClassifier"]
 
-_SEED_MAX = 2**31 - 1
 # Below this many rows one booster thread is faster than several, and OpenMP threads
 # spinning beside torch's and BLAS's can stall a notebook kernel on a small machine.
 _SMALL_TABLE = 10_000
@@ -390,7 +395,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
             self._check_no_label_leak(frame, y_codes)
         group_ids = self._groups(frame, groups)
         rng = check_random_state(self.random_state)
-        seed = int(rng.randint(_SEED_MAX))
+        seed = int(rng.randint(SEED_MAX))
         self.device_ = resolve_device(self.device)
 
         features = []

@@ -115,7 +115,8 @@ def _demo(args: argparse.Namespace) -> int:
         columns={"roc_auc": "ROC AUC", "pauc_80": "pAUC>80%TPR", "sens_at_spec90": "sens@90%spec"}
     )
     print(table.round(3).to_string())
-    print(f"done in {time.perf_counter() - started:.0f} s (synthetic data: numbers show the plumbing, not clinical skill)")
+    print(f"done in {time.perf_counter() - started:.0f} s "
+          "(synthetic data: numbers show the plumbing, not clinical skill)")
     return 0
 
 

@@ -28,10 +28,12 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
+from .exceptions import BackboneUnavailableError
+
 __all__ = ["DERM_XCEPTION", "TRAINED_ON", "derm_xception_path", "load_derm_xception"]
 
-from .backbones import DERM_XCEPTION, BackboneUnavailableError
-
+#: The name ``backbone=`` takes for these weights.
+DERM_XCEPTION = "derm_xception"
 #: Datasets the weights saw in training: benchmarks refuse to report these pairings as generalisation.
 TRAINED_ON = ("ham10000",)
 _INPUT = 254
@@ -180,7 +182,9 @@ def load_derm_xception(path: str | os.PathLike | None = None) -> torch.nn.Module
                 loaded.add(key)
         missing = [k for k in state if k not in loaded and not k.endswith("num_batches_tracked")]
         if missing:
-            raise BackboneUnavailableError(f"{path} left {len(missing)} tensors of legacy_xception unset: {missing[:3]}")
+            raise BackboneUnavailableError(
+                f"{path} left {len(missing)} tensors of legacy_xception unset: {missing[:3]}"
+            )
         model.load_state_dict(state, strict=True)
         try:
             mean = np.asarray(weights["layers/normalization/vars/0"], dtype=float)

@@ -17,8 +17,10 @@ import pandas as pd
 from sklearn.base import clone
 from sklearn.metrics import roc_auc_score, roc_curve
 
+from ._groups import check_groups
 from ._progress import progress
 from ._splits import stratified_group_splits
+from .decision import threshold_for_sensitivity
 
 __all__ = [
     "CVResult",
@@ -62,17 +64,6 @@ def _check_binary(y: Any, name: str) -> np.ndarray:
     if set(values.tolist()) != {0, 1}:
         raise ValueError(f"{name} must be 0/1 (1 = melanoma), got values {values[:5].tolist()}")
     return np.asarray(y).astype(int)
-
-
-def _check_groups(groups: Any, index: Any) -> np.ndarray | None:
-    if groups is None:
-        return None
-    groups = np.asarray(groups)
-    missing = pd.isna(groups)
-    if missing.any():
-        rows = list(np.asarray(index)[missing][:5]) if index is not None else list(np.flatnonzero(missing)[:5])
-        raise ValueError(f"groups has missing values at rows {rows}")
-    return groups
 
 
 def _check(y_true: Any, score: Any, sample_weight: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -125,16 +116,6 @@ def specificity_at_sensitivity(
     y_true, score, sample_weight = _check(y_true, score, sample_weight)
     fpr, tpr, _ = roc_curve(y_true, score, sample_weight=sample_weight, drop_intermediate=False)
     return float(1.0 - fpr[tpr >= sensitivity - 1e-12].min())
-
-
-def threshold_for_sensitivity(y_true: Any, score: Any, sensitivity: float) -> float:
-    """The highest threshold t with sensitivity of ``score >= t`` at least ``sensitivity``."""
-    y_true, score, _ = _check(y_true, score)
-    if not 0.0 < sensitivity <= 1.0:
-        raise ValueError(f"sensitivity must be in (0, 1], got {sensitivity!r}")
-    positives = np.sort(score[y_true == np.max(y_true)])[::-1]
-    needed = int(np.ceil(sensitivity * len(positives) - 1e-9))
-    return float(positives[max(needed, 1) - 1])
 
 
 def top_k_sensitivity(y_true: Any, score: Any, groups: Any, k: int = 1, sample_weight: Any = None) -> float:
@@ -275,7 +256,7 @@ def metrics_table(
     """
     y, proba, _ = _check(y_true, proba)
     y = _check_binary(y, "y_true")
-    groups = _check_groups(groups, getattr(y_true, "index", None))
+    groups = check_groups(groups, getattr(y_true, "index", None))
     predicted = None if predicted is None else np.asarray(predicted).astype(int)
     group_codes = np.arange(len(y)) if groups is None else pd.factorize(np.asarray(groups))[0]
     top_hits = None if groups is None or top_k is None else _top_k_hits(y, proba, np.asarray(groups), top_k)
@@ -368,7 +349,7 @@ def cross_validate(
     CVResult
     """
     y = pd.Series(_check_binary(y, "y"), index=getattr(X, "index", None))
-    group_ids = _check_groups(groups, getattr(X, "index", None))
+    group_ids = check_groups(groups, getattr(X, "index", None))
     if group_ids is not None and len(group_ids) != len(y):
         raise ValueError(f"groups has {len(group_ids)} entries but y has {len(y)}")
     rows = np.arange(len(y))

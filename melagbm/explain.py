@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ._groups import check_groups
 from .boosting import adapter_for
-from .evaluation import _check_groups
 
 __all__ = [
     "FAMILY_ORDER",
@@ -126,7 +126,7 @@ def family_importance(
         magnitude = magnitude.sum(axis=2)
     families = list(grouped.feature_names)
     explained = ~np.isnan(magnitude).any(axis=1)  # rows with an unreadable image have no values
-    groups = _check_groups(groups, None)
+    groups = check_groups(groups, None)
     if groups is not None:
         if len(groups) != len(magnitude):
             raise ValueError(f"groups has {len(groups)} entries but the explanation has {len(magnitude)} rows")

@@ -14,8 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .plotting import _axes
-from .plotting import _finish as _show
+from ._figures import axes, finish
 
 __all__ = ["PUSH_LABEL", "colour_by_value", "plot_beeswarm", "plot_dependence", "plot_importance",
            "plot_site_cohorts"]
@@ -77,9 +76,9 @@ def _explained_rows(explanation: Any) -> Any:
     return explanation[~np.isnan(explanation.values).any(axis=1)]
 
 
-def _finish(ax: Any, show: bool) -> Any:
+def _laid_out(ax: Any, show: bool) -> Any:
     ax.figure.tight_layout()  # shap's long labels need it
-    return _show(ax, show)
+    return finish(ax, show)
 
 
 def plot_importance(importance: pd.DataFrame, *, ax: Any = None, show: bool = True, title: str | None = None) -> Any:
@@ -87,7 +86,7 @@ def plot_importance(importance: pd.DataFrame, *, ax: Any = None, show: bool = Tr
 
     ``importance`` is the DataFrame of ``FusionClassifier.feature_importance``.
     """
-    ax = _axes(ax, (6.0, 0.45 * len(importance) + 1.2))
+    ax = axes(ax, (6.0, 0.45 * len(importance) + 1.2))
     table = importance.iloc[::-1]
     mean = table["mean_abs_shap"].to_numpy()
     error = None
@@ -100,7 +99,7 @@ def plot_importance(importance: pd.DataFrame, *, ax: Any = None, show: bool = Tr
     ax.spines[["top", "right"]].set_visible(False)
     _caption(ax, f"Bar length: {_SHAP_CAPTION} over the rows explained (how far a family moves a lesion's "
                  "score, in either direction). Interval: bootstrap over patients/lesions.")
-    return _finish(ax, show)
+    return _laid_out(ax, show)
 
 
 def plot_beeswarm(
@@ -114,7 +113,7 @@ def plot_beeswarm(
     import shap
 
     explanation = _explained_rows(explanation)
-    ax = _axes(ax, (8.0, 0.4 * min(max_display, explanation.shape[1]) + 1.5))
+    ax = axes(ax, (8.0, 0.4 * min(max_display, explanation.shape[1]) + 1.5))
     shap.plots.beeswarm(explanation, max_display=max_display, ax=ax, show=False, plot_size=None,
                         color_bar_label="value (red high, blue low)")
     ax.set_xlabel("push on the melanoma odds (right: towards melanoma)")
@@ -122,7 +121,7 @@ def plot_beeswarm(
     _caption(ax, "One dot per lesion; x: its SHAP value (log-odds of the booster's margin). Grey dots: a family "
                  "of several columns (image embedding, shape, colour, patient context) or of categories (site) "
                  "has no single value to colour by.")
-    return _finish(ax, show)
+    return _laid_out(ax, show)
 
 
 def plot_dependence(
@@ -155,7 +154,7 @@ def plot_dependence(
         feature_names=[label or feature],
     ))
     single = pair[:, 0]
-    ax = _axes(ax, (6.0, 4.5))
+    ax = axes(ax, (6.0, 4.5))
     shap.plots.scatter(single, ax=ax, show=False)
     ax.set_ylabel(f"push of {feature} on the melanoma odds", fontsize=11)  # shap would name the x quantity here
     ax.set_xlabel(label or UNITS.get(feature, feature), fontsize=11)
@@ -163,7 +162,7 @@ def plot_dependence(
     ax.set_title(title or f"How {feature} moves the melanoma score")
     _caption(ax, f"One dot per lesion; y: the SHAP value of the {feature} family (log-odds); above the dotted "
                  "line it raises the melanoma score, below it lowers it. Grey bars: how many lesions have each value.")
-    return _finish(ax, show)
+    return _laid_out(ax, show)
 
 
 def plot_site_cohorts(
@@ -189,7 +188,7 @@ def plot_site_cohorts(
     means = magnitude[order].groupby(labels.to_numpy()).mean().reindex(cohorts)
     n_rows = labels.value_counts()
 
-    ax = _axes(ax, (7.5, 0.35 * len(order) * max(1, len(cohorts)) ** 0.6 + 1.8))
+    ax = axes(ax, (7.5, 0.35 * len(order) * max(1, len(cohorts)) ** 0.6 + 1.8))
     height = 0.8 / len(cohorts)
     colours = [f"C{i % 10}" for i in range(len(cohorts))]
     for position, cohort in enumerate(cohorts):
@@ -206,4 +205,4 @@ def plot_site_cohorts(
     ax.spines[["top", "right"]].set_visible(False)
     _caption(ax, f"Bar length: {_SHAP_CAPTION} among the lesions of one site. Sites with fewer than {min_rows} "
                  "lesions are pooled as 'other'.")
-    return _finish(ax, show)
+    return _laid_out(ax, show)

@@ -22,7 +22,9 @@ CONTEXT_COLUMNS = (
 )
 
 
-def patient_context(table: pd.DataFrame, patients: np.ndarray, columns: tuple[str, ...] = CONTEXT_COLUMNS) -> pd.DataFrame:
+def patient_context(
+    table: pd.DataFrame, patients: np.ndarray, columns: tuple[str, ...] = CONTEXT_COLUMNS
+) -> pd.DataFrame:
     """Images per patient, and each feature's z-score and rank within its patient.
 
     ``patient__n_images``; for each of ``columns`` in ``table``: ``patient__<col>_z``

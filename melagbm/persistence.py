@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib
 import io
 import json
 import os
@@ -77,6 +78,18 @@ _STATE = {
 _LIBRARIES = ("melagbm", "lightgbm", "xgboost", "scikit-learn", "numpy", "pandas", "timm", "torch")
 
 
+#: melagbm's classes a model file may name: the stable name the file stores -> where the class lives now.
+#: A name never changes once written; when a class moves, only its location here does.
+MODEL_FILE_CLASSES = {
+    "melagbm.classifier.FusionClassifier": ("melagbm.classifier", "FusionClassifier"),
+    "melagbm.embedding.ImageEmbedder": ("melagbm.embedding", "ImageEmbedder"),
+    "melagbm.image_signal.ImageSignal": ("melagbm.image_signal", "ImageSignal"),
+    "melagbm.metadata.MetadataEncoder": ("melagbm.metadata", "MetadataEncoder"),
+    "melagbm.lesion.LesionFeatures": ("melagbm.lesion", "LesionFeatures"),
+    "melagbm.decision.Calibration": ("melagbm.decision", "Calibration"),
+}
+
+
 def _allowed_classes() -> dict[str, type]:
     """Every class a model file may name; nothing else is ever instantiated."""
     from sklearn.decomposition import PCA
@@ -84,19 +97,12 @@ def _allowed_classes() -> dict[str, type]:
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from .classifier import FusionClassifier
-    from .decision import Calibration
-    from .embedding import ImageEmbedder
-    from .image_signal import ImageSignal
-    from .lesion import LesionFeatures
-    from .metadata import MetadataEncoder
-
-    classes: list[type] = [
-        FusionClassifier, ImageEmbedder, ImageSignal, MetadataEncoder, LesionFeatures, Calibration,
-        Pipeline, StandardScaler, LogisticRegression, PCA,
-        *(adapter.estimator_class() for adapter in ADAPTERS.values()),
-    ]
-    return {f"{cls.__module__}.{cls.__qualname__}": cls for cls in classes}
+    classes = {name: getattr(importlib.import_module(module), attribute)
+               for name, (module, attribute) in MODEL_FILE_CLASSES.items()}
+    for cls in (Pipeline, StandardScaler, LogisticRegression, PCA,
+                *(adapter.estimator_class() for adapter in ADAPTERS.values())):
+        classes[f"{cls.__module__}.{cls.__qualname__}"] = cls
+    return classes
 
 
 def _versions() -> dict[str, str | None]:
@@ -235,12 +241,11 @@ def save(model: Any, path: str | os.PathLike) -> Path:
     """Write a fitted FusionClassifier to ``path`` (one zip file), atomically; returns the path."""
     from sklearn.utils.validation import check_is_fitted
 
-    from .classifier import FusionClassifier
-
-    if not isinstance(model, FusionClassifier):
+    allowed = _allowed_classes()
+    if not isinstance(model, allowed["melagbm.classifier.FusionClassifier"]):
         raise TypeError(f"save writes a FusionClassifier, got {type(model).__name__}")
     check_is_fitted(model, "booster_")
-    encoder = _Encoder(_allowed_classes())
+    encoder = _Encoder(allowed)
     encoded = encoder(model, "model")
     booster_member, booster_raw = _booster_bytes(model.booster_)
     buffer = io.BytesIO()

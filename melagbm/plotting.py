@@ -10,24 +10,9 @@ from typing import Any
 
 import numpy as np
 
+from ._figures import axes, finish
+
 __all__ = ["plot_calibration", "plot_roc"]
-
-
-def _axes(ax: Any, size: tuple[float, float] = (5.0, 5.0)) -> Any:
-    """``ax``, or the Axes of a new figure of ``size`` inches."""
-    if ax is not None:
-        return ax
-    import matplotlib.pyplot as plt
-
-    return plt.subplots(figsize=size)[1]
-
-
-def _finish(ax: Any, show: bool) -> Any:
-    if show:
-        import matplotlib.pyplot as plt
-
-        plt.show()
-    return ax
 
 
 def plot_roc(
@@ -49,7 +34,7 @@ def plot_roc(
     from .evaluation import partial_auc, roc_auc
 
     y_true, score = np.asarray(y_true), np.asarray(score, dtype=float)
-    ax = _axes(ax)
+    ax = axes(ax)
     fpr, tpr, _ = roc_curve(y_true, score)
     text = f"AUC {roc_auc(y_true, score):.3f}, pAUC>{min_tpr:.0%} TPR {partial_auc(y_true, score, min_tpr):.3f}"
     ax.plot(fpr, tpr, lw=2, label=f"{label}: {text}" if label else text)
@@ -66,7 +51,7 @@ def plot_roc(
     ax.set(xlabel="1 - specificity (false positive rate)", ylabel="sensitivity (true positive rate)",
            xlim=(0, 1), ylim=(0, 1.01), title="ROC curve")
     ax.legend(loc="lower right", fontsize=8)
-    return _finish(ax, show)
+    return finish(ax, show)
 
 
 def plot_calibration(
@@ -78,7 +63,7 @@ def plot_calibration(
     class, a bin of few melanomas is a noisy estimate.
     """
     y_true, proba = np.asarray(y_true), np.asarray(proba, dtype=float)
-    ax = _axes(ax)
+    ax = axes(ax)
     edges = np.unique(np.quantile(proba, np.linspace(0.0, 1.0, n_bins + 1)))
     bins = np.clip(np.searchsorted(edges, proba, side="right") - 1, 0, max(len(edges) - 2, 0))
     counts = np.bincount(bins, minlength=len(edges) - 1)
@@ -97,4 +82,4 @@ def plot_calibration(
     ax.set(xlabel="predicted melanoma probability", ylabel="observed melanoma frequency",
            xlim=(-0.01 * top, top), ylim=(-0.04 * top, top), title="Calibration (out of fold)")
     ax.legend(loc="upper left", fontsize=8)
-    return _finish(ax, show)
+    return finish(ax, show)

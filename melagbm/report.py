@@ -41,9 +41,8 @@ def write_report(
     directory.mkdir(parents=True, exist_ok=True)
     oof, metrics = result.oof, result.metrics
     thresholds = oof["threshold"].dropna().unique()
-    _save_png(
-        lambda ax: plot_roc(oof["y"], oof["proba"], predicted=oof["predicted"], ax=ax, show=False), directory / "roc.png"
-    )
+    _save_png(lambda ax: plot_roc(oof["y"], oof["proba"], predicted=oof["predicted"], ax=ax, show=False),
+              directory / "roc.png")
     _save_png(lambda ax: plot_calibration(oof["y"], oof["proba"], ax=ax, show=False), directory / "calibration.png")
     _write_text(directory / "metrics.csv", metrics.to_csv())
     _write_text(directory / "oof.csv", oof.to_csv())

@@ -13,9 +13,10 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._device import resolve_device
+from .._splits import SEED_MAX
 from .._warnings import warn
 from ..boosting import make_booster
-from ..classifier import _SEED_MAX, ID_COLUMNS, FusionClassifier
+from ..classifier import ID_COLUMNS, FusionClassifier
 from ..embedding import BadImageWarning
 from ..images import ImageReadError
 from ..lesion import LesionFeatures
@@ -133,7 +134,7 @@ class DaskFusionClassifier(FusionClassifier):
             raise ValueError(f"DaskFusionClassifier fits two classes (melanoma vs rest); y holds {len(self.classes_)}")
         self._check_no_label_leak(small[list(user_columns.columns.intersection(small.columns))], y_codes)
         group_ids = self._groups(small, small[GROUP] if GROUP in small.columns else None)
-        seed = int(check_random_state(self.random_state).randint(_SEED_MAX))
+        seed = int(check_random_state(self.random_state).randint(SEED_MAX))
         self.device_ = _workers_device(dask_client, self.device)
 
         self.embedders_, self.image_signal_, self.skipped_rows_ = [], None, []
