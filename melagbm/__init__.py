@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from .classifier import FusionClassifier
 from .backbones import ENCODERS, BackboneUnavailableError, load_backbone
+from .classifier import FusionClassifier
 from .embedding import ImageEmbedder
 from .exceptions import LabelLeakError, MelagbmError, MelagbmWarning
 from .images import ImageReadError

@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 from ._atomic import atomic_write
-from .exceptions import MelagbmError, UsageError
 from .embedding import TTA_MODES
+from .exceptions import MelagbmError, UsageError
 
 __all__ = ["UsageError", "main"]
 
@@ -191,10 +191,9 @@ def _fit(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from . import FusionClassifier
+    from .classifier import ID_COLUMNS, LESION_ID_COLUMN
     from .evaluation import cross_validate
     from .report import write_report
-
-    from .classifier import ID_COLUMNS, LESION_ID_COLUMN
 
     X, y = _labelled_frame(args)
     group_col = args.group_col or next((c for c in ID_COLUMNS if c in X.columns), None)

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from ._checks import check_scores
+
 __all__ = ["CALIBRATION_METHODS", "Calibration", "class_weight_shift", "fit_calibration", "logit", "sigmoid",
            "threshold_for_sensitivity"]
 
@@ -81,13 +83,7 @@ def class_weight_shift(weights: np.ndarray, y: np.ndarray) -> Calibration:
 
 def threshold_for_sensitivity(y_true: Any, score: Any, sensitivity: float) -> float:
     """The highest threshold t with sensitivity of ``score >= t`` at least ``sensitivity``."""
-    y_true, score = np.asarray(y_true), np.asarray(score, dtype=float)
-    if y_true.shape != score.shape or y_true.ndim != 1:
-        raise ValueError(f"y_true {y_true.shape} and score {score.shape} must be 1-D and equal length")
-    if not np.isfinite(score).all():
-        raise ValueError(f"score has non-finite values at positions {list(np.flatnonzero(~np.isfinite(score))[:5])}")
-    if len(np.unique(y_true)) != 2:
-        raise ValueError("y_true must hold both classes")
+    y_true, score, _ = check_scores(y_true, score)
     if not 0.0 < sensitivity <= 1.0:
         raise ValueError(f"sensitivity must be in (0, 1], got {sensitivity!r}")
     positives = np.sort(score[y_true == np.max(y_true)])[::-1]

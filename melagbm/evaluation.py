@@ -17,7 +17,7 @@ import pandas as pd
 from sklearn.base import clone
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from ._groups import check_groups
+from ._checks import check_groups, check_scores
 from ._progress import progress
 from ._splits import stratified_group_splits
 from .decision import threshold_for_sensitivity
@@ -66,22 +66,9 @@ def _check_binary(y: Any, name: str) -> np.ndarray:
     return np.asarray(y).astype(int)
 
 
-def _check(y_true: Any, score: Any, sample_weight: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    y_true, score = np.asarray(y_true), np.asarray(score, dtype=float)
-    if y_true.shape != score.shape or y_true.ndim != 1:
-        raise ValueError(f"y_true {y_true.shape} and score {score.shape} must be 1-D and equal length")
-    if not np.isfinite(score).all():
-        raise ValueError(f"score has non-finite values at positions {list(np.flatnonzero(~np.isfinite(score))[:5])}")
-    if len(np.unique(y_true)) != 2:
-        raise ValueError("y_true must hold both classes")
-    if sample_weight is not None:
-        sample_weight = np.asarray(sample_weight, dtype=float)
-    return y_true, score, sample_weight
-
-
 def roc_auc(y_true: Any, score: Any, sample_weight: Any = None) -> float:
     """Area under the ROC curve."""
-    y_true, score, sample_weight = _check(y_true, score, sample_weight)
+    y_true, score, sample_weight = check_scores(y_true, score, sample_weight)
     return float(roc_auc_score(y_true, score, sample_weight=sample_weight))
 
 
@@ -93,7 +80,7 @@ def partial_auc(y_true: Any, score: Any, min_tpr: float = 0.8, sample_weight: An
     ``roc_auc_score`` with ``max_fpr = 1 - min_tpr`` on flipped labels and scores
     ``1 - score``, with the McClish standardisation undone.
     """
-    y_true, score, sample_weight = _check(y_true, score, sample_weight)
+    y_true, score, sample_weight = check_scores(y_true, score, sample_weight)
     max_fpr = abs(1.0 - min_tpr)
     flipped = (y_true == np.max(y_true)).astype(int) ^ 1
     scaled = roc_auc_score(flipped, 1.0 - score, max_fpr=max_fpr, sample_weight=sample_weight)
@@ -104,7 +91,7 @@ def sensitivity_at_specificity(
     y_true: Any, score: Any, specificity: float = 0.9, sample_weight: Any = None
 ) -> float:
     """Highest sensitivity (TPR) reachable with specificity of at least ``specificity``."""
-    y_true, score, sample_weight = _check(y_true, score, sample_weight)
+    y_true, score, sample_weight = check_scores(y_true, score, sample_weight)
     fpr, tpr, _ = roc_curve(y_true, score, sample_weight=sample_weight, drop_intermediate=False)
     return float(tpr[fpr <= 1.0 - specificity + 1e-12].max())
 
@@ -113,7 +100,7 @@ def specificity_at_sensitivity(
     y_true: Any, score: Any, sensitivity: float = 0.95, sample_weight: Any = None
 ) -> float:
     """Highest specificity reachable with sensitivity of at least ``sensitivity``."""
-    y_true, score, sample_weight = _check(y_true, score, sample_weight)
+    y_true, score, sample_weight = check_scores(y_true, score, sample_weight)
     fpr, tpr, _ = roc_curve(y_true, score, sample_weight=sample_weight, drop_intermediate=False)
     return float(1.0 - fpr[tpr >= sensitivity - 1e-12].min())
 
@@ -124,7 +111,7 @@ def top_k_sensitivity(y_true: Any, score: Any, groups: Any, k: int = 1, sample_w
     The "ugly duckling" view: a dermatologist who examines the k most suspicious lesions
     of each patient finds this share of the melanomas.
     """
-    y_true, score, sample_weight = _check(y_true, score, sample_weight)
+    y_true, score, sample_weight = check_scores(y_true, score, sample_weight)
     hits = _top_k_hits(y_true, score, np.asarray(groups), k)
     positive = y_true == np.max(y_true)
     weight = np.ones(len(y_true)) if sample_weight is None else sample_weight
@@ -254,7 +241,7 @@ def metrics_table(
     DataFrame indexed by metric (see :data:`METRIC_LABELS`) with columns ``value``,
     ``ci_low``, ``ci_high`` and ``label``.
     """
-    y, proba, _ = _check(y_true, proba)
+    y, proba, _ = check_scores(y_true, proba)
     y = _check_binary(y, "y_true")
     groups = check_groups(groups, getattr(y_true, "index", None))
     predicted = None if predicted is None else np.asarray(predicted).astype(int)

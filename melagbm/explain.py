@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._groups import check_groups
+from ._checks import check_groups
 from .boosting import adapter_for
 
 __all__ = [

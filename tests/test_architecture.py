@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "melagbm"
 
 #: Lowest first. A module may import its own layer and the layers below, never above.
 LAYERS = [
-    ("shared helpers", {"melagbm._atomic", "melagbm._device", "melagbm._figures", "melagbm._groups",
+    ("shared helpers", {"melagbm._atomic", "melagbm._device", "melagbm._figures", "melagbm._checks",
                         "melagbm._progress", "melagbm._splits", "melagbm._warnings", "melagbm.exceptions"}),
     ("images and stores", {"melagbm.images", "melagbm.decoding", "melagbm.store", "melagbm.backbones",
                            "melagbm.derm_xception"}),

@@ -1,0 +1,39 @@
+"""Input checks shared by the steps that score, split or resample: labels with scores, group ids."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["check_groups", "check_scores"]
+
+
+def check_scores(
+    y_true: Any, score: Any, sample_weight: Any = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(labels, float scores, weights) as arrays; raises ValueError unless both are 1-D, equal length,
+    the scores finite (positions named) and the labels of two classes."""
+    y_true, score = np.asarray(y_true), np.asarray(score, dtype=float)
+    if y_true.shape != score.shape or y_true.ndim != 1:
+        raise ValueError(f"y_true {y_true.shape} and score {score.shape} must be 1-D and equal length")
+    if not np.isfinite(score).all():
+        raise ValueError(f"score has non-finite values at positions {list(np.flatnonzero(~np.isfinite(score))[:5])}")
+    if len(np.unique(y_true)) != 2:
+        raise ValueError("y_true must hold both classes")
+    if sample_weight is not None:
+        sample_weight = np.asarray(sample_weight, dtype=float)
+    return y_true, score, sample_weight
+
+
+def check_groups(groups: Any, index: Any) -> np.ndarray | None:
+    """``groups`` as an array (None stays None); raises ValueError naming the rows (``index``) of missing ids."""
+    if groups is None:
+        return None
+    groups = np.asarray(groups)
+    missing = pd.isna(groups)
+    if missing.any():
+        rows = list(np.asarray(index)[missing][:5]) if index is not None else list(np.flatnonzero(missing)[:5])
+        raise ValueError(f"groups has missing values at rows {rows}")
+    return groups
