@@ -20,7 +20,7 @@ from .backbones import BackboneUnavailableError, load_backbone, weights_digest
 from .decoding import JPEG_DECODING, decode_jpeg_batch, plain_jpeg_bytes, tensor_transform
 from .exceptions import BadImageWarning
 from .images import ImageReadError, as_image_list, content_hash, read_image
-from .store import resolve_store
+from .store import fill_from_store, positions_by_key, resolve_store
 
 __all__ = ["BadImageWarning", "ImageEmbedder", "TTA_MODES", "embedding_feature_names"]
 
@@ -279,20 +279,9 @@ class ImageEmbedder(TransformerMixin, BaseEstimator):
                 keys.append(None)
                 bad[index] = str(exc)
         store = resolve_store(self.cache)
-        todo = [i for i in range(len(items)) if keys[i] is not None]
-        if store is not None and todo:
-            found = store.get_many(self.encoder_id_, [keys[i] for i in todo])
-            missing = []
-            for index, vector in zip(todo, found):
-                if vector is not None and vector.shape == (self.n_features_out_,):
-                    out[index] = vector
-                else:
-                    missing.append(index)
-            todo = missing
+        todo = fill_from_store(store, self.encoder_id_, keys, out)
         if todo:
-            positions: dict[str, list[int]] = {}  # identical images are embedded once
-            for index in todo:
-                positions.setdefault(keys[index], []).append(index)
+            positions = positions_by_key(keys, todo)  # identical images are embedded once
             unique = list(positions)
             order = [positions[key][0] for key in unique]
             for start, vectors, errors in self._embed_batches([items[i] for i in order], [rows[i] for i in order]):

@@ -19,7 +19,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._progress import progress
 from .embedding import encoder_id_of
 from .images import as_image_list, content_hash, read_image
-from .store import resolve_store
+from .store import fill_from_store, positions_by_key, resolve_store
 
 __all__ = ["LESION_FEATURES", "LesionFeatures", "draw_outline", "lesion_measurements", "segment_lesion"]
 
@@ -250,15 +250,8 @@ class LesionFeatures(TransformerMixin, BaseEstimator):
         keys = [content_hash(item, row) for item, row in zip(items, rows)]
         values = np.full((len(items), len(LESION_FEATURES)), np.nan, dtype=np.float32)
         store = resolve_store(self.cache)
-        todo = list(range(len(items)))
-        if store is not None and todo:
-            found = store.get_many(self.encoder_id_, keys)
-            todo = [i for i, vector in enumerate(found) if vector is None or len(vector) != len(LESION_FEATURES)]
-            missing = set(todo)
-            for i, vector in enumerate(found):
-                if i not in missing:
-                    values[i] = vector
-        unique = {keys[i]: i for i in todo}  # identical images measured once
+        todo = fill_from_store(store, self.encoder_id_, keys, values)
+        unique = {key: indices[0] for key, indices in positions_by_key(keys, todo).items()}  # measured once
         pending = progress(unique.values(), desc="measuring lesions", total=len(unique), unit="image",
                            verbose=self.verbose)
         measured = Parallel(n_jobs=self.n_jobs)(

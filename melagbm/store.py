@@ -41,7 +41,8 @@ from ._atomic import atomic_write
 from ._warnings import warn
 from .exceptions import CorruptEntryWarning
 
-__all__ = ["EmbeddingStore", "CorruptEntryWarning", "default_store_path", "resolve_store", "vector_checksum"]
+__all__ = ["EmbeddingStore", "CorruptEntryWarning", "default_store_path", "fill_from_store", "positions_by_key",
+           "resolve_store", "vector_checksum"]
 
 SCHEMA = pa.schema(
     [
@@ -110,6 +111,7 @@ class EmbeddingStore:
         self.misses = 0
         self._shards: dict[str, dict[str, _Shard]] = {}
         self._bad_groups: set[tuple[Path, int]] = set()
+        self._legacy_checked: set[str] = set()  # encoders whose 0.1 ``.npy`` files were looked for
 
     def __repr__(self) -> str:
         return f"EmbeddingStore({str(self.root)!r})"
@@ -208,7 +210,9 @@ class EmbeddingStore:
     def _refresh(self, encoder_id: str) -> dict[str, _Shard]:
         """Bring the in-memory index of one encoder's shards up to date with the disk."""
         directory = self.root / encoder_id
-        _import_legacy_npy(self, directory, encoder_id)
+        if encoder_id not in self._legacy_checked:  # once per encoder and store object, not per look-up
+            _import_legacy_npy(self, directory, encoder_id)
+            self._legacy_checked.add(encoder_id)
         names = set(_shard_names(directory))
         known = self._shards.setdefault(encoder_id, {})
         for name in list(known):
@@ -522,12 +526,50 @@ def _import_legacy_npy(store: EmbeddingStore, directory: Path, encoder_id: str) 
             pass
 
 
+#: One store object per folder in this process, so its shard index and hit counts survive between calls.
+_OPEN: dict[Path, EmbeddingStore] = {}
+
+
 def resolve_store(store: None | str | os.PathLike | EmbeddingStore) -> EmbeddingStore | None:
-    """Turn the ``cache`` parameter into a store: "auto" -> default path, None -> no store."""
+    """Turn the ``cache`` parameter into a store: "auto" -> default path, None -> no store.
+
+    A path gives the same :class:`EmbeddingStore` object on every call (it reads new shards from
+    disk at each look-up, so other writers' vectors are still seen).
+    """
     if store is None or isinstance(store, EmbeddingStore):
         return store
     if isinstance(store, str) and store == "auto":
-        return EmbeddingStore(default_store_path())
-    if isinstance(store, (str, os.PathLike)):
-        return EmbeddingStore(store)
-    raise TypeError(f"cache must be 'auto', None, a path or an EmbeddingStore, got {store!r}")
+        store = default_store_path()
+    if not isinstance(store, (str, os.PathLike)):
+        raise TypeError(f"cache must be 'auto', None, a path or an EmbeddingStore, got {store!r}")
+    root = Path(store).expanduser().absolute()
+    if root not in _OPEN:
+        _OPEN[root] = EmbeddingStore(root)
+    return _OPEN[root]
+
+
+def fill_from_store(
+    store: EmbeddingStore | None, encoder_id: str, keys: Sequence[str | None], out: np.ndarray
+) -> list[int]:
+    """Copy the stored row of each key into ``out`` (rows of the right width only); the positions still missing.
+
+    A None key (an image that could not even be hashed) is neither looked up nor reported missing.
+    """
+    wanted = [i for i, key in enumerate(keys) if key is not None]
+    if store is None or not wanted:
+        return wanted
+    missing = []
+    for index, vector in zip(wanted, store.get_many(encoder_id, [keys[i] for i in wanted])):
+        if vector is not None and vector.shape == out.shape[1:]:
+            out[index] = vector
+        else:
+            missing.append(index)
+    return missing
+
+
+def positions_by_key(keys: Sequence[str | None], indices: Iterable[int]) -> dict[str, list[int]]:
+    """Key -> the positions (among ``indices``) that hold it: identical images are computed once."""
+    positions: dict[str, list[int]] = {}
+    for index in indices:
+        positions.setdefault(keys[index], []).append(index)  # type: ignore[arg-type]
+    return positions

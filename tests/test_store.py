@@ -291,3 +291,31 @@ def test_the_old_npy_layout_is_imported(tmp_path) -> None:
     np.testing.assert_array_equal(found[1], np.arange(6, dtype=np.float32))
     assert found[2] is None and [p.name for p in legacy.iterdir()] == [f"ab{'2' * 62}.npy"]
     assert store.stats()["entries"] == 2
+
+
+def test_one_store_object_per_folder_keeps_its_index_and_counts(tmp_path, ham_root) -> None:
+    from melagbm.lesion import LesionFeatures
+    from melagbm.store import resolve_store
+
+    store = resolve_store(tmp_path / "store")
+    assert resolve_store(str(tmp_path / "store")) is store and resolve_store(tmp_path / "other") is not store
+    images = sorted(str(p) for p in (ham_root / "images").glob("*.jpg"))[:6]
+    measurer = LesionFeatures(cache=tmp_path / "store", verbose=0).fit()
+    first = measurer.transform(images)
+    assert (store.hits, store.misses) == (0, 6)
+    np.testing.assert_array_equal(measurer.transform(images), first)
+    assert (store.hits, store.misses) == (6, 6)  # the second call found them in the same object
+
+
+def test_fill_from_store_takes_only_rows_of_the_right_width(tmp_path) -> None:
+    from melagbm.store import fill_from_store, positions_by_key
+
+    store = EmbeddingStore(tmp_path)
+    store.put_many("enc-a", ["k1", "k2"], np.ones((2, 3), np.float32))
+    store.put_many("enc-a", ["k3"], np.ones((1, 5), np.float32))  # another width under the same id
+    out = np.full((4, 3), np.nan, np.float32)
+    assert fill_from_store(store, "enc-a", ["k1", None, "k3", "k4"], out) == [2, 3]
+    np.testing.assert_array_equal(out[0], 1.0)
+    assert np.isnan(out[1:]).all()
+    assert fill_from_store(None, "enc-a", ["k1", None], out) == [0]
+    assert positions_by_key(["a", "b", "a", None], [0, 1, 2]) == {"a": [0, 2], "b": [1]}
