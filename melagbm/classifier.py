@@ -18,7 +18,7 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 from ._device import resolve_device
 from ._splits import SEED_MAX, stratified_group_splits
 from ._warnings import warn
-from .boosting import fit_booster, make_booster
+from .boosting import adapter_for, fit_booster, make_booster
 from .boosting import margin as booster_margin
 from .decision import (
     CALIBRATION_METHODS,
@@ -30,7 +30,7 @@ from .decision import (
 )
 from .embedding import BadImageWarning, ImageEmbedder, check_on_bad_image
 from .exceptions import DuplicateImageWarning, UngroupedFitWarning
-from .image_signal import ImageSignal
+from .image_signal import IMAGE_FEATURE_MODES, ImageSignal
 from .images import ImageReadError, content_hash
 from .leakage import check_label_leakage
 from .lesion import LESION_FEATURES, LesionFeatures
@@ -511,8 +511,6 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
     def _sample_weight(self, y: np.ndarray) -> np.ndarray | None:
         if self.class_weight is None:
             return None
-        if not (self.class_weight == "balanced" or isinstance(self.class_weight, dict)):
-            raise ValueError(f"class_weight must be None, 'balanced' or a dict, got {self.class_weight!r}")
         return compute_sample_weight(self.class_weight, y)
 
     def _image_blocks(self, embeddings: np.ndarray, *, per_backbone: bool) -> list[tuple[str, np.ndarray]]:
@@ -536,12 +534,48 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         return self.image_col is not None and self.lesion_features in (True, "auto")
 
     def _check_fit_params(self) -> bool:
-        """Check the parameters fit reads before any work; whether lesion features are used."""
+        """Check every parameter fit reads, before any image is read; whether lesion features are used."""
         self._check_decision_params()
+        self._check_boosting_params()
+        if self.image_col is not None:
+            self._check_image_params()
+        check_on_bad_image(self.on_bad_image)
+        columns = self.metadata_cols
+        if isinstance(columns, str):
+            valid = columns in ("auto", "known")
+        else:
+            valid = hasattr(columns, "__iter__") and all(isinstance(c, str) for c in columns)
+        if not valid:
+            raise ValueError(f"metadata_cols must be 'auto', 'known' or a list of column names, got {columns!r}")
+        uses_lesion_features = self._uses_lesion_features()
+        if uses_lesion_features:
+            LesionFeatures(pixel_spacing_mm=self.pixel_spacing_mm).fit()  # its own check of the spacing
+        return uses_lesion_features
+
+    def _check_image_params(self) -> None:
         if self.image_signal not in ("joint", "per_backbone"):
             raise ValueError(f"image_signal must be 'joint' or 'per_backbone', got {self.image_signal!r}")
-        check_on_bad_image(self.on_bad_image)
-        return self._uses_lesion_features()
+        if self.image_features not in IMAGE_FEATURE_MODES:
+            raise ValueError(f"image_features must be one of {IMAGE_FEATURE_MODES}, got {self.image_features!r}")
+        if not _is_count(self.n_components):
+            raise ValueError(f"n_components must be a positive integer, got {self.n_components!r}")
+        if self.probe_C != "auto" and not (_is_number(self.probe_C) and self.probe_C > 0):
+            raise ValueError(f"probe_C must be 'auto' or a positive number, got {self.probe_C!r}")
+        if not _is_count(self.batch_size):
+            raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}")
+
+    def _check_boosting_params(self) -> None:
+        adapter_for(self.booster)  # a known name or an instance of a known library
+        if self.booster_params is not None and not isinstance(self.booster_params, dict):
+            raise ValueError(f"booster_params must be a dict or None, got {self.booster_params!r}")
+        if not (self.class_weight is None or self.class_weight == "balanced" or isinstance(self.class_weight, dict)):
+            raise ValueError(f"class_weight must be None, 'balanced' or a dict, got {self.class_weight!r}")
+        if self.early_stopping not in (True, False, "auto"):
+            raise ValueError(f"early_stopping must be True, False or 'auto', got {self.early_stopping!r}")
+        if not (_is_number(self.validation_fraction) and 0.0 < self.validation_fraction < 1.0):
+            raise ValueError(f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}")
+        if not (_is_count(self.n_iter_no_change) or self.n_iter_no_change == 0):
+            raise ValueError(f"n_iter_no_change must be an integer >= 0, got {self.n_iter_no_change!r}")
 
     def _check_decision_params(self) -> None:
         if self.calibration is not None and self.calibration not in CALIBRATION_METHODS:
@@ -601,10 +635,6 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
     def _validation_split(
         self, y: np.ndarray, groups: np.ndarray | None, seed: int
     ) -> tuple[np.ndarray, np.ndarray] | None:
-        if self.early_stopping not in (True, False, "auto"):
-            raise ValueError(f"early_stopping must be True, False or 'auto', got {self.early_stopping!r}")
-        if not 0.0 < float(self.validation_fraction) < 1.0:
-            raise ValueError(f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}")
         if self.early_stopping is False:
             return None
         units = y if groups is None else np.asarray([y[groups == g][0] for g in np.unique(groups)])
@@ -825,6 +855,15 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         tags.input_tags.string = self.image_col is not None
         tags.non_deterministic = False
         return tags
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+def _is_count(value: Any) -> bool:
+    """A positive integer."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1
 
 
 def _image_family(name: str) -> str:

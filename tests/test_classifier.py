@@ -204,3 +204,29 @@ def test_per_backbone_image_signal_gives_each_backbone_a_family(ham_sample, tmp_
         FusionClassifier(image_signal="separate").fit(X.head(60), y.head(60))
     with pytest.raises(ValueError, match="distinct encoders"):
         FusionClassifier(backbone=("tf_efficientnet_lite0", "tf_efficientnet_lite0")).fit(X.head(60), y.head(60))
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"booster": "lightgmb"}, "booster must be one of"),
+    ({"booster_params": [("num_leaves", 7)]}, "booster_params must be a dict"),
+    ({"class_weight": "even"}, "class_weight must be"),
+    ({"early_stopping": "yes"}, "early_stopping must be"),
+    ({"validation_fraction": 1.5}, "validation_fraction must be in"),
+    ({"n_iter_no_change": -1}, "n_iter_no_change must be"),
+    ({"image_features": "probes"}, "image_features must be one of"),
+    ({"n_components": 0}, "n_components must be"),
+    ({"probe_C": -1.0}, "probe_C must be"),
+    ({"batch_size": 0}, "batch_size must be"),
+    ({"pixel_spacing_mm": -0.1}, "pixel_spacing_mm must be"),
+    ({"metadata_cols": "all"}, "metadata_cols must be"),
+    ({"image_signal": "each"}, "image_signal must be"),
+    ({"calibration": "platt"}, "calibration must be"),
+])
+def test_every_parameter_is_checked_before_any_image_is_read(params, message, ham_sample, monkeypatch) -> None:
+    X, y, groups = ham_sample
+    read = []
+    monkeypatch.setattr("melagbm.classifier.ImageEmbedder.transform", lambda self, images: read.append(1))
+    monkeypatch.setattr("melagbm.classifier.content_hash", lambda *args: read.append(1))
+    with pytest.raises(ValueError, match=message):
+        FusionClassifier(cache=None, verbose=0, **params).fit(X, y, groups=groups)
+    assert read == []  # refused before a single image was hashed or embedded
