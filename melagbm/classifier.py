@@ -406,18 +406,9 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
             embeddings = self._embed(frame)
             bad = np.isnan(embeddings).any(axis=1)
             if bad.any():  # on_bad_image="skip": train without the rows whose image is unreadable
-                if bad.all():
-                    raise ImageReadError(f"none of the {len(frame)} images in column {self.image_col!r} could be read")
-                self.skipped_rows_ = list(frame.index[bad])
-                warn(
-                    f"fit skipped {int(bad.sum())} row(s) whose image could not be read: "
-                    f"{self.skipped_rows_[:10]}{' ...' if bad.sum() > 10 else ''} (see skipped_rows_)",
-                    BadImageWarning,
-                )
+                self._skip_unreadable(frame.index, bad, y_codes)
                 frame, y, y_codes, embeddings = frame[~bad], y[~bad], y_codes[~bad], embeddings[~bad]
                 group_ids = None if group_ids is None else group_ids[~bad]
-                if len(np.unique(y_codes)) < 2:
-                    raise ValueError("after skipping unreadable images, y holds one class only")
             features.append(self._fit_image_signal(embeddings, y_codes, group_ids, seed))
         self.metadata_encoder_ = MetadataEncoder(
             other_cols="none" if self.metadata_cols == "known" else "auto"
@@ -466,6 +457,21 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
             f"{type(self).__name__} fitted on {len(y_codes)} rows{skipped}{positives}, {groups}, {context}; "
             f"{len(self.feature_names_)} features, {self.n_estimators_} rounds, threshold {self.threshold_:.3g}{auc}"
         )
+
+    def _skip_unreadable(self, rows: pd.Index, bad: np.ndarray, y_codes: np.ndarray) -> None:
+        """Record the training rows left out for an unreadable image (``skipped_rows_``) and warn; raise when
+        none is left, or only one class."""
+        if bad.all():
+            raise ImageReadError(f"none of the {len(bad)} images in column {self.image_col!r} could be read")
+        self.skipped_rows_ = list(rows[bad])
+        if bad.any():
+            warn(
+                f"fit skipped {int(bad.sum())} row(s) whose image could not be read: "
+                f"{self.skipped_rows_[:10]}{' ...' if bad.sum() > 10 else ''} (see skipped_rows_)",
+                BadImageWarning,
+            )
+        if len(np.unique(y_codes[~bad])) < 2:
+            raise ValueError("after skipping unreadable images, y holds one class only")
 
     def _make_embedders(self, device: str) -> list[ImageEmbedder]:
         """One fitted embedder per backbone."""

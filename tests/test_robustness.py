@@ -246,3 +246,17 @@ def test_warnings_point_at_the_users_line(metadata_model) -> None:
     with pytest.warns(UnseenCategoryWarning) as record:
         encoder.transform(X.head(3).assign(site="elbow pit"))  # through scikit-learn's set_output wrapper
     assert record[0].filename == __file__
+
+
+def test_skipping_every_image_or_a_whole_class_is_refused(ham_sample, tmp_path) -> None:
+    X, y, groups = ham_sample
+    rows = pd.concat([X[y == 1].head(3), X[y == 0].head(12)])
+    labels, ids = y.loc[rows.index], groups.loc[rows.index]
+    model = FusionClassifier(on_bad_image="skip", backbone="tf_efficientnet_lite0", lesion_features=False,
+                             cache=None, verbose=0)
+    gone = rows.assign(image=[str(tmp_path / f"gone{i}.jpg") for i in range(len(rows))])
+    with pytest.warns(BadImageWarning), pytest.raises(ImageReadError, match="none of the 15 images in column 'image'"):
+        model.fit(gone, labels, groups=ids)
+    no_melanoma = rows.assign(image=np.where(labels == 1, str(tmp_path / "gone.jpg"), rows["image"]))
+    with pytest.warns(BadImageWarning), pytest.raises(ValueError, match="after skipping unreadable images, y holds one"):
+        model.fit(no_melanoma, labels, groups=ids)

@@ -14,11 +14,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._device import resolve_device
 from .._splits import SEED_MAX
-from .._warnings import warn
 from ..boosting import make_booster
 from ..classifier import ID_COLUMNS, FusionClassifier
-from ..embedding import BadImageWarning
-from ..images import ImageReadError
 from ..lesion import LesionFeatures
 from ..metadata import MetadataEncoder
 from ._frames import GROUP, LABEL, ROW, as_dask_frame, attach, check_patients_whole, client, is_dask, number_rows
@@ -151,15 +148,7 @@ class DaskFusionClassifier(FusionClassifier):
                 embedder.device = self.device  # each worker resolves it: GPU workers embed on their GPU
             embeddings = self._embed_on_workers(frame, lengths, dask_client)
             bad = np.isnan(embeddings).any(axis=1)
-            if bad.all():
-                raise ImageReadError(f"none of the {len(small)} images in column {self.image_col!r} could be read")
-            if bad.any():
-                self.skipped_rows_ = list(small.index[bad])
-                warn(
-                    f"fit skipped {int(bad.sum())} row(s) whose image could not be read: "
-                    f"{self.skipped_rows_[:10]}{' ...' if bad.sum() > 10 else ''} (see skipped_rows_)",
-                    BadImageWarning,
-                )
+            self._skip_unreadable(small.index, bad, y_codes)
             good = ~bad
             if not good.all():  # (no copy of the largest array on the client otherwise)
                 embeddings = embeddings[good]
@@ -171,8 +160,6 @@ class DaskFusionClassifier(FusionClassifier):
         good = ~bad
         y_good, rows_good = y_codes[good], small[ROW].to_numpy()[good]
         groups_good = None if group_ids is None else group_ids[good]
-        if len(np.unique(y_good)) < 2:
-            raise ValueError("after skipping unreadable images, y holds one class only")
         self.metadata_encoder_ = MetadataEncoder(
             other_cols="none" if self.metadata_cols == "known" else "auto"
         ).fit(self._metadata_frame(small.loc[good, list(user_columns.columns.intersection(small.columns))]))
