@@ -258,5 +258,5 @@ def test_skipping_every_image_or_a_whole_class_is_refused(ham_sample, tmp_path) 
     with pytest.warns(BadImageWarning), pytest.raises(ImageReadError, match="none of the 15 images in column 'image'"):
         model.fit(gone, labels, groups=ids)
     no_melanoma = rows.assign(image=np.where(labels == 1, str(tmp_path / "gone.jpg"), rows["image"]))
-    with pytest.warns(BadImageWarning), pytest.raises(ValueError, match="after skipping unreadable images, y holds one"):
+    with pytest.warns(BadImageWarning), pytest.raises(ValueError, match="after skipping unreadable images, y holds"):
         model.fit(no_melanoma, labels, groups=ids)
