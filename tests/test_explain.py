@@ -250,7 +250,8 @@ def test_plots_say_what_they_show(fused_models, ham_sample) -> None:
     view = colour_by_value(grouped, ("lesion diameter (pixels)", diameter))
     labels = dict(zip(grouped.feature_names, view.feature_names))
     assert labels["age"] == "age (years)" and labels["sex"] == "sex (red male, blue female)"
-    assert labels["site"] == "site (grey: categories)" and labels["lesion shape"] == "lesion shape"  # grey: the caption says why
+    assert labels["site"] == "site (grey: categories)"
+    assert labels["lesion shape"] == "lesion shape"  # grey: the caption says why
     assert labels["lesion size"] == "lesion size (colour: lesion diameter (pixels))"
     sex = list(grouped.feature_names).index("sex")
     shown = pd.Series(grouped.display_data[:, sex])
