@@ -26,6 +26,7 @@ import json
 import os
 import re
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Sequence
@@ -526,15 +527,16 @@ def _import_legacy_npy(store: EmbeddingStore, directory: Path, encoder_id: str) 
             pass
 
 
-#: One store object per folder in this process, so its shard index and hit counts survive between calls.
-_OPEN: dict[Path, EmbeddingStore] = {}
+#: One store object per folder and thread, so its shard index and hit counts survive between calls (per
+#: thread: an EmbeddingStore's in-memory index is not guarded for threads, e.g. a Dask worker's).
+_OPEN = threading.local()
 
 
 def resolve_store(store: None | str | os.PathLike | EmbeddingStore) -> EmbeddingStore | None:
     """Turn the ``cache`` parameter into a store: "auto" -> default path, None -> no store.
 
-    A path gives the same :class:`EmbeddingStore` object on every call (it reads new shards from
-    disk at each look-up, so other writers' vectors are still seen).
+    A path gives the same :class:`EmbeddingStore` object on every call from one thread (it reads
+    new shards from disk at each look-up, so other writers' vectors are still seen).
     """
     if store is None or isinstance(store, EmbeddingStore):
         return store
@@ -543,9 +545,10 @@ def resolve_store(store: None | str | os.PathLike | EmbeddingStore) -> Embedding
     if not isinstance(store, (str, os.PathLike)):
         raise TypeError(f"cache must be 'auto', None, a path or an EmbeddingStore, got {store!r}")
     root = Path(store).expanduser().absolute()
-    if root not in _OPEN:
-        _OPEN[root] = EmbeddingStore(root)
-    return _OPEN[root]
+    stores = _OPEN.__dict__.setdefault("stores", {})
+    if root not in stores:
+        stores[root] = EmbeddingStore(root)
+    return stores[root]
 
 
 def fill_from_store(

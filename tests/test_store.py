@@ -294,11 +294,18 @@ def test_the_old_npy_layout_is_imported(tmp_path) -> None:
 
 
 def test_one_store_object_per_folder_keeps_its_index_and_counts(tmp_path, ham_root) -> None:
+    import threading
+
     from melagbm.lesion import LesionFeatures
     from melagbm.store import resolve_store
 
     store = resolve_store(tmp_path / "store")
     assert resolve_store(str(tmp_path / "store")) is store and resolve_store(tmp_path / "other") is not store
+    elsewhere = []
+    thread = threading.Thread(target=lambda: elsewhere.append(resolve_store(tmp_path / "store")))
+    thread.start()
+    thread.join()
+    assert elsewhere[0] is not store  # another thread has its own object: the index is not shared unguarded
     images = sorted(str(p) for p in (ham_root / "images").glob("*.jpg"))[:6]
     measurer = LesionFeatures(cache=tmp_path / "store", verbose=0).fit()
     first = measurer.transform(images)
