@@ -390,7 +390,8 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(
                 f"y holds one class only ({self.classes_[0]}); fitting needs at least two"
             )
-        uses_lesion_features = self._check_fit_params()
+        self._check_fit_params()
+        self.lesion_features_ = self._make_lesion_features()
         if isinstance(X, pd.DataFrame):  # named columns (a plain array's have no names to judge)
             self._check_no_label_leak(frame, y_codes)
         group_ids = self._groups(frame, groups)
@@ -414,11 +415,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
             other_cols="none" if self.metadata_cols == "known" else "auto"
         ).fit(self._metadata_frame(frame))
         features.append(self._metadata_features(frame))
-        self.lesion_features_ = None
-        if uses_lesion_features:
-            self.lesion_features_ = LesionFeatures(
-                pixel_spacing_mm=self.pixel_spacing_mm, cache=self.cache, verbose=self.verbose
-            ).fit()
+        if self.lesion_features_ is not None:
             features.append(self.lesion_features_.transform(frame[self.image_col]).reset_index(drop=True))
         table = self._with_context(pd.concat(features, axis=1), frame)
         self._set_feature_names(list(table.columns))
@@ -539,8 +536,14 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError("lesion_features=True needs images: set image_col")
         return self.image_col is not None and self.lesion_features in (True, "auto")
 
-    def _check_fit_params(self) -> bool:
-        """Check every parameter fit reads, before any image is read; whether lesion features are used."""
+    def _make_lesion_features(self) -> LesionFeatures | None:
+        """The lesion measurer (its fit checks ``pixel_spacing_mm`` and reads no image), or None without one."""
+        if not self._uses_lesion_features():
+            return None
+        return LesionFeatures(pixel_spacing_mm=self.pixel_spacing_mm, cache=self.cache, verbose=self.verbose).fit()
+
+    def _check_fit_params(self) -> None:
+        """Check every parameter fit reads, before any image is read."""
         self._check_decision_params()
         self._check_boosting_params()
         if self.image_col is not None:
@@ -553,10 +556,6 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
             valid = hasattr(columns, "__iter__") and all(isinstance(c, str) for c in columns)
         if not valid:
             raise ValueError(f"metadata_cols must be 'auto', 'known' or a list of column names, got {columns!r}")
-        uses_lesion_features = self._uses_lesion_features()
-        if uses_lesion_features:
-            LesionFeatures(pixel_spacing_mm=self.pixel_spacing_mm).fit()  # its own check of the spacing
-        return uses_lesion_features
 
     def _check_image_params(self) -> None:
         if self.image_signal not in ("joint", "per_backbone"):

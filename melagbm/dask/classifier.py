@@ -16,7 +16,6 @@ from .._device import resolve_device
 from .._splits import SEED_MAX
 from ..boosting import make_booster
 from ..classifier import ID_COLUMNS, FusionClassifier
-from ..lesion import LesionFeatures
 from ..metadata import MetadataEncoder
 from ._frames import GROUP, LABEL, ROW, as_dask_frame, attach, check_patients_whole, client, is_dask, number_rows
 from .embedding import embed_partition, on_this_worker
@@ -116,7 +115,8 @@ class DaskFusionClassifier(FusionClassifier):
             if column is not None and column not in user_columns.columns:
                 raise ValueError(f"X has no column {column!r}; columns are {list(user_columns.columns)}")
         self.patient_col_ = self._resolve_patient_col(user_columns)
-        uses_lesion_features = self._check_fit_params()
+        self._check_fit_params()
+        self.lesion_features_ = self._make_lesion_features()
         if self.patient_col_ is not None:
             frame = frame.shuffle(on=self.patient_col_)  # each patient's rows in one partition
         frame, lengths = number_rows(frame)
@@ -135,11 +135,6 @@ class DaskFusionClassifier(FusionClassifier):
         self.device_ = _workers_device(dask_client, self.device)
 
         self.embedders_, self.image_signal_, self.skipped_rows_ = [], None, []
-        self.lesion_features_ = None
-        if uses_lesion_features:
-            self.lesion_features_ = LesionFeatures(
-                pixel_spacing_mm=self.pixel_spacing_mm, cache=self.cache, verbose=self.verbose
-            ).fit()
         bad = np.zeros(len(small), dtype=bool)
         image_scores = None
         if self.image_col is not None:
