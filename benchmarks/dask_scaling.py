@@ -24,9 +24,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-
 from _common import add_data_argument, timed  # benchmarks/_common.py
-
 
 
 def main() -> None:

@@ -23,13 +23,11 @@ import os
 import warnings
 
 import numpy as np
+from _common import add_data_argument, timed  # benchmarks/_common.py
 
 from melagbm import FusionClassifier
 from melagbm.datasets import load_ham10000
 from melagbm.explain import group_explanation, make_explanation, tree_contributions
-
-from _common import add_data_argument, timed  # benchmarks/_common.py
-
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """Lesion segmentation quality against HAM10000's ground-truth masks, and feature speed.
 
-Prints the Dice of ``melagbm.lesion.segment_lesion`` against every mask in
+Prints the Dice of ``melagbm.features.lesion.segment_lesion`` against every mask in
 ``ham10000/masks`` (mean, median, 10th percentile) and the time per image of the
 segmentation and of the full LesionFeatures row.
 
@@ -19,12 +19,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _common import add_data_argument  # benchmarks/_common.py
 from joblib import Parallel, delayed
 from PIL import Image
 
-from melagbm.lesion import lesion_measurements, segment_lesion
-
-from _common import add_data_argument  # benchmarks/_common.py
+from melagbm.features.lesion import lesion_measurements, segment_lesion
 
 
 def score(image_path: Path, mask_path: Path) -> tuple[float, float, bool, float, float]:

@@ -25,18 +25,17 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from _common import add_data_argument  # benchmarks/_common.py
 
 from melagbm import FusionClassifier
+from melagbm.backbones.derm_xception import TRAINED_ON
 from melagbm.datasets import load_ham10000, load_isic2020
-from melagbm.derm_xception import TRAINED_ON
 from melagbm.evaluation import cross_validate
-from melagbm.report import write_report
-
-from _common import add_data_argument  # benchmarks/_common.py
+from melagbm.evaluation.report import write_report
 
 LITE0, LITE2, DERM = "tf_efficientnet_lite0", "tf_efficientnet_lite2", "derm_xception"
 
-#: The dataset behind each --datasets key, as melagbm.derm_xception.TRAINED_ON names them.
+#: The dataset behind each --datasets key, as melagbm.backbones.derm_xception.TRAINED_ON names them.
 DATASET_IDS = {"ham": "ham10000", "isic": "isic2020", "isic-meta": "isic2020"}
 
 #: The image and metadata alone, as melagbm fused them before lesion features and patient context.
@@ -102,7 +101,7 @@ def main() -> None:
         if "image" in X and any(
             params.get("lesion_features", True) and params.get("image_col", "image") is not None for params in wanted
         ):
-            from melagbm.lesion import LesionFeatures
+            from melagbm.features.lesion import LesionFeatures
 
             started = time.perf_counter()  # measure every image once, in parallel; the folds then read the store
             LesionFeatures(n_jobs=2).fit().transform(X["image"])

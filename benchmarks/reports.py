@@ -23,11 +23,10 @@ import shutil
 from pathlib import Path
 
 import pandas as pd
+from _common import add_data_argument, timed  # benchmarks/_common.py
 from sklearn.model_selection import GroupShuffleSplit
 
 from melagbm.cli import main as melagbm
-
-from _common import add_data_argument, timed  # benchmarks/_common.py
 
 OUT = Path(__file__).resolve().parent / "results" / "reports"
 

@@ -20,12 +20,11 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from _common import add_data_argument, timed  # benchmarks/_common.py
 
 from melagbm import EmbeddingStore, FusionClassifier
 from melagbm.datasets import load_isic2020
 from melagbm.images import content_hash
-
-from _common import add_data_argument, timed  # benchmarks/_common.py
 
 
 def main() -> None:

@@ -29,9 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
 from _common import add_data_argument, timed  # benchmarks/_common.py
-
 
 
 def naive_loop(paths: list[str], backbone: str) -> float:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from .backbones import ENCODERS, BackboneUnavailableError, load_backbone
+from .backbones.registry import ENCODERS, BackboneUnavailableError, load_backbone
 from .classifier import FusionClassifier
-from .embedding import ImageEmbedder
+from .embedding.embedder import ImageEmbedder
 from .exceptions import LabelLeakError, MelagbmError, MelagbmWarning
-from .images import ImageReadError
-from .metadata import MetadataEncoder
+from .features.metadata import MetadataEncoder
+from .images.reading import ImageReadError
 from .persistence import ModelFileError, load
-from .store import EmbeddingStore
+from .store.embedding_store import EmbeddingStore
 
 __version__ = (Path(__file__).with_name("VERSION.txt")).read_text().strip()
 

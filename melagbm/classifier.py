@@ -1,56 +1,44 @@
-"""FusionClassifier: dermoscopic images + patient metadata -> gradient boosting."""
+"""FusionClassifier: dermoscopic images + patient metadata -> gradient boosting, as one pipeline of named steps."""
 
 from __future__ import annotations
 
 import os
-import re
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
-from sklearn.metrics import roc_auc_score
 from sklearn.utils import check_random_state
-from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from ._device import resolve_device
-from ._splits import SEED_MAX, stratified_group_splits
+from ._splits import SEED_MAX
 from ._warnings import warn
-from .boosting import adapter_for, fit_booster, make_booster
+from .boosting import BoostingStep, fit_booster, n_rounds
 from .boosting import margin as booster_margin
-from .decision import (
-    CALIBRATION_METHODS,
-    class_weight_shift,
-    fit_calibration,
-    logit,
-    sigmoid,
-    threshold_for_sensitivity,
-)
-from .embedding import BadImageWarning, ImageEmbedder, check_on_bad_image
+from .decision import Calibration, OperatingPoint
+from .embedding.embedder import BadImageWarning, ImageEmbedder, check_on_bad_image
 from .exceptions import DuplicateImageWarning, UngroupedFitWarning
-from .image_signal import IMAGE_FEATURE_MODES, ImageSignal
-from .images import ImageReadError, content_hash
-from .leakage import check_label_leakage
-from .lesion import LESION_FEATURES, LesionFeatures
-from .metadata import AGE_COLUMNS, SEX_COLUMNS, SITE_COLUMNS, MetadataEncoder
-from .patient import CONTEXT_COLUMNS, patient_context
+from .features._names import current_name
+from .features.image_features import ImageFeatures
+from .features.image_score import ImageSignal
+from .features.inputs import ID_COLUMNS, LESION_ID_COLUMN, PATIENT_ID_COLUMN, InputGate, warn_duplicate_images
+from .features.lesion import LesionFeatures
+from .features.metadata import MetadataEncoder
+from .features.patient import CONTEXT_COLUMNS, PatientContext
+from .features.table import FeatureTable
+from .images.reading import ImageReadError
 
-__all__ = ["FusionClassifier"]
+__all__ = ["FITTED_ATTRIBUTES", "ID_COLUMNS", "LESION_ID_COLUMN", "PATIENT_ID_COLUMN", "FusionClassifier",
+           "DuplicateImageWarning", "UngroupedFitWarning"]
 
-# Below this many rows one booster thread is faster than several, and OpenMP threads
-# spinning beside torch's and BLAS's can stall a notebook kernel on a small machine.
-_SMALL_TABLE = 10_000
-#: The patient column ``patient_col="auto"`` looks for (the name ISIC's metadata uses).
-PATIENT_ID_COLUMN = "patient_id"
-#: The lesion column fit groups by when nothing else names the groups (the name HAM10000 uses).
-LESION_ID_COLUMN = "lesion_id"
-#: Id columns: never features; fit groups its internal splits by them when nothing else names the groups.
-ID_COLUMNS = (PATIENT_ID_COLUMN, LESION_ID_COLUMN)
-#: Column names that look like patient or lesion ids (``UngroupedFitWarning``).
-_ID_LIKE = re.compile(r"(^|[_\- ])ids?$|^(patient|subject|lesion|case|person)[_\- ]?(ids?|no|number)?$",
-                      re.IGNORECASE)
+#: The fitted state of a FusionClassifier (what a model file keeps); every other fitted attribute derives from it.
+FITTED_ATTRIBUTES = (
+    "classes_", "n_features_in_", "feature_names_in_", "device_", "patient_col_", "image_features_",
+    "skipped_rows_", "metadata_encoder_", "lesion_features_", "patient_context_", "feature_names_",
+    "feature_families_", "booster_", "operating_point_", "n_groups_",
+)
 
 
 class FusionClassifier(ClassifierMixin, BaseEstimator):
@@ -97,14 +85,14 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         Overrides of the backbones' preprocessing; see :class:`~melagbm.ImageEmbedder`.
     lesion_features : bool or "auto", default="auto"
         Segment each lesion and add its size, shape and colour
-        (:class:`~melagbm.lesion.LesionFeatures`; families "lesion size", "lesion shape",
+        (:class:`~melagbm.features.lesion.LesionFeatures`; families "lesion size", "lesion shape",
         "lesion colour"). Measured rows are kept in the store like embeddings. "auto": on
         whenever there are images (they raised cross-validated AUC on HAM10000, and with
         patient context on the ISIC 2020 subset; see the user guide).
     patient_col : str, "auto" or None, default="auto"
         Column of patient ids. Never a feature; adds patient context (family "patient
         context": images per patient and each lesion's z-score and rank among the
-        patient's lesions, see :func:`~melagbm.patient.patient_context`), and groups
+        patient's lesions, see :func:`~melagbm.features.patient.patient_context`), and groups
         the internal splits when neither ``group_col`` nor ``groups`` is given. At predict
         time the context comes from the patient's lesions present in the same call.
         "auto": the column ``"patient_id"`` (ISIC's name) when X has one, else none
@@ -112,7 +100,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
     pixel_spacing_mm : float, default=None
         Millimetres per pixel, for ``lesion_size__diameter_mm``.
     image_features : {"probe", "pca", "embedding", "probe+pca"}, default="probe"
-        How the embedding enters the booster (see :class:`~melagbm.image_signal.ImageSignal`).
+        How the embedding enters the booster (see :class:`~melagbm.features.image_score.ImageSignal`).
     image_signal : {"joint", "per_backbone"}, default="joint"
         With several backbones: "joint" turns their concatenated embeddings into one set of
         image features (family "image"); "per_backbone" gives each backbone its own
@@ -171,14 +159,18 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
     ----------
     classes_ : ndarray
         Class labels.
+    image_features_ : ImageFeatures or None
+        The image step: embedders and image signal(s); None without images.
     embedders_ : list of ImageEmbedder
-        One per backbone; empty without images.
+        One per backbone; empty without images (``image_features_.embedders_``).
     image_signal_ : ImageSignal, list of ImageSignal (``image_signal="per_backbone"``) or None
     metadata_encoder_ : MetadataEncoder
     booster_ : LGBMClassifier or XGBClassifier
         Fitted on all rows.
     n_estimators_ : int
         Boosting rounds in ``booster_`` (after early stopping).
+    operating_point_ : OperatingPoint
+        The decision step: calibration and threshold, fitted out of fold.
     calibration_ : Calibration or None
         Margin -> probability map for two classes (None: the booster's probability).
     threshold_ : float
@@ -188,6 +180,8 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         The lesion measurer (None when the model has no lesion features).
     patient_col_ : str or None
         The patient column behind the patient context (None: no context).
+    patient_context_ : PatientContext or None
+        The patient-context step (None: no context).
     n_groups_ : int or None
         Patients/lesions the internal splits kept whole (None: split by row).
     oof_roc_auc_ : float or None
@@ -202,7 +196,9 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         Columns the booster sees, in order.
     feature_families_ : dict
         Booster column -> family ("image", "age", "sex", "site", "metadata", "lesion size",
-        "lesion shape", "lesion colour", "patient context").
+        "lesion shape", "lesion colour", "patient context"), as the step that made it reports it.
+        Columns are named ``family__feature`` (``age__years``, ``site__general``, ``image__score``,
+        ``lesion_size__diameter_px``, ``patient_context__n_images``, ...).
     family_to_columns_ : dict
         Family -> list of booster columns.
     device_ : str
@@ -211,7 +207,9 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
 
     See Also
     --------
-    ImageEmbedder, MetadataEncoder
+    ImageEmbedder : The image -> embedding step, usable alone.
+    MetadataEncoder : The metadata step, usable alone.
+    melagbm.dask.DaskFusionClassifier : The same model fitted on a Dask cluster.
 
     Examples
     --------
@@ -294,78 +292,30 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         self.n_jobs = n_jobs
         self.verbose = verbose
 
-    # -- input handling --------------------------------------------------------------
-    def _check_X(self, X: Any, *, reset: bool) -> pd.DataFrame:
-        if isinstance(X, pd.DataFrame):
-            validate_data(self, X, reset=reset, skip_check_array=True)
-            frame = X
-        elif self.image_col is not None:
-            raise TypeError(
-                f"X must be a pandas DataFrame with an image column {self.image_col!r} "
-                f"(or set image_col=None for metadata only), got {type(X).__name__}"
-            )
-        else:
-            array = validate_data(self, X, reset=reset, ensure_all_finite="allow-nan", dtype="numeric")
-            frame = pd.DataFrame(array, columns=[f"x{i}" for i in range(array.shape[1])])
-        if len(frame) == 0:
-            raise ValueError("X has no rows")
-        patient_col = self.patient_col if reset else self.patient_col_
-        for column in (self.image_col, self.group_col, None if patient_col == "auto" else patient_col):
-            if column is not None and column not in frame.columns:
-                raise ValueError(f"X has no column {column!r}; columns are {list(frame.columns)}")
-        return frame
+    def fit_steps(self) -> dict[str, Any]:
+        """Every step fit runs, made from the parameters and checked, before any image is read.
 
-    def _metadata_frame(self, X: pd.DataFrame) -> pd.DataFrame:
-        excluded = {self.image_col, self.group_col, self.patient_col_, *ID_COLUMNS}  # ids are never features
-        if isinstance(self.metadata_cols, str) and self.metadata_cols in ("auto", "known"):
-            columns = [c for c in X.columns if c not in excluded]
-        else:
-            columns = list(self.metadata_cols)
-            missing = [c for c in columns if c not in X.columns]
-            if missing:
-                raise ValueError(f"metadata_cols {missing} are not columns of X")
-            ids = [c for c in columns if c in {self.image_col, self.group_col, self.patient_col_}]
-            if ids:
-                raise ValueError(f"metadata_cols names {ids}: the image, group and patient columns are never features")
-        return X[columns]
+        Returns
+        -------
+        steps : dict
+            Step name -> the unfitted step object (see below).
 
-    def _metadata_features(self, X: pd.DataFrame) -> pd.DataFrame:
-        return self.metadata_encoder_.transform(self._metadata_frame(X)).reset_index(drop=True)
+        Notes
+        -----
 
-    def _metadata_inputs(self, X: pd.DataFrame) -> pd.DataFrame:
-        """The columns of X that the metadata encoder turns into features."""
-        frame = self._metadata_frame(X)
-        if self.metadata_cols == "known":
-            return frame[[c for c in frame.columns if c in AGE_COLUMNS + SEX_COLUMNS + SITE_COLUMNS]]
-        return frame
-
-    def _check_no_label_leak(self, X: pd.DataFrame, y: np.ndarray) -> None:
-        """Refuse metadata columns that give the label away, unless the user named them in metadata_cols."""
-        named = [] if isinstance(self.metadata_cols, str) else list(self.metadata_cols)
-        check_label_leakage(self._metadata_inputs(X), y, allowed=named)
-
-    def _group_column(self, X: pd.DataFrame) -> str | None:
-        """The column fit groups by without ``groups``: group_col, else the patient column, else an id column."""
-        return next((c for c in (self.group_col, self.patient_col_, *ID_COLUMNS) if c is not None and c in X.columns),
-                    None)
-
-    def _groups(self, X: pd.DataFrame, groups: Any) -> np.ndarray | None:
-        if groups is None:
-            column = self._group_column(X)
-            if column is None:
-                _warn_id_like_columns(X)
-                return None
-            groups = X[column]
-        groups = np.asarray(groups)
-        if len(groups) != len(X):
-            raise ValueError(f"groups has {len(groups)} entries but X has {len(X)} rows")
-        if pd.isna(groups).any():
-            raise ValueError(f"groups has missing values at rows {list(X.index[pd.isna(groups)][:5])}")
-        return groups
+        Keys, in the order fit runs them: "inputs" (:class:`~melagbm.features.inputs.InputGate`),
+        "image" (:class:`~melagbm.features.image_features.ImageFeatures`, None without images),
+        "lesion" (:class:`~melagbm.features.lesion.LesionFeatures` or None), "context"
+        (:class:`~melagbm.features.patient.PatientContext`, None with ``patient_col=None``; fit drops
+        it when "auto" finds no patient column), "boosting" (:class:`~melagbm.boosting.BoostingStep`),
+        "decision" (:class:`~melagbm.decision.OperatingPoint`).
+        """
+        return make_steps(self)
 
     # -- fitting ---------------------------------------------------------------------
     def fit(self, X: Any, y: Any, groups: Any = None) -> FusionClassifier:
-        """Embed the images, encode the metadata and fit the booster.
+        """Check the input, embed and score the images, encode the metadata, measure the lesions, add the
+        patient context, boost, then calibrate and choose the threshold out of fold.
 
         Parameters
         ----------
@@ -376,372 +326,181 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         groups : array-like, default=None
             Patient or lesion ids, so the internal splits never put one patient on
             both sides. Overrides ``group_col``.
+
+        Returns
+        -------
+        self : FusionClassifier
+            The fitted model.
         """
         if y is None:
             raise ValueError("requires y to be passed, but the target y is None")
-        frame = self._check_X(X, reset=True)
-        y = column_or_1d(y, warn=True)
-        if len(y) != len(frame):
-            raise ValueError(f"y has {len(y)} labels but X has {len(frame)} rows")
-        check_classification_targets(y)
-        self.patient_col_ = self._resolve_patient_col(frame)
-        self.classes_, y_codes = np.unique(y, return_inverse=True)
-        if len(self.classes_) < 2:
-            raise ValueError(
-                f"y holds one class only ({self.classes_[0]}); fitting needs at least two"
-            )
-        self._check_fit_params()
-        self.lesion_features_ = self._make_lesion_features()
+        steps = self.fit_steps()
+        gate: InputGate = steps["inputs"]
+        frame = gate.frame(X, self, reset=True)
+        self.patient_col_ = gate.fit(frame.columns).patient_col_
+        self.classes_, y, y_codes = encode_labels(y, len(frame))
         if isinstance(X, pd.DataFrame):  # named columns (a plain array's have no names to judge)
-            self._check_no_label_leak(frame, y_codes)
-        group_ids = self._groups(frame, groups)
-        rng = check_random_state(self.random_state)
-        seed = int(rng.randint(SEED_MAX))
+            gate.check_no_label_leak(frame, y_codes)
+        group_ids = gate.groups(frame, groups)
+        seed = int(check_random_state(self.random_state).randint(SEED_MAX))
         self.device_ = resolve_device(self.device)
 
-        features = []
-        self.embedders_, self.image_signal_, self.skipped_rows_ = [], None, []
-        if self.image_col is not None:
-            self.embedders_ = self._make_embedders(self.device_)
-            _warn_duplicate_images(frame[self.image_col], group_ids)
-            embeddings = self._embed(frame)
+        self.image_features_, self.skipped_rows_, image_part = steps["image"], [], None
+        if self.image_features_ is not None:
+            warn_duplicate_images(frame[self.image_col], group_ids)
+            embeddings = self.image_features_.fit_embedders(self.device_).embed(frame[self.image_col],
+                                                                               on_bad_image=self.on_bad_image)
             bad = np.isnan(embeddings).any(axis=1)
+            self.skipped_rows_ = skip_unreadable(frame.index, bad, y_codes, self.image_col)
             if bad.any():  # on_bad_image="skip": train without the rows whose image is unreadable
-                self._skip_unreadable(frame.index, bad, y_codes)
                 frame, y, y_codes, embeddings = frame[~bad], y[~bad], y_codes[~bad], embeddings[~bad]
                 group_ids = None if group_ids is None else group_ids[~bad]
-            features.append(self._fit_image_signal(embeddings, y_codes, group_ids, seed))
-        self.metadata_encoder_ = MetadataEncoder(
-            other_cols="none" if self.metadata_cols == "known" else "auto"
-        ).fit(self._metadata_frame(frame))
-        features.append(self._metadata_features(frame))
-        if self.lesion_features_ is not None:
-            features.append(self.lesion_features_.transform(frame[self.image_col]).reset_index(drop=True))
-        table = self._with_context(pd.concat(features, axis=1), frame)
-        self._set_feature_names(list(table.columns))
-        weights = self._sample_weight(y)
-        n_jobs = self.n_jobs
-        if n_jobs is None and len(table) < _SMALL_TABLE:
-            n_jobs = 1
-        estimator = make_booster(
-            self.booster, params=self.booster_params, device=self.device_, random_state=seed,
-            n_jobs=n_jobs,
-        )
-        self.booster_, self.n_estimators_ = fit_booster(
-            estimator, table, y_codes, sample_weight=weights,
-            validation=self._validation_split(y_codes, group_ids, seed),
-            n_iter_no_change=int(self.n_iter_no_change),
-        )
-        self.calibration_, self.threshold_, self.threshold_log_odds_, self.oof_roc_auc_ = None, 0.5, None, None
+            image_part = self.image_features_.fit_scores(embeddings, y_codes, group_ids, seed)
+        self.metadata_encoder_ = MetadataEncoder(other_cols=gate.other_metadata()).fit(gate.metadata(frame))
+        self.lesion_features_ = steps["lesion"]
+        self.patient_context_ = steps["context"] if self.patient_col_ is not None else None
+        assembler = self.feature_steps_.fit()
+        self.feature_families_ = assembler.families()
+        self.feature_names_ = list(self.feature_families_)
+        table, _ = assembler.transform(frame, image_part)
+
+        boosting: BoostingStep = steps["boosting"]
+        weights = boosting.sample_weight(y)
+        self.booster_ = boosting.fit(table, y_codes, group_ids, device=self.device_, seed=seed,
+                                     sample_weight=weights).booster_
+        self.operating_point_ = steps["decision"].start(y_codes, weights if len(self.classes_) == 2 else None)
         if len(self.classes_) == 2:
-            self._fit_decision(estimator, table, y_codes, weights, group_ids, seed)
+            splits = self.operating_point_.splits(y_codes, group_ids, seed)
+            if splits is not None:
+                fixed = BoostingStep.with_rounds(boosting.estimator_, self.booster_)
+                margin = out_of_fold_margins(fixed, table, y_codes, weights, splits)
+                self.operating_point_.fit(margin, y_codes)
         self.n_groups_ = None if group_ids is None else int(len(np.unique(group_ids)))
-        self._report_fit(y_codes)
+        self.report_fit(len(y_codes), int((y_codes == 1).sum()))
         return self
 
-    def _report_fit(self, y_codes: np.ndarray) -> None:
-        """The one-line summary of a fit (``verbose`` > 0)."""
+    def report_fit(self, n_rows: int, n_melanomas: int) -> None:
+        """Print the one-line summary of a fit (``verbose`` > 0).
+
+        Parameters
+        ----------
+        n_rows : int
+            Rows the model was fitted on (unreadable ones skipped).
+        n_melanomas : int
+            Positive rows among them.
+        """
         if not self.verbose:
             return
         from tqdm.auto import tqdm
 
-        positives = f", {int((y_codes == 1).sum())} melanomas" if len(self.classes_) == 2 else ""
+        positives = f", {n_melanomas} melanomas" if len(self.classes_) == 2 else ""
         groups = f"{self.n_groups_} groups" if self.n_groups_ is not None else "no groups (rows split freely)"
         context = f"patient context from {self.patient_col_!r}" if self.patient_col_ else "no patient context"
         skipped = f" ({len(self.skipped_rows_)} unreadable skipped)" if self.skipped_rows_ else ""
         auc = "" if self.oof_roc_auc_ is None else f", internal out-of-fold AUC {self.oof_roc_auc_:.3f}"
         tqdm.write(
-            f"{type(self).__name__} fitted on {len(y_codes)} rows{skipped}{positives}, {groups}, {context}; "
+            f"{type(self).__name__} fitted on {n_rows} rows{skipped}{positives}, {groups}, {context}; "
             f"{len(self.feature_names_)} features, {self.n_estimators_} rounds, threshold {self.threshold_:.3g}{auc}"
         )
 
-    def _skip_unreadable(self, rows: pd.Index, bad: np.ndarray, y_codes: np.ndarray) -> None:
-        """Record the training rows left out for an unreadable image (``skipped_rows_``) and warn; raise when
-        none is left, or only one class."""
-        if bad.all():
-            raise ImageReadError(f"none of the {len(bad)} images in column {self.image_col!r} could be read")
-        self.skipped_rows_ = list(rows[bad])
-        if bad.any():
-            warn(
-                f"fit skipped {int(bad.sum())} row(s) whose image could not be read: "
-                f"{self.skipped_rows_[:10]}{' ...' if bad.sum() > 10 else ''} (see skipped_rows_)",
-                BadImageWarning,
-            )
-        if len(np.unique(y_codes[~bad])) < 2:
-            raise ValueError("after skipping unreadable images, y holds one class only")
+    # -- fitted state ------------------------------------------------------------------
+    @property
+    def feature_steps_(self) -> FeatureTable:
+        """The fitted feature steps as one assembler: rows of X -> the booster's table."""
+        return FeatureTable(inputs=input_gate(self, self.patient_col_).fit(()), metadata=self.metadata_encoder_,
+                            image=self.image_features_, lesion=self.lesion_features_, context=self.patient_context_)
 
-    def _make_embedders(self, device: str) -> list[ImageEmbedder]:
-        """One fitted embedder per backbone."""
-        backbones = [self.backbone] if isinstance(self.backbone, str) else list(self.backbone)
-        if not backbones or len(set(backbones)) < len(backbones) or (
-            self.checkpoint_path is not None and len(backbones) > 1
-        ):
-            raise ValueError(
-                f"backbone must name one or more distinct encoders (checkpoint_path needs exactly one), "
-                f"got {self.backbone!r}"
-            )
-        return [
-            ImageEmbedder(
-                backbone=name, checkpoint_path=self.checkpoint_path, layers=self.layers, tta=self.tta,
-                preprocessing=self.preprocessing, batch_size=self.batch_size, device=device,
-                cache=self.cache, on_bad_image=self.on_bad_image, verbose=self.verbose,
-            ).fit()
-            for name in backbones
-        ]
+    @property
+    def embedders_(self) -> list[ImageEmbedder]:
+        """One fitted embedder per backbone; empty without images."""
+        return [] if self.image_features_ is None else self.image_features_.embedders_
 
-    def _fit_image_signal(
-        self, embeddings: np.ndarray, y_codes: np.ndarray, groups: np.ndarray | None, seed: int
-    ) -> pd.DataFrame:
-        """Fit ``image_signal_`` on the training embeddings; their out-of-fold image features."""
-        signals, parts = [], []
-        for prefix, block in self._image_blocks(embeddings, per_backbone=self.image_signal == "per_backbone"):
-            signals.append(ImageSignal(mode=self.image_features, n_components=self.n_components,
-                                       probe_C=self.probe_C, random_state=seed, prefix=prefix))
-            parts.append(signals[-1].fit_transform(block, y_codes, groups))
-        self.image_signal_ = signals[0] if self.image_signal == "joint" else signals
-        return pd.concat(parts, axis=1)
+    @property
+    def image_signal_(self) -> ImageSignal | list[ImageSignal] | None:
+        """The fitted image signal, a list of them (``image_signal="per_backbone"``), or None without images."""
+        if self.image_features_ is None:
+            return None
+        signals = self.image_features_.signals_
+        return signals if self.image_features_.signal == "per_backbone" else signals[0]
 
-    def _set_feature_names(self, names: list[str]) -> None:
-        """``feature_names_`` and the family of each: ``feature_families_``, ``family_to_columns_``."""
-        families = {**self.metadata_encoder_.feature_families_,
-                    **(self.lesion_features_.feature_families_ if self.lesion_features_ is not None else {})}
-        self.feature_names_ = names
-        self.feature_families_ = {name: families.get(name, _image_family(name)) for name in names}
-        self.family_to_columns_: dict[str, list[str]] = {}
+    @property
+    def n_estimators_(self) -> int:
+        """Boosting rounds in ``booster_`` (after early stopping)."""
+        return n_rounds(self.booster_)
+
+    @property
+    def calibration_(self) -> Calibration | None:
+        """Margin -> probability map for two classes (None: the booster's probability)."""
+        return self.operating_point_.calibration_
+
+    @property
+    def threshold_(self) -> float:
+        """Two classes: ``predict`` refers where the probability reaches this."""
+        return self.operating_point_.threshold_
+
+    @property
+    def threshold_log_odds_(self) -> float | None:
+        """The threshold on the log-odds scale (the origin of ``decision_function``); None when none was chosen."""
+        return self.operating_point_.threshold_log_odds_
+
+    @property
+    def oof_roc_auc_(self) -> float | None:
+        """ROC AUC of the internal out-of-fold margins (None when there were none)."""
+        return self.operating_point_.oof_roc_auc_
+
+    @property
+    def family_to_columns_(self) -> dict[str, list[str]]:
+        """Family -> its booster columns, in order."""
+        families: dict[str, list[str]] = {}
         for name, family in self.feature_families_.items():
-            self.family_to_columns_.setdefault(family, []).append(name)
-
-    def _sample_weight(self, y: np.ndarray) -> np.ndarray | None:
-        if self.class_weight is None:
-            return None
-        return compute_sample_weight(self.class_weight, y)
-
-    def _image_blocks(self, embeddings: np.ndarray, *, per_backbone: bool) -> list[tuple[str, np.ndarray]]:
-        """(column prefix, embedding columns) per image signal: one joint block or one per backbone."""
-        if not per_backbone:
-            return [("image", embeddings)]
-        edges = np.cumsum([0] + [embedder.n_features_out_ for embedder in self.embedders_])
-        return [(f"image_{embedder.backbone}", embeddings[:, start:stop])
-                for embedder, start, stop in zip(self.embedders_, edges[:-1], edges[1:])]
-
-    def _resolve_patient_col(self, frame: pd.DataFrame) -> str | None:
-        if self.patient_col == "auto":
-            return PATIENT_ID_COLUMN if PATIENT_ID_COLUMN in frame.columns else None
-        return self.patient_col
-
-    def _uses_lesion_features(self) -> bool:
-        if self.lesion_features not in (True, False, "auto"):
-            raise ValueError(f"lesion_features must be True, False or 'auto', got {self.lesion_features!r}")
-        if self.lesion_features is True and self.image_col is None:
-            raise ValueError("lesion_features=True needs images: set image_col")
-        return self.image_col is not None and self.lesion_features in (True, "auto")
-
-    def _make_lesion_features(self) -> LesionFeatures | None:
-        """The lesion measurer (its fit checks ``pixel_spacing_mm`` and reads no image), or None without one."""
-        if not self._uses_lesion_features():
-            return None
-        return LesionFeatures(pixel_spacing_mm=self.pixel_spacing_mm, cache=self.cache, verbose=self.verbose).fit()
-
-    def _check_fit_params(self) -> None:
-        """Check every parameter fit reads, before any image is read."""
-        self._check_decision_params()
-        self._check_boosting_params()
-        if self.image_col is not None:
-            self._check_image_params()
-        check_on_bad_image(self.on_bad_image)
-        columns = self.metadata_cols
-        if isinstance(columns, str):
-            valid = columns in ("auto", "known")
-        else:
-            valid = hasattr(columns, "__iter__") and all(isinstance(c, str) for c in columns)
-        if not valid:
-            raise ValueError(f"metadata_cols must be 'auto', 'known' or a list of column names, got {columns!r}")
-
-    def _check_image_params(self) -> None:
-        if self.image_signal not in ("joint", "per_backbone"):
-            raise ValueError(f"image_signal must be 'joint' or 'per_backbone', got {self.image_signal!r}")
-        if self.image_features not in IMAGE_FEATURE_MODES:
-            raise ValueError(f"image_features must be one of {IMAGE_FEATURE_MODES}, got {self.image_features!r}")
-        if not _is_count(self.n_components):
-            raise ValueError(f"n_components must be a positive integer, got {self.n_components!r}")
-        if self.probe_C != "auto" and not (_is_number(self.probe_C) and self.probe_C > 0):
-            raise ValueError(f"probe_C must be 'auto' or a positive number, got {self.probe_C!r}")
-        if not _is_count(self.batch_size):
-            raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}")
-
-    def _check_boosting_params(self) -> None:
-        adapter_for(self.booster)  # a known name or an instance of a known library
-        if self.booster_params is not None and not isinstance(self.booster_params, dict):
-            raise ValueError(f"booster_params must be a dict or None, got {self.booster_params!r}")
-        if not (self.class_weight is None or self.class_weight == "balanced" or isinstance(self.class_weight, dict)):
-            raise ValueError(f"class_weight must be None, 'balanced' or a dict, got {self.class_weight!r}")
-        if self.early_stopping not in (True, False, "auto"):
-            raise ValueError(f"early_stopping must be True, False or 'auto', got {self.early_stopping!r}")
-        if not (_is_number(self.validation_fraction) and 0.0 < self.validation_fraction < 1.0):
-            raise ValueError(f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}")
-        if not (_is_count(self.n_iter_no_change) or self.n_iter_no_change == 0):
-            raise ValueError(f"n_iter_no_change must be an integer >= 0, got {self.n_iter_no_change!r}")
-
-    def _check_decision_params(self) -> None:
-        if self.calibration is not None and self.calibration not in CALIBRATION_METHODS:
-            raise ValueError(f"calibration must be one of {CALIBRATION_METHODS} or None, got {self.calibration!r}")
-        target = self.target_sensitivity
-        if target is not None and not (isinstance(target, (int, float)) and 0.0 < target < 1.0):
-            raise ValueError(f"target_sensitivity must be in (0, 1) or None, got {target!r}")
-        if not isinstance(self.calibration_folds, (int, np.integer)) or self.calibration_folds < 2:
-            raise ValueError(f"calibration_folds must be an integer >= 2, got {self.calibration_folds!r}")
-
-    def _fit_decision(
-        self, estimator: Any, table: pd.DataFrame, y: np.ndarray, weights: np.ndarray | None,
-        groups: np.ndarray | None, seed: int,
-    ) -> None:
-        """Calibrate on out-of-fold margins and choose ``threshold_`` for ``target_sensitivity``."""
-        splits = self._decision_splits(y, weights, groups, seed)
-        if splits is None:
-            return
-        margin = np.zeros(len(y))
-        fixed_rounds = clone(estimator).set_params(n_estimators=self.n_estimators_)
-        for train, test in splits:
-            fold_model, _ = fit_booster(
-                clone(fixed_rounds), table.iloc[train], y[train],
-                sample_weight=None if weights is None else weights[train], validation=None, n_iter_no_change=0,
-            )
-            margin[test] = booster_margin(fold_model, table.iloc[test])
-        self._decide(margin, y)
-
-    def _decision_splits(
-        self, y: np.ndarray, weights: np.ndarray | None, groups: np.ndarray | None, seed: int
-    ) -> list[tuple[np.ndarray, np.ndarray]] | None:
-        """The folds for the out-of-fold margins, or None when there is nothing to calibrate or choose."""
-        if weights is not None:
-            self.calibration_ = class_weight_shift(weights, y)
-        if self.calibration is None and self.target_sensitivity is None:
-            return None
-        try:
-            return list(stratified_group_splits(y, groups, int(self.calibration_folds), seed))
-        except ValueError as exc:
-            warn(
-                f"No out-of-fold calibration or threshold ({exc}); predict_proba is the booster's "
-                "probability and predict uses 0.5.",
-                UserWarning,
-            )
-            return None
-
-    def _decide(self, margin: np.ndarray, y: np.ndarray) -> None:
-        """Fit the calibration and ``threshold_`` on out-of-fold booster margins of the training rows."""
-        self.oof_roc_auc_ = float(roc_auc_score(y, margin)) if len(np.unique(y)) == 2 else None
-        if self.calibration is not None:
-            self.calibration_ = fit_calibration(self.calibration, margin, y)
-        if self.target_sensitivity is not None:
-            oof = self._positive_probability(margin)
-            self.threshold_ = threshold_for_sensitivity(y, oof, float(self.target_sensitivity))
-            self.threshold_log_odds_ = float(logit(self.threshold_))
-
-    def _validation_split(
-        self, y: np.ndarray, groups: np.ndarray | None, seed: int
-    ) -> tuple[np.ndarray, np.ndarray] | None:
-        if self.early_stopping is False:
-            return None
-        units = y if groups is None else np.asarray([y[groups == g][0] for g in np.unique(groups)])
-        if self.early_stopping == "auto" and np.bincount(units).min() < 10:
-            return None
-        n_splits = max(2, round(1.0 / float(self.validation_fraction)))
-        train, val = next(iter(stratified_group_splits(y, groups, n_splits, seed)))
-        return train, val
-
-    def _embed(self, frame: pd.DataFrame) -> np.ndarray:
-        images = frame[self.image_col]
-        for embedder in self.embedders_:  # set_params(on_bad_image=...) after fit reaches the embedders
-            embedder.on_bad_image = self.on_bad_image
-        return np.hstack([embedder.transform(images) for embedder in self.embedders_])
+            families.setdefault(family, []).append(name)
+        return families
 
     # -- predicting ------------------------------------------------------------------
     def _features(self, X: Any) -> tuple[pd.DataFrame, np.ndarray]:
         """(the booster's table, a mask of rows whose image could not be read)."""
         check_is_fitted(self, "booster_")
-        table, bad = self._feature_table(self._check_X(X, reset=False))
+        frame = input_gate(self, self.patient_col_).frame(X, self, reset=False)
+        table, bad = self.feature_steps_.transform(frame, on_bad_image=self.on_bad_image)
         return table[self.feature_names_], bad
 
-    def _feature_table(
-        self, frame: pd.DataFrame, image_parts: pd.DataFrame | None = None, *, drop_unreadable: bool = False
-    ) -> tuple[pd.DataFrame, np.ndarray]:
-        """The booster's columns for ``frame`` (fitted encoders), and the mask of unreadable images.
-
-        ``image_parts``: image features to use instead of scoring the embeddings (the
-        out-of-fold scores of training rows; NaN marks an unreadable image).
-        ``drop_unreadable``: leave those rows out, before the patient context is computed.
-        """
-        parts = []
-        bad = np.zeros(len(frame), dtype=bool)
-        if self.embedders_ and image_parts is not None:
-            bad = image_parts.isna().any(axis=1).to_numpy()
-            parts.append(image_parts.reset_index(drop=True))
-        elif self.embedders_:
-            embeddings = self._embed(frame)
-            bad = np.isnan(embeddings).any(axis=1)
-            per_backbone = isinstance(self.image_signal_, list)  # fitted state (set_params may change the parameter)
-            signals = self.image_signal_ if per_backbone else [self.image_signal_]
-            blocks = self._image_blocks(np.where(bad[:, None], 0.0, embeddings), per_backbone=per_backbone)
-            for signal, (_, block) in zip(signals, blocks):
-                image_part = signal.transform(block)
-                image_part.loc[bad, :] = np.nan  # never a made-up image score
-                parts.append(image_part)
-        parts.append(self._metadata_features(frame))
-        if self.lesion_features_ is not None:
-            lesion = pd.DataFrame(np.nan, index=range(len(frame)), columns=list(LESION_FEATURES))
-            good = np.flatnonzero(~bad)
-            if len(good):
-                measured = self.lesion_features_.transform(frame[self.image_col].iloc[good])
-                lesion.iloc[good] = measured.to_numpy()
-            parts.append(lesion)
-        table = pd.concat(parts, axis=1)
-        if drop_unreadable and bad.any():
-            table, frame = table[~bad].reset_index(drop=True), frame[~bad]
-        return self._with_context(table, frame), bad
-
-    def _with_context(self, table: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
-        """``table`` plus the patient-context columns when ``patient_col`` is set."""
-        if self.patient_col_ is None:
-            return table
-        patients = frame[self.patient_col_]
-        if patients.isna().any():
-            raise ValueError(
-                f"column {self.patient_col_!r} (patient ids, for the patient context) is missing at rows "
-                f"{list(patients.index[patients.isna()][:10])}; fill it, or set patient_col=None"
-            )
-        per_backbone = self.image_signal_ if isinstance(self.image_signal_, list) else []
-        columns = CONTEXT_COLUMNS + tuple(f"{signal.prefix}__score" for signal in per_backbone)
-        return pd.concat([table, patient_context(table, patients.to_numpy(), columns)], axis=1)
-
     def transform_features(self, X: Any) -> pd.DataFrame:
-        """The table the booster sees for ``X`` (columns ``feature_names_``)."""
+        """The table the booster sees for ``X`` (columns ``feature_names_``).
+
+        Parameters
+        ----------
+        X : DataFrame
+            One row per image, with the columns fit saw (a numeric array for ``image_col=None``).
+
+        Returns
+        -------
+        table : DataFrame
+            One row per row of ``X`` (same index), columns ``feature_names_``.
+        """
         features, _ = self._features(X)
         features.index = X.index if isinstance(X, pd.DataFrame) else features.index
         return features
-
-    def _calibrated_log_odds(self, margin: np.ndarray) -> np.ndarray:
-        """Log-odds of the calibrated melanoma probability, from the booster's margin."""
-        if self.calibration_ is None:
-            return margin
-        if self.calibration_.method == "isotonic":
-            return logit(self.calibration_(margin))
-        return self.calibration_.slope * margin + self.calibration_.intercept
-
-    def _positive_probability(self, margin: np.ndarray) -> np.ndarray:
-        """The (calibrated) melanoma probability for two classes, from the booster's margin."""
-        return sigmoid(margin) if self.calibration_ is None else self.calibration_(margin)
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities, columns in the order of ``classes_`` (calibrated for two classes).
 
         Rows whose image was skipped as unreadable (``on_bad_image="skip"``) are NaN.
+
+        Parameters
+        ----------
+        X : DataFrame
+            One row per image, with the columns fit saw (a numeric array for ``image_col=None``).
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Column 1 is the melanoma probability for two classes.
         """
-        check_is_fitted(self, "booster_")
         features, bad = self._features(X)
         if len(self.classes_) != 2:
             proba = self.booster_.predict_proba(features)
         else:
-            positive = self._positive_probability(booster_margin(self.booster_, features))
+            positive = self.operating_point_.probability(booster_margin(self.booster_, features))
             proba = np.column_stack([1.0 - positive, positive])
         proba[bad] = np.nan
         return proba
@@ -751,18 +510,21 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         the probability reaches ``threshold_`` (where ``predict`` refers); raw margins for more classes.
 
         NaN for rows whose image was skipped as unreadable.
+
+        Parameters
+        ----------
+        X : DataFrame
+            One row per image, with the columns fit saw (a numeric array for ``image_col=None``).
+
+        Returns
+        -------
+        score : ndarray of shape (n_samples,) or (n_samples, n_classes)
+            Log-odds from the threshold (two classes), else the booster's margins.
         """
-        check_is_fitted(self, "booster_")
         features, bad = self._features(X)
         margin = booster_margin(self.booster_, features).astype(float)
         if len(self.classes_) == 2:
-            positive = self._positive_probability(margin)
-            if self.threshold_log_odds_ is None:  # no chosen threshold: argmax of predict_proba
-                refer, origin = positive > 0.5, 0.0
-            else:
-                refer, origin = positive >= self.threshold_, self.threshold_log_odds_
-            shifted = self._calibrated_log_odds(margin) - origin  # the sign follows the probability exactly:
-            margin = np.where(refer, np.maximum(shifted, np.finfo(float).tiny), np.minimum(shifted, 0.0))
+            margin = self.operating_point_.decision_function(margin)
         margin[bad] = np.nan
         return margin
 
@@ -771,6 +533,16 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
 
         Raises ImageReadError for rows whose image is unreadable, even with
         ``on_bad_image="skip"`` (use ``predict_proba``, which gives them NaN).
+
+        Parameters
+        ----------
+        X : DataFrame
+            One row per image, with the columns fit saw (a numeric array for ``image_col=None``).
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+            Predicted classes (values of ``classes_``).
         """
         check_is_fitted(self, "booster_")
         score = self.decision_function(X) if len(self.classes_) == 2 else self.predict_proba(X)
@@ -784,6 +556,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
             return self.classes_[(score > 0).astype(int)]
         return self.classes_[np.argmax(score, axis=1)]
 
+    # -- explaining and saving ------------------------------------------------------------
     def explain(self, X: Any, *, grouped: bool = False) -> Any:
         """Exact SHAP values of the booster's margin (log-odds) for each row of ``X``.
 
@@ -794,10 +567,21 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         booster's raw margin; calibration, a monotone map applied after, is not part
         of it. Categorical ``data`` holds category codes (labels in ``display_data``).
         Rows whose image was skipped as unreadable get NaN values.
-        """
-        from .explain import group_explanation, make_explanation, tree_contributions
 
-        check_is_fitted(self, "booster_")
+        Parameters
+        ----------
+        X : DataFrame
+            One row per image, with the columns fit saw (a numeric array for ``image_col=None``).
+        grouped : bool, default=False
+            One column per feature family instead of per booster feature.
+
+        Returns
+        -------
+        explanation : shap.Explanation
+            ``values`` of shape (n_samples, n_columns) in log-odds.
+        """
+        from .explain.contributions import group_explanation, make_explanation, tree_contributions
+
         features, bad = self._features(X)
         if isinstance(X, pd.DataFrame):
             features.index = X.index
@@ -808,18 +592,24 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
 
     def groups_of(self, X: pd.DataFrame) -> np.ndarray | None:
         """The patient/lesion ids of ``X``'s rows: ``X[group_col]``, else ``X[patient_col_]``, else
-        ``X["patient_id"]`` or ``X["lesion_id"]``, else None."""
+        ``X["patient_id"]`` or ``X["lesion_id"]``, else None.
+
+        Parameters
+        ----------
+        X : DataFrame
+            Rows of the model's input.
+
+        Returns
+        -------
+        groups : ndarray or None
+            One id per row, or None when ``X`` has no id column.
+        """
         check_is_fitted(self, "booster_")
-        column = self._group_column(X)
+        column = input_gate(self, self.patient_col_).fit(()).group_column(X)
         return None if column is None else X[column].to_numpy()
 
     def feature_importance(
-        self,
-        X: Any,
-        groups: Any = None,
-        *,
-        n_bootstrap: int = 1000,
-        confidence: float = 0.95,
+        self, X: Any, groups: Any = None, *, n_bootstrap: int = 1000, confidence: float = 0.95,
         random_state: int | None = 0,
     ) -> pd.DataFrame:
         """Mean |SHAP| per feature family over ``X``, most important first, with a bootstrap interval.
@@ -828,8 +618,26 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         else ``X[patient_col_]``, else single rows. Columns ``mean_abs_shap`` (log-odds),
         ``ci_low``, ``ci_high`` and ``share`` of the total. Explain held-out rows, not the
         training rows, for the importance the model shows on new patients.
+
+        Parameters
+        ----------
+        X : DataFrame
+            One row per image, with the columns fit saw (a numeric array for ``image_col=None``).
+        groups : array-like, default=None
+            Patient or lesion id per row (resampled whole).
+        n_bootstrap : int, default=1000
+            Bootstrap resamples behind the interval.
+        confidence : float, default=0.95
+            Coverage of the interval.
+        random_state : int or None, default=0
+            Seed of the resampling.
+
+        Returns
+        -------
+        importance : DataFrame
+            One row per family: ``mean_abs_shap``, ``ci_low``, ``ci_high``, ``share``.
         """
-        from .explain import family_importance
+        from .explain.contributions import family_importance
 
         grouped = self.explain(X, grouped=True)
         if groups is None and isinstance(X, pd.DataFrame):
@@ -843,16 +651,23 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
 
         The file holds JSON, numeric arrays and the booster's own model format, with
         checksums; backbones are referenced by name and weights hash, not stored.
-        Returns the path.
+
+        Parameters
+        ----------
+        path : str or path-like
+            Where to write (atomically; an existing file is replaced).
+
+        Returns
+        -------
+        path : Path
+            The file written.
         """
         from .persistence import save
 
         return save(self, path)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        super().__setstate__(state)
-        if "booster_" in state and "patient_col_" not in state:  # pickled by melagbm 0.1
-            self.patient_col_ = None if state.get("patient_col") in (None, "auto") else state["patient_col"]
+        super().__setstate__(state_of_0_1(state) if "embedders_" in state else state)
 
     def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
         tags = super().__sklearn_tags__()
@@ -862,56 +677,148 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         return tags
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+def make_steps(model: FusionClassifier) -> dict[str, Any]:
+    """The steps ``model.fit`` runs, made from its parameters and checked (see ``FusionClassifier.fit_steps``)."""
+    image = None if model.image_col is None else _image_step(model).check_params()
+    steps = {
+        "inputs": input_gate(model, model.patient_col).check_params(),
+        "image": image,
+        "lesion": _lesion_step(model),
+        "context": None if model.patient_col is None else PatientContext(
+            columns=CONTEXT_COLUMNS + (() if image is None else image.context_columns())),
+        "boosting": _boosting_step(model).check_params(),
+        "decision": _decision_step(model).check_params(),
+    }
+    check_on_bad_image(model.on_bad_image)
+    return steps
 
 
-def _is_count(value: Any) -> bool:
-    """A positive integer."""
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1
+def input_gate(model: FusionClassifier, patient_col: str | None) -> InputGate:
+    """The input gate for ``model``'s column parameters and a patient column."""
+    return InputGate(image_col=model.image_col, group_col=model.group_col, patient_col=patient_col,
+                     metadata_cols=model.metadata_cols)
 
 
-def _image_family(name: str) -> str:
-    """The family of a column that is neither metadata nor a lesion measurement."""
-    if name.startswith("patient__"):
-        return "patient context"
-    prefix = name.split("__", 1)[0]
-    return "image" if prefix == "image" else f"image: {prefix[len('image_'):]}"
+def _image_step(model: FusionClassifier) -> ImageFeatures:
+    return ImageFeatures(
+        backbones=(model.backbone,) if isinstance(model.backbone, str) else tuple(model.backbone),
+        embedder=ImageEmbedder(
+            checkpoint_path=model.checkpoint_path, layers=model.layers, tta=model.tta,
+            preprocessing=model.preprocessing, batch_size=model.batch_size, cache=model.cache,
+            on_bad_image=model.on_bad_image, verbose=model.verbose,
+        ),
+        scorer=ImageSignal(mode=model.image_features, n_components=model.n_components, probe_C=model.probe_C),
+        signal=model.image_signal,
+    )
 
 
-def _warn_duplicate_images(images: pd.Series, groups: np.ndarray | None) -> None:
-    """Warn, naming the rows, when identical images recur (across groups they leak between folds)."""
-    first: dict[str, Any] = {}
-    pairs, across = [], 0
-    for position, (row, item) in enumerate(images.items()):
-        try:
-            key = content_hash(item, row)
-        except ImageReadError:
-            continue  # reported by the embedder
-        if key in first:
-            earlier = first[key]
-            pairs.append((images.index[earlier], row))
-            across += groups is not None and groups[earlier] != groups[position]
-        else:
-            first[key] = position
-    if pairs:
-        shown = ", ".join(f"{a!r} = {b!r}" for a, b in pairs[:5])
-        leak = f"; {across} pair(s) span two groups, so they can leak across folds" if across else ""
-        warn(
-            f"{len(pairs)} image(s) repeat an earlier row's image exactly ({shown}{' ...' if len(pairs) > 5 else ''})"
-            f"{leak}",
-            DuplicateImageWarning,
+def _lesion_step(model: FusionClassifier) -> LesionFeatures | None:
+    """The lesion measurer (its fit checks ``pixel_spacing_mm`` and reads no image), or None without one."""
+    if model.lesion_features not in (True, False, "auto"):
+        raise ValueError(f"lesion_features must be True, False or 'auto', got {model.lesion_features!r}")
+    if model.lesion_features is True and model.image_col is None:
+        raise ValueError("lesion_features=True needs images: set image_col")
+    if model.image_col is None or model.lesion_features is False:
+        return None
+    return LesionFeatures(pixel_spacing_mm=model.pixel_spacing_mm, cache=model.cache, verbose=model.verbose).fit()
+
+
+def _boosting_step(model: FusionClassifier) -> BoostingStep:
+    return BoostingStep(
+        booster=model.booster, params=model.booster_params, class_weight=model.class_weight,
+        early_stopping=model.early_stopping, validation_fraction=model.validation_fraction,
+        n_iter_no_change=model.n_iter_no_change, n_jobs=model.n_jobs,
+    )
+
+
+def _decision_step(model: FusionClassifier) -> OperatingPoint:
+    return OperatingPoint(calibration=model.calibration, target_sensitivity=model.target_sensitivity,
+                          calibration_folds=model.calibration_folds)
+
+
+def encode_labels(y: Any, n_rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(the classes, the labels as a 1-d array, their codes 0..k-1); ValueError unless two or more classes."""
+    y = column_or_1d(y, warn=True)
+    if len(y) != n_rows:
+        raise ValueError(f"y has {len(y)} labels but X has {n_rows} rows")
+    check_classification_targets(y)
+    classes, y_codes = np.unique(y, return_inverse=True)
+    if len(classes) < 2:
+        raise ValueError(f"y holds one class only ({classes[0]}); fitting needs at least two")
+    return classes, y, y_codes
+
+
+def out_of_fold_margins(
+    fixed_rounds: Any, table: pd.DataFrame, y: np.ndarray, weights: np.ndarray | None,
+    splits: list[tuple[np.ndarray, np.ndarray]],
+) -> np.ndarray:
+    """Each row's booster margin from a copy of ``fixed_rounds`` fitted on the other folds."""
+    margin = np.zeros(len(y))
+    for train, test in splits:
+        fold_model, _ = fit_booster(
+            clone(fixed_rounds), table.iloc[train], y[train],
+            sample_weight=None if weights is None else weights[train], validation=None, n_iter_no_change=0,
         )
+        margin[test] = booster_margin(fold_model, table.iloc[test])
+    return margin
 
 
-def _warn_id_like_columns(X: pd.DataFrame) -> None:
-    """Warn when fit has no groups but X has columns that look like patient or lesion ids."""
-    id_like = [c for c in X.columns if isinstance(c, str) and _ID_LIKE.search(c)]
-    if id_like:
+def skip_unreadable(rows: pd.Index, bad: np.ndarray, y_codes: np.ndarray, image_col: str) -> list:
+    """The training rows left out for an unreadable image (with a warning naming them); raises when none is
+    left, or only one class."""
+    if bad.all():
+        raise ImageReadError(f"none of the {len(bad)} images in column {image_col!r} could be read")
+    skipped = list(rows[bad])
+    if bad.any():
         warn(
-            f"fit has no groups, so its internal splits (early stopping, calibration, threshold) treat rows as "
-            f"independent, but X has column(s) {id_like} that look like patient or lesion ids (and would become "
-            f"features). Pass groups=, or group_col={id_like[0]!r}; in scikit-learn's cross_validate, route them: "
-            "sklearn.set_config(enable_metadata_routing=True) and clf.set_fit_request(groups=True)",
-            UngroupedFitWarning,
+            f"fit skipped {int(bad.sum())} row(s) whose image could not be read: "
+            f"{skipped[:10]}{' ...' if bad.sum() > 10 else ''} (see skipped_rows_)",
+            BadImageWarning,
         )
+    if len(np.unique(y_codes[~bad])) < 2:
+        raise ValueError("after skipping unreadable images, y holds one class only")
+    return skipped
+
+
+def state_of_0_1(state: dict[str, Any]) -> dict[str, Any]:
+    """A FusionClassifier's state as melagbm 0.1 saved or pickled it (flat attributes, names before
+    ``family__feature``), in today's form: the same model, its steps as objects, its columns renamed."""
+    state = dict(state)
+    if "patient_col_" not in state:  # pickled before patient context existed
+        state["patient_col_"] = None if state.get("patient_col") in (None, "auto") else state["patient_col"]
+    families = {current_name(name): family for name, family in state["feature_families_"].items()}
+    state["feature_families_"] = families
+    state["feature_names_"] = [current_name(name) for name in state["feature_names_"]]
+    embedders, signal = state.pop("embedders_"), state.pop("image_signal_")
+    state["image_features_"] = None
+    if embedders:
+        signals = signal if isinstance(signal, list) else [signal]
+        image = ImageFeatures(
+            backbones=tuple(embedder.backbone for embedder in embedders),
+            embedder=ImageEmbedder(**{k: v for k, v in embedders[0].get_params().items() if k != "backbone"}),
+            scorer=ImageSignal(mode=signals[0].mode, n_components=signals[0].n_components, probe_C=signals[0].probe_C),
+            signal="per_backbone" if isinstance(signal, list) else "joint",
+        )
+        image.embedders_, image.signals_ = embedders, signals
+        image.feature_families_ = {n: f for n, f in families.items() if f == "image" or f.startswith("image: ")}
+        state["image_features_"] = image
+    state["patient_context_"] = None
+    if state["patient_col_"] is not None:
+        context = PatientContext(columns=CONTEXT_COLUMNS + (image.context_columns() if embedders else ()))
+        context.feature_families_ = {n: f for n, f in families.items() if f == "patient context"}
+        state["patient_context_"] = context
+    decision = OperatingPoint(calibration=state.get("calibration"), target_sensitivity=state.get("target_sensitivity"),
+                              calibration_folds=state.get("calibration_folds", 5))
+    decision.calibration_ = state.pop("calibration_", None)
+    chosen = state.pop("threshold_log_odds_", None) is not None
+    decision.chosen_threshold_ = state.pop("threshold_", None) if chosen else None
+    decision.oof_roc_auc_ = state.pop("oof_roc_auc_", None)
+    state["operating_point_"] = decision
+    for derived in ("family_to_columns_", "n_estimators_"):
+        state.pop(derived, None)
+    booster = state.get("booster_")
+    if booster is not None and hasattr(booster, "n_features_in_"):  # a pickled booster, fitted on the old names
+        from .boosting import adapter_for
+
+        adapter_for(booster).set_feature_names(booster, state["feature_names_"])
+    return state

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ._atomic import atomic_write
-from .embedding import TTA_MODES
+from .embedding.embedder import TTA_MODES
 from .exceptions import MelagbmError, UsageError
 
 __all__ = ["UsageError", "main"]
@@ -85,7 +85,7 @@ def _model_options(args: argparse.Namespace) -> dict:
 def _demo(args: argparse.Namespace) -> int:
     from . import FusionClassifier
     from .datasets import make_synthetic
-    from .evaluation import cross_validate
+    from .evaluation.metrics import cross_validate
 
     started = time.perf_counter()
     X, y, groups = make_synthetic(args.n_samples, random_state=args.seed)
@@ -143,8 +143,8 @@ def _labelled_frame(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.Series]:
     column that alone gives the label away.
     """
     from .classifier import ID_COLUMNS
+    from .features.metadata import AGE_COLUMNS, SEX_COLUMNS, SITE_COLUMNS
     from .leakage import KNOWN_LABEL_COLUMNS
-    from .metadata import AGE_COLUMNS, SEX_COLUMNS, SITE_COLUMNS
 
     frame = _read_frame(args)
     if args.target not in frame.columns:
@@ -192,8 +192,8 @@ def _fit(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from . import FusionClassifier
     from .classifier import ID_COLUMNS, LESION_ID_COLUMN
-    from .evaluation import cross_validate
-    from .report import write_report
+    from .evaluation.metrics import cross_validate
+    from .evaluation.report import write_report
 
     X, y = _labelled_frame(args)
     group_col = args.group_col or next((c for c in ID_COLUMNS if c in X.columns), None)
@@ -252,7 +252,7 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    from .explain_report import write_explanation_report
+    from .explain.report import write_explanation_report
 
     model = _load_model(Path(args.model), allow_pickle=args.allow_pickle)
     frame = _read_frame(args)
@@ -277,7 +277,7 @@ def _explain(args: argparse.Namespace) -> int:
 def _embed(args: argparse.Namespace) -> int:
     from . import ImageEmbedder
     from .datasets import IMAGE_EXTENSIONS, frame_from_csv
-    from .store import EmbeddingStore, default_store_path
+    from .store.embedding_store import EmbeddingStore, default_store_path
 
     if args.metadata:
         paths = list(frame_from_csv(args.metadata, args.images, image_col=args.image_col)["image"])
@@ -324,7 +324,7 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescrip
 
 def _parser() -> argparse.ArgumentParser:
     from . import FusionClassifier, __version__
-    from .backbones import ENCODERS
+    from .backbones.registry import ENCODERS
 
     defaults = FusionClassifier().get_params()
     default_backbone = ",".join(np.atleast_1d(defaults["backbone"]))

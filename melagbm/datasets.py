@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .metadata import UNKNOWN, normalise_sex, normalise_site
+from .features.metadata import UNKNOWN, normalise_sex, normalise_site
 
 __all__ = ["frame_from_csv", "load_ham10000", "load_isic2020", "make_synthetic", "sample_rows"]
 
@@ -51,6 +51,26 @@ def sample_rows(
     ``positive_fraction`` (default: the data's own) sets the share of positive rows,
     to enrich a rare class in small samples. Rows keep their patient/lesion group, so
     grouped splits of the sample stay honest.
+
+    Parameters
+    ----------
+    X : DataFrame
+        Rows to draw from.
+    y : Series
+        Label of each row, 1 for positive.
+    groups : Series
+        Patient or lesion id of each row.
+    n_samples : int
+        Rows to draw (fewer when a class runs out).
+    random_state : int, default=0
+        Seed of the draw.
+    positive_fraction : float, default=None
+        Share of positive rows; None: ``y.mean()``.
+
+    Returns
+    -------
+    X, y, groups : DataFrame, Series, Series
+        The rows drawn, in their original order.
     """
     rng = np.random.default_rng(random_state)
     if positive_fraction is None:
@@ -77,6 +97,17 @@ def load_ham10000(
         Folder with ``HAM10000_metadata.csv`` and ``images/``.
     n_samples : int, default=None
         Draw this many rows at random (all rows when None), see :func:`sample_rows`.
+    random_state : int, default=0
+        Seed of the draw.
+
+    Returns
+    -------
+    X : DataFrame
+        One row per image: ``image``, ``age``, ``sex``, ``site`` and ``lesion_id``, indexed by ``image_id``.
+    y : Series
+        1 for melanoma, else 0 (name ``melanoma``).
+    groups : Series
+        The ``lesion_id`` of each row.
     """
     root = Path(root)
     meta = pd.read_csv(_require(root / "HAM10000_metadata.csv", "HAM10000 metadata"))
@@ -120,6 +151,18 @@ def load_isic2020(
         None: metadata only (no ``image`` column), every row of the CSV.
     n_samples, positive_fraction : optional
         Draw ``n_samples`` rows, enriched in melanoma (see :func:`sample_rows`).
+    random_state : int, default=0
+        Seed of the draw.
+
+    Returns
+    -------
+    X : DataFrame
+        One row per image: ``image`` (unless ``image_dir`` is None), ``age``, ``sex``, ``site``
+        and ``patient_id``, indexed by ``image_name``.
+    y : Series
+        1 for melanoma, else 0 (name ``melanoma``).
+    groups : Series
+        The ``patient_id`` of each row.
     """
     root = Path(root)
     meta = pd.read_csv(_require(root / metadata, "ISIC 2020 metadata"))
@@ -154,6 +197,21 @@ def frame_from_csv(
 
     An id without an extension is looked up with each of ``.jpg .jpeg .png .bmp .tif
     .tiff``. Raises FileNotFoundError naming the rows whose image is missing.
+
+    Parameters
+    ----------
+    csv : str or path-like
+        The metadata CSV.
+    images : str or path-like
+        Folder holding the images.
+    image_col : str
+        Column of ``csv`` with each row's image id or file name.
+
+    Returns
+    -------
+    frame : DataFrame
+        The CSV's columns with ``image`` holding the paths; ``image_col`` becomes the index
+        (when it is ``"image"``, its values are replaced in place and the index is kept).
     """
     frame = pd.read_csv(csv)
     if image_col not in frame.columns:
@@ -239,6 +297,15 @@ def make_synthetic(
         When given, images are written there as PNG files and ``image`` holds paths;
         otherwise ``image`` holds uint8 arrays.
     random_state : int, default=None
+
+    Returns
+    -------
+    X : DataFrame
+        One row per image: ``image``, ``age``, ``sex`` and ``site``, indexed by ``image_id``.
+    y : Series
+        1 for melanoma, else 0 (name ``melanoma``).
+    groups : Series
+        The ``patient_id`` of each row.
     """
     rng = np.random.default_rng(random_state)
     n_patients = max(2, int(round(n_samples / images_per_patient)))

@@ -46,6 +46,20 @@ def single_column_auc(values: pd.Series, y: np.ndarray, random_state: int = 0) -
     Numbers are ranked as they are (missing values tried at both ends); text is replaced
     by each value's melanoma rate in the *other* half of the rows, so an id column, whose
     values rarely recur, scores about 0.5 instead of memorising the label.
+
+    Parameters
+    ----------
+    values : Series
+        The column, one value per row.
+    y : array-like of shape (n_samples,)
+        Labels of the rows, 0 or 1.
+    random_state : int, default=0
+        Seed of the split of the rows into halves (text columns).
+
+    Returns
+    -------
+    auc : float
+        ROC AUC of the column alone, in [0.5, 1]; 0.5 for a numeric column that is all missing.
     """
     y = np.asarray(y).astype(int)
     if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
@@ -72,6 +86,20 @@ def check_label_leakage(frame: pd.DataFrame, y: np.ndarray, *, allowed: Iterable
     alone separates the two classes of ``y`` with ROC AUC >= :data:`MAX_SINGLE_COLUMN_AUC`
     on these rows (tested with at least 5 rows of each class). Columns in ``allowed``
     (those the user named as features) are not checked.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        The metadata columns, one row per training row.
+    y : array-like of shape (n_samples,)
+        Labels of the rows; the separability test runs for two classes only.
+    allowed : iterable of str, default=()
+        Columns not checked.
+
+    Raises
+    ------
+    LabelLeakError
+        When a column gives the label away; the message names each column and why.
     """
     allowed = set(allowed)
     y = np.asarray(y)

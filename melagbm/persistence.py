@@ -54,14 +54,16 @@ _MAX_TOTAL_BYTES = 2 << 30  # refuse archives unpacking to more than 2 GiB (a zi
 _MAX_MANIFEST_BYTES = 64 << 20
 _MAX_RATIO = 200  # deflate rarely beats 10:1 on model content; bombs reach 1000:1
 
-#: The only fitted attributes a model file may set, per class.
+#: The only fitted attributes a model file may set, per class (FusionClassifier's: ``classifier.FITTED_ATTRIBUTES``).
 _STATE = {
     "FusionClassifier": {
-        "classes_", "n_features_in_", "feature_names_in_", "device_", "embedders_", "image_signal_",
-        "skipped_rows_", "metadata_encoder_", "feature_names_", "feature_families_", "family_to_columns_",
-        "booster_", "n_estimators_", "calibration_", "threshold_", "threshold_log_odds_", "lesion_features_",
-        "patient_col_", "n_groups_", "oof_roc_auc_",
+        "classes_", "n_features_in_", "feature_names_in_", "device_", "patient_col_", "image_features_",
+        "skipped_rows_", "metadata_encoder_", "lesion_features_", "patient_context_", "feature_names_",
+        "feature_families_", "booster_", "operating_point_", "n_groups_",
     },
+    "ImageFeatures": {"embedders_", "signals_", "feature_families_"},
+    "PatientContext": {"feature_families_"},
+    "OperatingPoint": {"calibration_", "chosen_threshold_", "oof_roc_auc_"},
     "LesionFeatures": {"feature_families_", "n_features_out_", "encoder_id_"},
     "ImageEmbedder": {"device_", "data_config_", "n_features_out_", "weights_digest_", "encoder_identity_",
                       "encoder_id_"},
@@ -75,6 +77,11 @@ _STATE = {
     "LGBMClassifier": set(),
     "XGBClassifier": set(),
 }
+#: Attributes that files of melagbm 0.1 set and the class upgrades on loading (``classifier.state_of_0_1``).
+_STATE_OF_0_1 = {
+    "FusionClassifier": {"embedders_", "image_signal_", "family_to_columns_", "n_estimators_", "calibration_",
+                         "threshold_", "threshold_log_odds_", "oof_roc_auc_"},
+}
 _LIBRARIES = ("melagbm", "lightgbm", "xgboost", "scikit-learn", "numpy", "pandas", "timm", "torch")
 
 
@@ -82,11 +89,14 @@ _LIBRARIES = ("melagbm", "lightgbm", "xgboost", "scikit-learn", "numpy", "pandas
 #: A name never changes once written; when a class moves, only its location here does.
 MODEL_FILE_CLASSES = {
     "melagbm.classifier.FusionClassifier": ("melagbm.classifier", "FusionClassifier"),
-    "melagbm.embedding.ImageEmbedder": ("melagbm.embedding", "ImageEmbedder"),
-    "melagbm.image_signal.ImageSignal": ("melagbm.image_signal", "ImageSignal"),
-    "melagbm.metadata.MetadataEncoder": ("melagbm.metadata", "MetadataEncoder"),
-    "melagbm.lesion.LesionFeatures": ("melagbm.lesion", "LesionFeatures"),
+    "melagbm.embedding.ImageEmbedder": ("melagbm.embedding.embedder", "ImageEmbedder"),
+    "melagbm.image_signal.ImageSignal": ("melagbm.features.image_score", "ImageSignal"),
+    "melagbm.metadata.MetadataEncoder": ("melagbm.features.metadata", "MetadataEncoder"),
+    "melagbm.lesion.LesionFeatures": ("melagbm.features.lesion", "LesionFeatures"),
     "melagbm.decision.Calibration": ("melagbm.decision", "Calibration"),
+    "melagbm.decision.OperatingPoint": ("melagbm.decision", "OperatingPoint"),
+    "melagbm.features.image_features.ImageFeatures": ("melagbm.features.image_features", "ImageFeatures"),
+    "melagbm.features.patient.PatientContext": ("melagbm.features.patient", "PatientContext"),
 }
 
 
@@ -144,7 +154,7 @@ class _Encoder:
             return {"__dict__": {k: self(v, f"{where}.{k}") for k, v in value.items()}}
         if type(value) in self.allowed:
             return self._object(value, where)
-        from .store import EmbeddingStore
+        from .store.embedding_store import EmbeddingStore
 
         if isinstance(value, EmbeddingStore):  # a store parameter is kept as its path
             return os.fspath(value.root)
@@ -200,7 +210,7 @@ class _Decoder:
             if dataclasses.is_dataclass(cls):
                 return cls(**self(value["fields"]))
             state = self(value["state"])
-            unexpected = sorted(set(state) - _STATE[cls.__name__])
+            unexpected = sorted(set(state) - _STATE[cls.__name__] - _STATE_OF_0_1.get(cls.__name__, set()))
             if unexpected:
                 raise ModelFileError(f"the model file sets attributes {cls.__name__} does not have: {unexpected[:5]}")
             obj = cls(**self(value["params"]))
@@ -221,12 +231,12 @@ def _booster_bytes(booster: Any) -> tuple[str, bytes]:
 
 
 def _restore_booster(template: Any, member: str, raw: bytes, classes: np.ndarray, features: list[str]) -> Any:
-    """The saved booster inside an unfitted copy of its sklearn wrapper."""
+    """The saved booster inside an unfitted copy of its sklearn wrapper, its columns named ``features``."""
     adapter = adapter_for(template)
     if member != adapter.file_name:
         raise ModelFileError(f"the booster member {member!r} does not hold a {adapter.name} model")
     try:
-        return adapter.from_bytes(template, raw, len(classes), len(features))
+        return adapter.from_bytes(template, raw, len(classes), list(features))
     except ValueError as exc:
         raise ModelFileError(str(exc)) from exc
 
@@ -238,7 +248,20 @@ def _canonical(manifest: dict[str, Any]) -> bytes:
 
 
 def save(model: Any, path: str | os.PathLike) -> Path:
-    """Write a fitted FusionClassifier to ``path`` (one zip file), atomically; returns the path."""
+    """Write a fitted FusionClassifier to ``path`` (one zip file), atomically; returns the path.
+
+    Parameters
+    ----------
+    model : FusionClassifier
+        The fitted model.
+    path : str or path-like
+        Where to write (an existing file is replaced).
+
+    Returns
+    -------
+    path : Path
+        The file written.
+    """
     from sklearn.utils.validation import check_is_fitted
 
     allowed = _allowed_classes()
@@ -296,6 +319,17 @@ def _read_members(path: Path) -> dict[str, bytes]:
 def load(path: str | os.PathLike) -> Any:
     """Read a model written by :func:`save` (or ``FusionClassifier.save``).
 
+    Parameters
+    ----------
+    path : str or path-like
+        The model file.
+
+    Returns
+    -------
+    model : FusionClassifier
+        The fitted model, ready to predict (on the CPU when the saved one ran on a GPU
+        and this machine has none).
+
     Raises
     ------
     ModelFileError
@@ -346,7 +380,7 @@ def load(path: str | os.PathLike) -> Any:
 
 def _check_encoders(path: Path, model: Any) -> None:
     """Encoder ids must follow from what they claim to encode; store paths of the saving machine are dropped."""
-    from .embedding import encoder_id_of
+    from .embedding.embedder import encoder_id_of
 
     if not isinstance(model.cache, str) or model.cache != "auto":
         model.cache = None if model.cache is None else "auto"
@@ -354,9 +388,11 @@ def _check_encoders(path: Path, model: Any) -> None:
         if embedder.encoder_id_ != encoder_id_of(embedder.encoder_identity_):
             raise ModelFileError(f"{path}: an embedder's id does not match its identity (edited)")
         embedder.cache = model.cache
+    if model.image_features_ is not None:  # the options new backbones' embedders would be made with
+        model.image_features_.embedder.cache = model.cache
     lesion = getattr(model, "lesion_features_", None)
     if lesion is not None:
-        from .lesion import LesionFeatures
+        from .features.lesion import LesionFeatures
 
         if LesionFeatures(pixel_spacing_mm=lesion.pixel_spacing_mm).fit().encoder_id_ != lesion.encoder_id_:
             raise ModelFileError(f"{path}: the lesion features' id does not match their parameters (edited)")

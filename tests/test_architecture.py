@@ -10,22 +10,23 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from melagbm._moved import MOVED_MODULES
+
 PACKAGE = Path(__file__).resolve().parents[1] / "melagbm"
 
 #: Lowest first. A module may import its own layer and the layers below, never above.
 LAYERS = [
     ("shared helpers", {"melagbm._atomic", "melagbm._device", "melagbm._figures", "melagbm._checks",
                         "melagbm._progress", "melagbm._splits", "melagbm._warnings", "melagbm.exceptions"}),
-    ("images and stores", {"melagbm.images", "melagbm.decoding", "melagbm.store", "melagbm.backbones",
-                           "melagbm.derm_xception"}),
-    ("features", {"melagbm.embedding", "melagbm.lesion", "melagbm.image_signal", "melagbm.metadata",
-                  "melagbm.patient", "melagbm.leakage"}),
+    ("images, stores and encoders", {"melagbm.images", "melagbm.store", "melagbm.backbones"}),
+    ("features", {"melagbm.embedding", "melagbm.features", "melagbm.leakage"}),
     ("boosting and decision", {"melagbm.boosting", "melagbm.decision"}),
     ("model, evaluation, explanation", {"melagbm.classifier", "melagbm.evaluation", "melagbm.explain",
                                         "melagbm.persistence"}),
-    ("plots, reports, data", {"melagbm.plotting", "melagbm.explain_plots", "melagbm.report",
-                              "melagbm.explain_report", "melagbm.datasets"}),
-    ("entry points", {"melagbm", "melagbm.cli", "melagbm.dask", "melagbm.boosters"}),
+    ("plots, reports, data", {"melagbm.evaluation.plots", "melagbm.evaluation.report", "melagbm.explain.plots",
+                              "melagbm.explain.report", "melagbm.datasets"}),
+    ("entry points and old paths", {"melagbm", "melagbm.cli", "melagbm.dask", "melagbm.boosters", "melagbm._moved",
+                                    *MOVED_MODULES}),
 ]
 
 

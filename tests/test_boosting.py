@@ -40,7 +40,7 @@ def test_adapter_makes_fits_explains_and_serialises(table, name) -> None:
     assert contributions.shape == (len(X), 1, X.shape[1] + 1)
     np.testing.assert_allclose(contributions.sum(axis=2)[:, 0], raw, atol=1e-4)  # exact TreeSHAP adds up
     template = make_booster(name, params={"n_estimators": 300}, device="cpu", random_state=0, n_jobs=1)
-    restored = adapter.from_bytes(template, adapter.to_bytes(fitted), n_classes=2, n_features=X.shape[1])
+    restored = adapter.from_bytes(template, adapter.to_bytes(fitted), n_classes=2, features=list(X.columns))
     np.testing.assert_array_equal(margin(restored, X), raw)
 
 

@@ -12,7 +12,7 @@ from sklearn.pipeline import Pipeline
 from melagbm import EmbeddingStore, FusionClassifier, ImageReadError
 from melagbm.evaluation import cross_validate as evaluate
 from melagbm.evaluation import roc_auc
-from melagbm.lesion import LESION_FEATURES
+from melagbm.features.lesion import LESION_FEATURES
 
 
 @pytest.fixture(scope="module")
@@ -31,16 +31,16 @@ def test_fit_predict_on_real_dermoscopy(ham_sample, fitted) -> None:
     log_odds = fitted.decision_function(X.head(20)) + fitted.threshold_log_odds_
     np.testing.assert_allclose(1 / (1 + np.exp(-log_odds)), proba[:, 1], rtol=1e-6)
     lesion = list(LESION_FEATURES)  # on by default with images
-    assert fitted.feature_names_ == ["image__score", "age", "sex", "site", *lesion]
+    assert fitted.feature_names_ == ["image__score", "age__years", "sex__category", "site__general", *lesion]
     assert {family: columns for family, columns in fitted.family_to_columns_.items() if not family.startswith("lesion")} == {
-        "image": ["image__score"], "age": ["age"], "sex": ["sex"], "site": ["site"]
+        "image": ["image__score"], "age": ["age__years"], "sex": ["sex__category"], "site": ["site__general"]
     }
     assert sum(len(c) for f, c in fitted.family_to_columns_.items() if f.startswith("lesion")) == len(lesion)
     assert fitted.patient_col_ is None  # no patient_id column: no patient context
     assert fitted.device_ == "cpu" and fitted.n_estimators_ >= 1
     table = fitted.transform_features(X.head(3))
     assert list(table.columns) == fitted.feature_names_ and list(table.index) == list(X.head(3).index)
-    assert str(table["site"].dtype) == "category" and table["age"].notna().all()
+    assert str(table["site__general"].dtype) == "category" and table["age__years"].notna().all()
 
 
 def test_grouped_cv_on_real_images_beats_chance_clearly(ham_sample) -> None:
@@ -109,7 +109,7 @@ def test_image_feature_modes(ham_sample, mode) -> None:
 def test_metadata_only_and_image_only(ham_sample) -> None:
     X, y, groups = ham_sample
     meta = FusionClassifier(image_col=None).fit(X.drop(columns="image"), y, groups=groups)
-    assert meta.feature_names_ == ["age", "sex", "site"] and meta.embedders_ == []
+    assert meta.feature_names_ == ["age__years", "sex__category", "site__general"] and meta.embedders_ == []
     image = FusionClassifier(metadata_cols=[], lesion_features=False).fit(X, y, groups=groups)
     assert image.feature_names_ == ["image__score"]
     with pytest.raises(ValueError, match="lesion_features=True needs images"):
@@ -122,10 +122,10 @@ def test_patient_id_column_adds_context_by_default_and_is_never_a_feature(ham_sa
     X, y, groups = ham_sample
     patients = X.assign(patient_id=groups.to_numpy())  # stand-in patient ids: HAM10000's lesion ids
     auto = FusionClassifier(image_col=None).fit(patients.drop(columns="image"), y)
-    assert auto.patient_col_ == "patient_id" and auto.feature_names_ == ["age", "sex", "site", "patient__n_images"]
-    assert auto.feature_families_["patient__n_images"] == "patient context"
+    assert auto.patient_col_ == "patient_id" and auto.feature_names_ == ["age__years", "sex__category", "site__general", "patient_context__n_images"]
+    assert auto.feature_families_["patient_context__n_images"] == "patient context"
     off = FusionClassifier(image_col=None, patient_col=None).fit(patients.drop(columns="image"), y)
-    assert off.patient_col_ is None and off.feature_names_ == ["age", "sex", "site"]
+    assert off.patient_col_ is None and off.feature_names_ == ["age__years", "sex__category", "site__general"]
     with pytest.raises(ValueError, match="missing:\n- patient_id"):  # the context needs the patient column
         auto.predict_proba(X.drop(columns="image").head())
     gap = patients.drop(columns="image").head(40).copy()
@@ -184,7 +184,7 @@ def test_per_backbone_image_signal_gives_each_backbone_a_family(ham_sample, tmp_
         X, y, groups=groups
     )
     scores = ["image_tf_efficientnet_lite0__score", "image_tf_efficientnet_lite2__score"]
-    assert model.feature_names_ == [*scores, "age", "sex", "site"]
+    assert model.feature_names_ == [*scores, "age__years", "sex__category", "site__general"]
     assert [model.feature_families_[name] for name in scores] == [
         "image: tf_efficientnet_lite0", "image: tf_efficientnet_lite2"
     ]
@@ -226,7 +226,7 @@ def test_every_parameter_is_checked_before_any_image_is_read(params, message, ha
     X, y, groups = ham_sample
     read = []
     monkeypatch.setattr("melagbm.classifier.ImageEmbedder.transform", lambda self, images: read.append(1))
-    monkeypatch.setattr("melagbm.classifier.content_hash", lambda *args: read.append(1))
+    monkeypatch.setattr("melagbm.features.inputs.content_hash", lambda *args: read.append(1))
     with pytest.raises(ValueError, match=message):
         FusionClassifier(cache=None, verbose=0, **params).fit(X, y, groups=groups)
     assert read == []  # refused before a single image was hashed or embedded

@@ -27,7 +27,7 @@ def test_fit_then_predict_on_isic_csv(tmp_path, isic_root, capsys) -> None:
         "fit", "--metadata", str(tmp_path / "train.csv"), "--images", str(isic_root / "train"),
         "--group-col", "patient_id", "--model", str(model), "--backbone", "tf_efficientnet_lite0",
     ]) == 0
-    assert "image__score, age, sex, site" in capsys.readouterr().out  # diagnosis never a feature
+    assert "image__score, age__years, sex__category, site__general" in capsys.readouterr().out  # diagnosis never a feature
     new = meta[meta.target == 0].tail(5).drop(columns=["target", "diagnosis", "benign_malignant"])
     new.to_csv(tmp_path / "new.csv", index=False)
     out = tmp_path / "pred.csv"

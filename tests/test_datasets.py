@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from melagbm.datasets import frame_from_csv, load_ham10000, load_isic2020, make_synthetic
-from melagbm.metadata import ISIC_SITES
+from melagbm.features.metadata import ISIC_SITES
 
 
 def _check_schema(X, y, groups, id_column: str) -> None:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from melagbm import BackboneUnavailableError, ImageEmbedder
-from melagbm.derm_xception import derm_xception_path, load_derm_xception
+from melagbm.backbones.derm_xception import derm_xception_path, load_derm_xception
 
 REFERENCE = Path(__file__).parent / "fixtures" / "derm_xception_reference.npz"
 
@@ -42,7 +42,7 @@ def test_matches_keras_on_real_lesions(keras_file, ham_root) -> None:
 
 def test_loads_without_tensorflow(keras_file) -> None:
     script = (
-        "import sys; from melagbm.derm_xception import load_derm_xception; import torch; "
+        "import sys; from melagbm.backbones.derm_xception import load_derm_xception; import torch; "
         "m = load_derm_xception(); print(m(torch.zeros(1, 3, 254, 254)).shape[1]); "
         "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules"
     )

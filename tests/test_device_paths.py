@@ -11,11 +11,11 @@ import pytest
 import torch
 from PIL import Image
 
-import melagbm.images
+import melagbm.images.reading
 from melagbm import FusionClassifier, ImageEmbedder, ImageReadError
 from melagbm.boosting import margin as _margin
-from melagbm.decoding import plain_jpeg_bytes
 from melagbm.embedding import BadImageWarning
+from melagbm.images.decoding import plain_jpeg_bytes
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -71,7 +71,7 @@ def test_only_complete_plain_jpegs_take_the_torchvision_path(ham_paths, monkeypa
     }
     for name, item in rejected.items():
         assert plain_jpeg_bytes(item) is None, name
-    monkeypatch.setattr(melagbm.images, "MAX_IMAGE_PIXELS", 10_000)  # the pixel limit holds on this path too
+    monkeypatch.setattr(melagbm.images.reading, "MAX_IMAGE_PIXELS", 10_000)  # the pixel limit holds on this path too
     assert plain_jpeg_bytes(data) is None
 
 
@@ -87,7 +87,7 @@ def test_rotated_jpegs_take_pils_path(ham_paths) -> None:
 
 
 def test_jpegs_torchvision_cannot_decode_fall_back_to_pil_in_order(ham_paths, monkeypatch) -> None:
-    import melagbm.embedding
+    import melagbm.embedding.embedder
 
     paths = ham_paths[:5]
     expected = _embed(paths, "pil", batch_size=2)
@@ -97,8 +97,8 @@ def test_jpegs_torchvision_cannot_decode_fall_back_to_pil_in_order(ham_paths, mo
         calls.append(len(blobs))
         return [None if i % 2 else image for i, image in enumerate(real(blobs, device))]
 
-    real = melagbm.embedding.decode_jpeg_batch
-    monkeypatch.setattr(melagbm.embedding, "decode_jpeg_batch", refuse_some)
+    real = melagbm.embedding.embedder.decode_jpeg_batch
+    monkeypatch.setattr(melagbm.embedding.embedder, "decode_jpeg_batch", refuse_some)
     mixed = _embed(paths, "torchvision", batch_size=2)
     assert calls == [2, 2, 1]
     assert _cosines(expected, mixed).min() > 0.995

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 import melagbm.classifier
-import melagbm.embedding
-import melagbm.lesion
-import melagbm.metadata
-import melagbm.store
+import melagbm.embedding.embedder
+import melagbm.features.lesion
+import melagbm.features.metadata
+import melagbm.store.embedding_store
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,7 +26,8 @@ def test_readme_quickstart_runs() -> None:
     assert namespace["clf"].predict_proba(namespace["X"].head()).shape == (5, 2)
 
 
-@pytest.mark.parametrize("module", [melagbm.metadata, melagbm.embedding, melagbm.classifier, melagbm.store, melagbm.lesion])
+@pytest.mark.parametrize("module", [melagbm.features.metadata, melagbm.embedding.embedder, melagbm.classifier,
+                                    melagbm.store.embedding_store, melagbm.features.lesion])
 def test_docstring_examples(module) -> None:
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0

@@ -120,7 +120,7 @@ def test_the_table_agrees_with_scikit_learn_and_the_challenge(seed) -> None:
     """The bootstrap's fast curve arithmetic gives scikit-learn's numbers, ties and weights included."""
     from sklearn.metrics import average_precision_score, balanced_accuracy_score, brier_score_loss, f1_score
 
-    from melagbm.evaluation import _point_metrics, _WeightedCurves
+    from melagbm.evaluation.metrics import _point_metrics, _WeightedCurves
 
     rng = np.random.default_rng(seed)
     y = _random_labels(rng, (50, 2000), (0.02, 0.4))
@@ -167,7 +167,7 @@ def test_calibration_plot_shows_each_bins_count(isic_root) -> None:
     from melagbm import FusionClassifier
     from melagbm.datasets import load_isic2020
     from melagbm.evaluation import cross_validate
-    from melagbm.plotting import plot_calibration
+    from melagbm.evaluation.plots import plot_calibration
 
     X, y, groups = load_isic2020(isic_root, metadata="ISIC_2020_Training_GroundTruth.csv", image_dir=None,
                                  n_samples=3000, positive_fraction=0.05, random_state=1)

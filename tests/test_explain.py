@@ -17,8 +17,8 @@ from melagbm.boosting import margin as _margin  # noqa: E402
 from melagbm.cli import main  # noqa: E402
 from melagbm.datasets import load_isic2020  # noqa: E402
 from melagbm.explain import family_importance  # noqa: E402
-from melagbm.explain_plots import plot_beeswarm, plot_dependence, plot_importance, plot_site_cohorts  # noqa: E402
-from melagbm.explain_report import write_explanation_report  # noqa: E402
+from melagbm.explain.plots import plot_beeswarm, plot_dependence, plot_importance, plot_site_cohorts  # noqa: E402
+from melagbm.explain.report import write_explanation_report  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,7 @@ def test_values_add_up_to_the_margin_per_feature_and_per_family(fused_models, ha
         "image", "lesion size", "lesion shape", "lesion colour", "age", "sex", "site"
     ]
     table = model.transform_features(rows)
-    assert str(table["site"].dtype) == "category" and str(table["sex"].dtype) == "category"
+    assert str(table["site__general"].dtype) == "category" and str(table["sex__category"].dtype) == "category"
 
 
 @pytest.mark.parametrize("booster", ["lightgbm", "xgboost"])
@@ -94,7 +94,7 @@ def test_grouped_data_keeps_one_column_families_and_blanks_summed_ones(fused_mod
     grouped = model.explain(rows, grouped=True)
     names = list(grouped.feature_names)
     np.testing.assert_allclose(grouped.data[:, names.index("age")], rows["age"].to_numpy(dtype=float))
-    assert list(grouped.display_data[:, names.index("site")]) == list(model.transform_features(rows)["site"])
+    assert list(grouped.display_data[:, names.index("site")]) == list(model.transform_features(rows)["site__general"])
     assert np.isnan(grouped.data[:, names.index("lesion size")]).all()  # a sum of several measurements
     score = model.transform_features(rows)["image__score"].to_numpy()
     np.testing.assert_allclose(grouped.data[:, names.index("image")], score)  # one column: the probe's score
@@ -240,7 +240,7 @@ def test_cli_explain_writes_plots_and_report(fused_models, ham_sample, tmp_path)
 
 
 def test_plots_say_what_they_show(fused_models, ham_sample) -> None:
-    from melagbm.explain_plots import PUSH_LABEL, colour_by_value
+    from melagbm.explain.plots import PUSH_LABEL, colour_by_value
 
     X, _, groups = ham_sample
     model = fused_models["lightgbm"]

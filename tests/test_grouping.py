@@ -10,12 +10,13 @@ import sklearn
 from sklearn.model_selection import StratifiedGroupKFold, cross_validate
 
 import melagbm._progress
-import melagbm.classifier
+import melagbm.boosting._step
+import melagbm.decision
 from melagbm import FusionClassifier, ImageEmbedder
 from melagbm.classifier import UngroupedFitWarning
 from melagbm.datasets import load_ham10000, load_isic2020
 from melagbm.evaluation import cross_validate as evaluate
-from melagbm.lesion import LesionFeatures
+from melagbm.features.lesion import LesionFeatures
 
 
 @pytest.fixture(scope="module")
@@ -29,13 +30,14 @@ def isic_metadata(isic_root):
 def split_groups(monkeypatch) -> list:
     """The groups each internal split of fit was given (None: split by row)."""
     seen: list = []
-    real = melagbm.classifier.stratified_group_splits
+    real = melagbm.decision.stratified_group_splits
 
     def spy(y, groups, n_splits, seed):
         seen.append(None if groups is None else len(np.unique(groups)))
         return real(y, groups, n_splits, seed)
 
-    monkeypatch.setattr(melagbm.classifier, "stratified_group_splits", spy)
+    for step in (melagbm.boosting._step, melagbm.decision):  # early stopping's split, the decision's folds
+        monkeypatch.setattr(step, "stratified_group_splits", spy)
     return seen
 
 
@@ -53,7 +55,7 @@ def test_ham10000_lesions_group_the_splits_but_are_no_patients(ham_root, split_g
     X, y, lesions = load_ham10000(ham_root, n_samples=1500, random_state=0)
     model = FusionClassifier(image_col=None, random_state=0, verbose=0).fit(X.drop(columns="image"), y)
     assert model.n_groups_ == lesions.nunique() and model.patient_col_ is None
-    assert model.feature_names_ == ["age", "sex", "site"]
+    assert model.feature_names_ == ["age__years", "sex__category", "site__general"]
     assert all(n == lesions.nunique() for n in split_groups)
 
 

@@ -42,12 +42,12 @@ def test_honest_columns_pass_and_a_named_column_is_used(ground_truth) -> None:
     honest = FusionClassifier(image_col=None, random_state=0, verbose=0).fit(
         X.drop(columns=["diagnosis", "benign_malignant"]), y
     )
-    assert {"age", "sex", "site"} <= set(honest.feature_names_)
+    assert {"age__years", "sex__category", "site__general"} <= set(honest.feature_names_)
     assert honest.oof_roc_auc_ < 0.9  # metadata alone is weak: nothing leaked
     named = FusionClassifier(
         image_col=None, metadata_cols=["age_approx", "sex", "benign_malignant"], random_state=0, verbose=0
     ).fit(X, y)  # the user says it is known before the diagnosis: their call
-    assert "meta__benign_malignant" in named.feature_names_ and named.oof_roc_auc_ > 0.99
+    assert "metadata__benign_malignant" in named.feature_names_ and named.oof_roc_auc_ > 0.99
 
 
 def test_ham10000_dx_is_refused(ham_root) -> None:

@@ -43,3 +43,28 @@ def test_saved_model_predicts_as_it_did(path, isic_root, tmp_path, monkeypatch) 
     np.testing.assert_array_equal(model.predict(X), expected["predicted"].to_numpy())
     if model.embedders_:  # the vectors came from the store: the encoder's identity (its store key) is unchanged
         assert melagbm.EmbeddingStore(store / "embeddings").stats()["entries"] == hits
+
+
+@pytest.mark.parametrize("path", SAVED, ids=[path.stem for path in SAVED])
+def test_saved_model_loads_as_todays_steps_with_family_feature_names(path) -> None:
+    """The flat state of the files becomes the steps; the columns get today's names; the derived values are
+    the ones the file stored."""
+    import json
+    import zipfile
+
+    from melagbm.features._names import current_name
+
+    with zipfile.ZipFile(path) as archive:
+        saved = json.loads(archive.read("manifest.json"))["model"]["state"]["__dict__"]
+    model = melagbm.load(path)
+    old_names = saved["feature_names_"]
+    assert model.feature_names_ == [current_name(name) for name in old_names]
+    assert all("__" in name for name in model.feature_names_) and "age__years" in model.feature_names_
+    assert model.n_estimators_ == saved["n_estimators_"]
+    assert model.threshold_ == saved["threshold_"]
+    assert model.threshold_log_odds_ == saved["threshold_log_odds_"]
+    assert model.oof_roc_auc_ == saved.get("oof_roc_auc_")
+    families = saved["family_to_columns_"]["__dict__"]
+    assert model.family_to_columns_ == {family: [current_name(c) for c in columns] for family, columns in families.items()}
+    assert (model.image_features_ is None) == (not saved["embedders_"])
+    assert (model.patient_context_ is None) == (saved["patient_col_"] is None)

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from melagbm.lesion import LESION_FEATURES, LesionFeatures, draw_outline, lesion_measurements, segment_lesion
+from melagbm.features.lesion import LESION_FEATURES, LesionFeatures, draw_outline, lesion_measurements, segment_lesion
 
 
 def _dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -120,12 +120,12 @@ def test_fusion_with_lesion_features_and_patient_context(isic_patients, tmp_path
                              random_state=0).fit(X, y)
     families = set(model.feature_families_.values())
     assert {"image", "lesion size", "lesion shape", "lesion colour", "patient context"} <= families
-    assert "patient_id" not in model.feature_names_ and "meta__patient_id" not in model.feature_names_
+    assert "patient_id" not in model.feature_names_ and "metadata__patient_id" not in model.feature_names_
     table = model.transform_features(X)
-    assert table["patient__n_images"].equals(X.groupby("patient_id")["image"].transform("size").astype(float))
-    per_patient = table.groupby(X["patient_id"])["patient__image__score_z"]
+    assert table["patient_context__n_images"].equals(X.groupby("patient_id")["image"].transform("size").astype(float))
+    per_patient = table.groupby(X["patient_id"])["patient_context__image__score_z"]
     assert np.allclose(per_patient.mean(), 0, atol=1e-9)  # z-scores centre on each patient
-    ranks = table["patient__lesion_size__diameter_px_rank"]
+    ranks = table["patient_context__lesion_size__diameter_px_rank"]
     assert ranks.between(0, 1).all()
     proba = model.predict_proba(X)[:, 1]
     loaded = melagbm.load(model.save(tmp_path / "m.melagbm"))

@@ -13,12 +13,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-import melagbm.images
+import melagbm.images.reading
 from melagbm import FusionClassifier, ImageEmbedder, ImageReadError, MetadataEncoder
 from melagbm.classifier import DuplicateImageWarning
 from melagbm.embedding import BadImageWarning
+from melagbm.features.metadata import UnseenCategoryWarning
 from melagbm.images import read_image
-from melagbm.metadata import UnseenCategoryWarning
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +96,7 @@ def test_decompression_bombs_are_refused_before_decoding(tmp_path) -> None:
 
 
 def test_the_pixel_limit_is_ours(lesion, monkeypatch) -> None:
-    monkeypatch.setattr(melagbm.images, "MAX_IMAGE_PIXELS", 10_000)
+    monkeypatch.setattr(melagbm.images.reading, "MAX_IMAGE_PIXELS", 10_000)
     with pytest.raises(ImageReadError, match="200 x 150 pixels exceeds the limit of 10000"):
         read_image(_encoded(lesion, "PNG"))
 
@@ -225,8 +225,8 @@ def test_any_metadata_frame_encodes_or_raises_naming_a_column(train, test) -> No
     except ValueError as exc:
         assert any(f"'{c}'" in str(exc) for c in columns), str(exc)
     else:
-        assert list(out.columns) == ["age", "sex", "site"] and len(out) == len(test)
-        assert out["age"].dropna().between(0, 120).all()
+        assert list(out.columns) == ["age__years", "sex__category", "site__general"] and len(out) == len(test)
+        assert out["age__years"].dropna().between(0, 120).all()
 
 
 def test_recoded_sex_is_refused_even_for_a_few_rows(metadata_model) -> None:

@@ -296,7 +296,7 @@ def test_the_old_npy_layout_is_imported(tmp_path) -> None:
 def test_one_store_object_per_folder_keeps_its_index_and_counts(tmp_path, ham_root) -> None:
     import threading
 
-    from melagbm.lesion import LesionFeatures
+    from melagbm.features.lesion import LesionFeatures
     from melagbm.store import resolve_store
 
     store = resolve_store(tmp_path / "store")

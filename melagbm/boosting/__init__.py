@@ -8,6 +8,7 @@ model files, Dask training) lives in its adapter (``_lightgbm.py``, ``_xgboost.p
 from ._adapter import BoosterAdapter
 from ._lightgbm import LightGBMAdapter
 from ._registry import ADAPTERS, BOOSTERS, adapter_for, booster_kind
+from ._step import BoostingStep, n_rounds
 from ._training import fit_booster, make_booster, margin
 from ._xgboost import XGBoostAdapter
 
@@ -15,6 +16,7 @@ __all__ = [
     "ADAPTERS",
     "BOOSTERS",
     "BoosterAdapter",
+    "BoostingStep",
     "LightGBMAdapter",
     "XGBoostAdapter",
     "adapter_for",
@@ -22,4 +24,5 @@ __all__ = [
     "fit_booster",
     "make_booster",
     "margin",
+    "n_rounds",
 ]

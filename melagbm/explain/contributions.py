@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._checks import check_groups
-from .boosting import adapter_for
+from .._checks import check_groups
+from ..boosting import adapter_for
 
 __all__ = [
     "FAMILY_ORDER",
@@ -36,6 +36,20 @@ def tree_contributions(booster: Any, features: pd.DataFrame) -> tuple[np.ndarray
 
     Returns ``(values, base_values)``: shapes ``(n, n_features)`` and ``(n,)`` for two
     classes, ``(n, n_features, k)`` and ``(n, k)`` for k > 2 classes, in margin space.
+
+    Parameters
+    ----------
+    booster : LGBMClassifier or XGBClassifier
+        The fitted booster.
+    features : DataFrame of shape (n, n_features)
+        The booster's input: one column per booster feature, in the order it was fitted on.
+
+    Returns
+    -------
+    values : ndarray of shape (n, n_features) or (n, n_features, k)
+        SHAP value of each feature per row, in log-odds (margin) space.
+    base_values : ndarray of shape (n,) or (n, k)
+        The expected margin per row; with ``values`` summed it gives the raw margin.
     """
     raw = adapter_for(booster).contributions(booster, features)  # (n, outputs, features + 1)
     values, base = raw[..., :-1], raw[..., -1]
@@ -60,7 +74,24 @@ def _numeric(features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 
 
 def make_explanation(values: np.ndarray, base_values: np.ndarray, features: pd.DataFrame) -> Any:
-    """A ``shap.Explanation`` with one column per feature of ``features``."""
+    """A ``shap.Explanation`` with one column per feature of ``features``.
+
+    Parameters
+    ----------
+    values : ndarray of shape (n, n_features) or (n, n_features, k)
+        SHAP values, as from :func:`tree_contributions`.
+    base_values : ndarray of shape (n,) or (n, k)
+        Base values, as from :func:`tree_contributions`.
+    features : DataFrame of shape (n, n_features)
+        The rows explained; categorical columns become category codes in ``data``
+        (NaN when missing), their labels go to ``display_data``.
+
+    Returns
+    -------
+    explanation : shap.Explanation
+        ``values``, ``base_values``, ``data``, ``display_data`` and ``feature_names``
+        (the columns of ``features``).
+    """
     import shap
 
     data, display = _numeric(features)
@@ -85,6 +116,21 @@ def group_explanation(explanation: Any, feature_families: dict[str, str]) -> Any
     A one-column family keeps its feature's value as ``data`` (so beeswarm colours
     mean something); a family of several columns has NaN ``data`` (a sum of
     embedding components or lesion measurements is no quantity).
+
+    Parameters
+    ----------
+    explanation : shap.Explanation
+        Per-feature explanation, as made by ``FusionClassifier.explain(X)``: values
+        of shape (n, n_features), or (n, n_features, k) for k > 2 classes.
+    feature_families : dict of str to str
+        Family of each feature name (``FusionClassifier.feature_families_``); every
+        feature of ``explanation`` must be in it.
+
+    Returns
+    -------
+    grouped : shap.Explanation
+        Values of shape (n, n_families) (or (n, n_families, k)), families in :data:`FAMILY_ORDER`
+        (unknown ones last); ``base_values`` as in ``explanation``.
     """
     import shap
 
@@ -120,6 +166,27 @@ def family_importance(
     Returns a DataFrame indexed by family, most important first: ``mean_abs_shap``,
     ``ci_low``, ``ci_high`` (percentile interval over ``n_bootstrap`` resamples of the
     patients/lesions in ``groups``; of rows when None) and ``share`` (of the total).
+
+    Parameters
+    ----------
+    grouped : shap.Explanation
+        Per-family explanation, as made by ``FusionClassifier.explain(X, grouped=True)``.
+        Rows with NaN values (unreadable images) are left out; with several classes,
+        |SHAP| is summed over the classes' margins.
+    groups : array-like of shape (n,), default=None
+        Patient or lesion id per row (resampled whole); None resamples single rows.
+    n_bootstrap : int, default=1000
+        Bootstrap resamples behind the interval; 0 gives NaN ``ci_low`` and ``ci_high``.
+    confidence : float, default=0.95
+        Coverage of the interval.
+    random_state : int or None, default=0
+        Seed of the resampling.
+
+    Returns
+    -------
+    importance : DataFrame
+        One row per family, most important first: ``mean_abs_shap`` (log-odds),
+        ``ci_low``, ``ci_high`` and ``share``.
     """
     magnitude = np.abs(np.asarray(grouped.values, dtype=float))
     if magnitude.ndim == 3:  # several classes: summed over the classes' margins

@@ -13,14 +13,14 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from ._device import resolve_device
-from ._progress import progress
-from ._warnings import warn
-from .backbones import BackboneUnavailableError, load_backbone, weights_digest
-from .decoding import JPEG_DECODING, decode_jpeg_batch, plain_jpeg_bytes, tensor_transform
-from .exceptions import BadImageWarning
-from .images import ImageReadError, as_image_list, content_hash, read_image
-from .store import fill_from_store, positions_by_key, resolve_store
+from .._device import resolve_device
+from .._progress import progress
+from .._warnings import warn
+from ..backbones.registry import BackboneUnavailableError, load_backbone, weights_digest
+from ..exceptions import BadImageWarning
+from ..images.decoding import JPEG_DECODING, decode_jpeg_batch, plain_jpeg_bytes, tensor_transform
+from ..images.reading import ImageReadError, as_image_list, content_hash, read_image
+from ..store.embedding_store import fill_from_store, positions_by_key, resolve_store
 
 __all__ = ["BadImageWarning", "ImageEmbedder", "TTA_MODES", "embedding_feature_names"]
 
@@ -201,7 +201,20 @@ class ImageEmbedder(TransformerMixin, BaseEstimator):
 
     # -- fitting ---------------------------------------------------------------------
     def fit(self, X: Any = None, y: Any = None) -> ImageEmbedder:
-        """Load the backbone and resolve device and preprocessing; learns nothing from X."""
+        """Load the backbone and resolve device and preprocessing; learns nothing from X.
+
+        Parameters
+        ----------
+        X : object, default=None
+            Ignored.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : ImageEmbedder
+            The fitted embedder.
+        """
         import timm
 
         if self.jpeg_decoding not in JPEG_DECODING:
@@ -263,7 +276,18 @@ class ImageEmbedder(TransformerMixin, BaseEstimator):
 
     # -- transforming ----------------------------------------------------------------
     def transform(self, X: Any) -> np.ndarray:
-        """Embed images (paths, bytes, arrays or PIL images) into an (n, d) float32 array."""
+        """Embed images (paths, bytes, arrays or PIL images) into an (n, d) float32 array.
+
+        Parameters
+        ----------
+        X : Series, list or array of images
+            Paths, bytes, arrays or PIL images (a one-column DataFrame too).
+
+        Returns
+        -------
+        embeddings : ndarray of shape (n_images, n_features_out_)
+            One float32 vector per image; NaN rows for images skipped as unreadable.
+        """
         check_is_fitted(self, "encoder_id_")
         check_on_bad_image(self.on_bad_image)
         items, rows = as_image_list(X)
@@ -364,7 +388,18 @@ class ImageEmbedder(TransformerMixin, BaseEstimator):
         return torch.cat(pooled, dim=1)
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
-        """``image__emb_0000`` ... one name per embedding dimension."""
+        """``image__emb_0000`` ... one name per embedding dimension.
+
+        Parameters
+        ----------
+        input_features : array-like of str, default=None
+            Ignored.
+
+        Returns
+        -------
+        feature_names_out : ndarray of str objects
+            ``n_features_out_`` names.
+        """
         check_is_fitted(self, "n_features_out_")
         return np.asarray(embedding_feature_names(self.n_features_out_), dtype=object)
 

@@ -17,10 +17,10 @@ import pandas as pd
 from sklearn.base import clone
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from ._checks import check_groups, check_scores
-from ._progress import progress
-from ._splits import stratified_group_splits
-from .decision import threshold_for_sensitivity
+from .._checks import check_groups, check_scores
+from .._progress import progress
+from .._splits import stratified_group_splits
+from ..decision import threshold_for_sensitivity
 
 __all__ = [
     "CVResult",
@@ -67,7 +67,22 @@ def _check_binary(y: Any, name: str) -> np.ndarray:
 
 
 def roc_auc(y_true: Any, score: Any, sample_weight: Any = None) -> float:
-    """Area under the ROC curve."""
+    """Area under the ROC curve.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        Labels, 1 = melanoma.
+    score : array-like of shape (n_samples,)
+        Scores, higher = more suspicious (e.g. melanoma probabilities).
+    sample_weight : array-like of shape (n_samples,), default=None
+        Row weights; None weighs every row 1.
+
+    Returns
+    -------
+    auc : float
+        0.5 for a random ranking, 1 when every melanoma scores above every other lesion.
+    """
     y_true, score, sample_weight = check_scores(y_true, score, sample_weight)
     return float(roc_auc_score(y_true, score, sample_weight=sample_weight))
 
@@ -79,6 +94,22 @@ def partial_auc(y_true: Any, score: Any, min_tpr: float = 0.8, sample_weight: An
     ``1 - min_tpr`` (0.2 by default). Computed as the challenge did: scikit-learn's
     ``roc_auc_score`` with ``max_fpr = 1 - min_tpr`` on flipped labels and scores
     ``1 - score``, with the McClish standardisation undone.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        Labels, 1 = melanoma.
+    score : array-like of shape (n_samples,)
+        Scores, higher = more suspicious (e.g. melanoma probabilities).
+    min_tpr : float, default=0.8
+        The TPR from which the area counts.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Row weights; None weighs every row 1.
+
+    Returns
+    -------
+    pauc : float
+        The partial area, from 0 to ``1 - min_tpr``.
     """
     y_true, score, sample_weight = check_scores(y_true, score, sample_weight)
     max_fpr = abs(1.0 - min_tpr)
@@ -90,7 +121,24 @@ def partial_auc(y_true: Any, score: Any, min_tpr: float = 0.8, sample_weight: An
 def sensitivity_at_specificity(
     y_true: Any, score: Any, specificity: float = 0.9, sample_weight: Any = None
 ) -> float:
-    """Highest sensitivity (TPR) reachable with specificity of at least ``specificity``."""
+    """Highest sensitivity (TPR) reachable with specificity of at least ``specificity``.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        Labels, 1 = melanoma.
+    score : array-like of shape (n_samples,)
+        Scores, higher = more suspicious (e.g. melanoma probabilities).
+    specificity : float, default=0.9
+        The least specificity (1 - FPR) to keep.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Row weights; None weighs every row 1.
+
+    Returns
+    -------
+    sensitivity : float
+        Share of melanomas (weighted) at or above the threshold, in [0, 1].
+    """
     y_true, score, sample_weight = check_scores(y_true, score, sample_weight)
     fpr, tpr, _ = roc_curve(y_true, score, sample_weight=sample_weight, drop_intermediate=False)
     return float(tpr[fpr <= 1.0 - specificity + 1e-12].max())
@@ -99,7 +147,24 @@ def sensitivity_at_specificity(
 def specificity_at_sensitivity(
     y_true: Any, score: Any, sensitivity: float = 0.95, sample_weight: Any = None
 ) -> float:
-    """Highest specificity reachable with sensitivity of at least ``sensitivity``."""
+    """Highest specificity reachable with sensitivity of at least ``sensitivity``.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        Labels, 1 = melanoma.
+    score : array-like of shape (n_samples,)
+        Scores, higher = more suspicious (e.g. melanoma probabilities).
+    sensitivity : float, default=0.95
+        The least sensitivity (TPR) to keep.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Row weights; None weighs every row 1.
+
+    Returns
+    -------
+    specificity : float
+        Share of non-melanomas (weighted) below the threshold, in [0, 1].
+    """
     y_true, score, sample_weight = check_scores(y_true, score, sample_weight)
     fpr, tpr, _ = roc_curve(y_true, score, sample_weight=sample_weight, drop_intermediate=False)
     return float(1.0 - fpr[tpr >= sensitivity - 1e-12].min())
@@ -110,6 +175,24 @@ def top_k_sensitivity(y_true: Any, score: Any, groups: Any, k: int = 1, sample_w
 
     The "ugly duckling" view: a dermatologist who examines the k most suspicious lesions
     of each patient finds this share of the melanomas.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        Labels, 1 = melanoma.
+    score : array-like of shape (n_samples,)
+        Scores, higher = more suspicious (e.g. melanoma probabilities).
+    groups : array-like of shape (n_samples,)
+        Patient ids; the ranking is within each patient.
+    k : int, default=1
+        Lesions examined per patient. Ties with the k-th score count as within the top k.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Row weights; None weighs every row 1.
+
+    Returns
+    -------
+    share : float
+        Share of melanomas (weighted) in the top ``k`` of their patient, in [0, 1].
     """
     y_true, score, sample_weight = check_scores(y_true, score, sample_weight)
     hits = _top_k_hits(y_true, score, np.asarray(groups), k)
@@ -126,7 +209,20 @@ def _top_k_hits(y_true: np.ndarray, score: np.ndarray, groups: np.ndarray, k: in
 
 
 def summarize(y_true: Any, score: Any) -> dict[str, float]:
-    """ROC AUC, partial AUC above 80 % TPR and sensitivity at 90 % specificity."""
+    """ROC AUC, partial AUC above 80 % TPR and sensitivity at 90 % specificity.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        Labels, 1 = melanoma.
+    score : array-like of shape (n_samples,)
+        Scores, higher = more suspicious (e.g. melanoma probabilities).
+
+    Returns
+    -------
+    dict of str to float
+        ``roc_auc``, ``pauc_80`` and ``sens_at_spec90`` (names as in :data:`METRIC_LABELS`).
+    """
     return {
         "roc_auc": roc_auc(y_true, score),
         "pauc_80": partial_auc(y_true, score, 0.8),
@@ -235,11 +331,17 @@ def metrics_table(
         meaningful when groups are patients, so pass None when they are lesions.
     n_bootstrap : int, default=1000
         0 gives point estimates only.
+    confidence : float, default=0.95
+        Coverage of each interval: the ``(1 - confidence) / 2`` and ``(1 + confidence) / 2``
+        quantiles of the bootstrap values.
+    random_state : int or None, default=0
+        Seed of the bootstrap; None seeds it afresh.
 
     Returns
     -------
-    DataFrame indexed by metric (see :data:`METRIC_LABELS`) with columns ``value``,
-    ``ci_low``, ``ci_high`` and ``label``.
+    table : DataFrame
+        Indexed by metric (see :data:`METRIC_LABELS`) with columns ``value``,
+        ``ci_low``, ``ci_high`` and ``label``. The bounds are NaN without bootstrap draws.
     """
     y, proba, _ = check_scores(y_true, proba)
     y = _check_binary(y, "y_true")
@@ -273,7 +375,7 @@ def metrics_table(
 class CVResult:
     """Out-of-fold predictions and the metrics table of a grouped cross-validation.
 
-    Attributes
+    Parameters
     ----------
     oof : DataFrame
         Indexed like X: ``y``, ``proba`` (out-of-fold melanoma probability),
@@ -282,7 +384,11 @@ class CVResult:
     metrics : DataFrame
         :func:`metrics_table` of the out-of-fold predictions.
     n_splits : int
-    confidence : float
+        Folds used (fewer than asked when the rarest class allows fewer).
+    confidence : float, default=0.95
+        Coverage of the intervals in ``metrics``.
+    info : dict, default={}
+        Run details: ``grouped`` (whether groups were given) and ``top_k``.
     """
 
     oof: pd.DataFrame
@@ -323,17 +429,26 @@ def cross_validate(
     ----------
     estimator : classifier
         Binary: ``y`` holds 0/1 with 1 = melanoma.
+    X : DataFrame or array-like of shape (n_samples, n_features)
+        What ``estimator.fit`` takes, one row per image.
+    y : array-like of shape (n_samples,)
+        Labels, 1 = melanoma.
     groups : array-like, default=None
         Patient (or lesion) ids. Strongly recommended: without them, images of one
         patient land on both sides and the estimate is optimistic.
+    n_splits : int, default=5
+        Folds; lowered to what the rarest class (counted in groups) allows.
     n_bootstrap, confidence, top_k :
         See :func:`metrics_table`.
+    random_state : int, default=0
+        Seed of the folds and of the bootstrap.
     verbose : int, default=1
         1: a progress bar over the folds (shown once they last 2 s); 0: none.
 
     Returns
     -------
     CVResult
+        The out-of-fold predictions and their metrics table.
     """
     y = pd.Series(_check_binary(y, "y"), index=getattr(X, "index", None))
     group_ids = check_groups(groups, getattr(X, "index", None))

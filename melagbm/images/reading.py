@@ -11,7 +11,7 @@ from typing import Any, Union
 import numpy as np
 from PIL import Image, ImageOps
 
-from .exceptions import ImageReadError
+from ..exceptions import ImageReadError
 
 __all__ = [
     "MAX_IMAGE_PIXELS", "ImageLike", "ImageReadError", "as_image_list", "content_hash", "describe", "read_image",
@@ -78,6 +78,18 @@ def read_image(item: ImageLike, row: Any = None) -> Image.Image:
     Grey, palette, CMYK, RGBA and 16-bit images are converted (16-bit rescaled);
     images above :data:`MAX_IMAGE_PIXELS` are refused before they are decoded.
 
+    Parameters
+    ----------
+    item : path, bytes, ndarray or PIL image
+        The image; an array is H x W (x 1, 3 or 4), floats at most 1 taken as the 0-1 scale.
+    row : object, default=None
+        The row label named in the error message.
+
+    Returns
+    -------
+    image : PIL.Image.Image
+        The image in mode "RGB".
+
     Raises
     ------
     ImageReadError
@@ -115,7 +127,25 @@ def read_image(item: ImageLike, row: Any = None) -> Image.Image:
 
 
 def content_hash(item: ImageLike, row: Any = None) -> str:
-    """SHA-256 (hex) of an image's encoded bytes, or of an array's pixels and shape."""
+    """SHA-256 (hex) of an image's encoded bytes, or of an array's pixels and shape.
+
+    Parameters
+    ----------
+    item : path, bytes, ndarray or PIL image
+        The image; a file is hashed as stored, not decoded.
+    row : object, default=None
+        The row label named in the error message.
+
+    Returns
+    -------
+    digest : str
+        64 hexadecimal characters.
+
+    Raises
+    ------
+    ImageReadError
+        Naming ``row`` and the file when a file cannot be read or ``item`` is of another type.
+    """
     digest = hashlib.sha256()
     if isinstance(item, (str, os.PathLike)):
         try:

@@ -38,9 +38,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ._atomic import atomic_write
-from ._warnings import warn
-from .exceptions import CorruptEntryWarning
+from .._atomic import atomic_write
+from .._warnings import warn
+from ..exceptions import CorruptEntryWarning
 
 __all__ = ["EmbeddingStore", "CorruptEntryWarning", "default_store_path", "fill_from_store", "positions_by_key",
            "resolve_store", "vector_checksum"]
@@ -119,7 +119,20 @@ class EmbeddingStore:
 
     # -- reading ---------------------------------------------------------------------
     def get_many(self, encoder_id: str, keys: Sequence[str]) -> list[np.ndarray | None]:
-        """Stored vectors for ``keys``; None where absent or corrupt (with a warning)."""
+        """Stored vectors for ``keys``; None where absent or corrupt (with a warning).
+
+        Parameters
+        ----------
+        encoder_id : str
+            The encoder the vectors belong to.
+        keys : sequence of str
+            SHA-256 hex digests of the images (see :func:`~melagbm.images.content_hash`).
+
+        Returns
+        -------
+        vectors : list of ndarray or None
+            One float32 vector or None per key, in the order of ``keys``.
+        """
         _check_encoder_id(encoder_id)
         for _attempt in range(3):  # a concurrent compaction may delete a shard we indexed
             try:
@@ -244,6 +257,17 @@ class EmbeddingStore:
         """Store each row of ``vectors`` under its key, as one new shard written atomically.
 
         ``identity`` (what the encoder id stands for) is recorded once in ``_encoder.json``.
+
+        Parameters
+        ----------
+        encoder_id : str
+            The encoder the vectors belong to: letters, digits, ``_``, ``.`` and ``-``.
+        keys : iterable of str
+            SHA-256 hex digests of the images, one per row of ``vectors``.
+        vectors : ndarray of shape (n_keys, n_dims)
+            The vectors, stored as float32.
+        identity : dict, default=None
+            What the encoder id stands for (backbone, weights, preprocessing, ...).
         """
         _check_encoder_id(encoder_id)
         keys = list(keys)
@@ -298,12 +322,36 @@ class EmbeddingStore:
         }
 
     def read(self, encoder: str | Sequence[str] | None = None) -> pa.Table:
-        """The de-duplicated table of verified rows (newest per encoder and key), as Arrow."""
+        """The de-duplicated table of verified rows (newest per encoder and key), as Arrow.
+
+        Parameters
+        ----------
+        encoder : str, list of str or None, default=None
+            Encoder ids or backbone names; None: every encoder in the store.
+
+        Returns
+        -------
+        table : pyarrow.Table
+            Columns ``key``, ``encoder_id``, ``vector``, ``checksum`` and ``created_at``.
+        """
         tables = [self._verified_rows(encoder_id)[0] for encoder_id in self._matching(encoder)]
         return pa.concat_tables(tables) if tables else SCHEMA.empty_table()
 
     def export(self, path: str | os.PathLike, encoder: str | Sequence[str] | None = None) -> Path:
-        """Write the de-duplicated, verified table to one Parquet file, atomically; returns its path."""
+        """Write the de-duplicated, verified table to one Parquet file, atomically; returns its path.
+
+        Parameters
+        ----------
+        path : path
+            The Parquet file to write (replaced if it exists).
+        encoder : str, list of str or None, default=None
+            Encoder ids or backbone names; None: every encoder in the store.
+
+        Returns
+        -------
+        path : Path
+            The file written.
+        """
         path = Path(path)
         table = self.read(encoder)
         with atomic_write(path) as out:
@@ -315,6 +363,16 @@ class EmbeddingStore:
 
         Safe while other processes read and write: new shards written meanwhile are kept,
         and a shard is deleted only after its rows are in the merged file.
+
+        Parameters
+        ----------
+        encoder : str, list of str or None, default=None
+            Encoder ids or backbone names; None: every encoder in the store.
+
+        Returns
+        -------
+        report : dict
+            Counts summed over the encoders: ``shards_before``, ``shards_after``, ``rows_dropped``, ``tmp_removed``.
         """
         report = {"shards_before": 0, "shards_after": 0, "rows_dropped": 0, "tmp_removed": 0}
         for encoder_id in self._matching(encoder):
@@ -335,12 +393,31 @@ class EmbeddingStore:
         return report
 
     def maybe_compact(self, encoder_id: str, max_shards: int = 64) -> None:
-        """Compact one encoder when it has more than ``max_shards`` shards (keeps look-ups fast)."""
+        """Compact one encoder when it has more than ``max_shards`` shards (keeps look-ups fast).
+
+        Parameters
+        ----------
+        encoder_id : str
+            The encoder to compact.
+        max_shards : int, default=64
+            The most shards left uncompacted.
+        """
         if len(_shard_names(self.root / encoder_id)) > max_shards:
             self.compact(encoder_id)
 
     def prune(self, encoder: str | Sequence[str]) -> int:
-        """Delete every entry of the named encoders (ids or backbone names); returns entries removed."""
+        """Delete every entry of the named encoders (ids or backbone names); returns entries removed.
+
+        Parameters
+        ----------
+        encoder : str or list of str
+            Encoder ids or backbone names; one the store does not hold raises ValueError.
+
+        Returns
+        -------
+        removed : int
+            Distinct keys deleted.
+        """
         removed = 0
         for encoder_id in self._matching(encoder, required=True):
             shards = self._refresh(encoder_id)

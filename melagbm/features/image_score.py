@@ -1,0 +1,141 @@
+"""How image embeddings enter the booster: a probe score, PCA components, or raw."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, clone
+from sklearn.decomposition import PCA
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from .._splits import stratified_group_splits
+from ..embedding.embedder import embedding_feature_names
+
+__all__ = ["IMAGE_FEATURE_MODES", "ImageSignal"]
+
+#: "probe": an out-of-fold logistic-regression score; "pca": principal components;
+#: "embedding": every embedding dimension; "probe+pca": the score and the components.
+IMAGE_FEATURE_MODES = ("probe", "pca", "embedding", "probe+pca")
+
+
+class ImageSignal(BaseEstimator):
+    """Turn embeddings into booster features, without leaking labels into them.
+
+    In "probe" mode the training rows get out-of-fold scores (each row scored by a
+    probe that never saw its group), so the booster learns how much to trust a
+    score it will really see at predict time; new rows are scored by a probe fitted
+    on all training rows.
+
+    Parameters
+    ----------
+    mode : one of :data:`IMAGE_FEATURE_MODES`, default="probe"
+    n_components : int, default=32
+        Components kept in "pca" modes.
+    probe_C : float or "auto", default="auto"
+        Inverse regularisation of the probe (on standardised embeddings). "auto" is
+        2 / embedding width: the optimum on HAM10000 for 1,752 (Lite0) and 3,552
+        (Lite0 + Lite2) dimensions; wider embeddings need stronger regularisation.
+    n_folds : int, default=5
+        Folds for the out-of-fold probe scores.
+    random_state : int, default=0
+    prefix : str, default="image"
+        Start of the output column names (``<prefix>__score``, ``<prefix>__pc00``, ...).
+    """
+
+    def __init__(
+        self,
+        *,
+        mode: str = "probe",
+        n_components: int = 32,
+        probe_C: float | str = "auto",
+        n_folds: int = 5,
+        random_state: int = 0,
+        prefix: str = "image",
+    ) -> None:
+        self.mode = mode
+        self.n_components = n_components
+        self.probe_C = probe_C
+        self.n_folds = n_folds
+        self.random_state = random_state
+        self.prefix = prefix
+
+    def _probe(self, width: int) -> Pipeline:
+        C = 2.0 / width if self.probe_C == "auto" else float(self.probe_C)
+        return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=3000))
+
+    def _score_names(self) -> list[str]:
+        if len(self.classes_) == 2:
+            return [f"{self.prefix}__score"]
+        return [f"{self.prefix}__score_{label}" for label in self.classes_]
+
+    def fit_transform(
+        self, embeddings: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None
+    ) -> pd.DataFrame:
+        """Fit on training embeddings and return their (out-of-fold) features.
+
+        Parameters
+        ----------
+        embeddings : ndarray of shape (n_samples, n_dims)
+            The training rows' embeddings.
+        y : ndarray of shape (n_samples,)
+            Their labels.
+        groups : ndarray of shape (n_samples,), default=None
+            Patient or lesion ids: the out-of-fold folds never split a group. None: rows are independent.
+
+        Returns
+        -------
+        features : DataFrame
+            One row per embedding: the out-of-fold probe score(s) and/or the PCA or embedding columns.
+        """
+        if self.mode not in IMAGE_FEATURE_MODES:
+            raise ValueError(f"image_features must be one of {IMAGE_FEATURE_MODES}, got {self.mode!r}")
+        self.classes_ = np.unique(y)
+        parts = []
+        if "probe" in self.mode:
+            oof = np.zeros((len(y), len(self._score_names())))
+            probe = self._probe(embeddings.shape[1])
+            for train, test in stratified_group_splits(y, groups, self.n_folds, self.random_state):
+                fold = clone(probe).fit(embeddings[train], y[train])
+                oof[test] = fold.decision_function(embeddings[test]).reshape(len(test), -1)
+            self.probe_ = probe.fit(embeddings, y)
+            parts.append(pd.DataFrame(oof, columns=self._score_names()))
+        if "pca" in self.mode:
+            n = int(min(self.n_components, *embeddings.shape))
+            self.pca_ = make_pipeline(StandardScaler(), PCA(n_components=n, random_state=self.random_state))
+            parts.append(self._pca_frame(self.pca_.fit_transform(embeddings)))
+        if self.mode == "embedding":
+            parts.append(self._embedding_frame(embeddings))
+        self.n_features_in_ = embeddings.shape[1]
+        return pd.concat(parts, axis=1)
+
+    def transform(self, embeddings: np.ndarray) -> pd.DataFrame:
+        """Features for new embeddings.
+
+        Parameters
+        ----------
+        embeddings : ndarray of shape (n_samples, n_dims)
+            Embeddings as wide as those given to :meth:`fit_transform`.
+
+        Returns
+        -------
+        features : DataFrame
+            One row per embedding, the columns of :meth:`fit_transform`.
+        """
+        parts = []
+        if "probe" in self.mode:
+            scores = self.probe_.decision_function(embeddings).reshape(len(embeddings), -1)
+            parts.append(pd.DataFrame(scores, columns=self._score_names()))
+        if "pca" in self.mode:
+            parts.append(self._pca_frame(self.pca_.transform(embeddings)))
+        if self.mode == "embedding":
+            parts.append(self._embedding_frame(embeddings))
+        return pd.concat(parts, axis=1)
+
+    def _pca_frame(self, components: np.ndarray) -> pd.DataFrame:
+        return pd.DataFrame(components, columns=[f"{self.prefix}__pc{i:02d}" for i in range(components.shape[1])])
+
+    def _embedding_frame(self, embeddings: np.ndarray) -> pd.DataFrame:
+        names = [f"{self.prefix}__{name.split('__', 1)[1]}" for name in embedding_feature_names(embeddings.shape[1])]
+        return pd.DataFrame(embeddings, columns=names)
