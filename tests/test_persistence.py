@@ -161,7 +161,8 @@ def test_a_forged_manifest_cannot_set_other_attributes_or_ids(saved, image_model
     assert melagbm.load(fused).cache == "auto"  # the saving machine's store path is not kept
 
     def retarget_encoder(manifest, members) -> None:
-        embedder = manifest["model"]["state"]["__dict__"]["embedders_"][0]
+        image_step = manifest["model"]["state"]["__dict__"]["image_features_"]
+        embedder = image_step["state"]["__dict__"]["embedders_"][0]
         embedder["state"]["__dict__"]["encoder_id_"] = "../../elsewhere"
 
     _rewrite(fused, retarget_encoder)
