@@ -26,7 +26,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 
 from melagbm import FusionClassifier
 from melagbm.datasets import load_ham10000, load_isic2020
-from melagbm.explain_report import write_explanation_report
+from melagbm.explain.report import write_explanation_report
 
 
 def describe(name: str, importance: pd.DataFrame) -> str:

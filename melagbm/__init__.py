@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from . import _moved
 from .backbones.registry import ENCODERS, BackboneUnavailableError, load_backbone
 from .classifier import FusionClassifier
 from .embedding.embedder import ImageEmbedder
@@ -17,6 +18,7 @@ from .store.embedding_store import EmbeddingStore
 __version__ = (Path(__file__).with_name("VERSION.txt")).read_text().strip()
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
+_moved.install()  # melagbm.lesion, melagbm.plotting, ... still import, with a DeprecationWarning
 
 __all__ = [
     "ENCODERS",

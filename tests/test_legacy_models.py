@@ -8,7 +8,9 @@ the whole model without recomputing the CNN's float32 output.
 
 from __future__ import annotations
 
+import json
 import shutil
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -45,17 +47,27 @@ def test_saved_model_predicts_as_it_did(path, isic_root, tmp_path, monkeypatch) 
         assert melagbm.EmbeddingStore(store / "embeddings").stats()["entries"] == hits
 
 
-@pytest.mark.parametrize("path", SAVED, ids=[path.stem for path in SAVED])
+def _saved_state(path: Path) -> dict:
+    with zipfile.ZipFile(path) as archive:
+        return json.loads(archive.read("manifest.json"))["model"]["state"]["__dict__"]
+
+
+#: Files in melagbm 0.1's layout: flat attributes (embedders_, calibration_, ...), names before family__feature.
+FLAT = [path for path in SAVED if "embedders_" in _saved_state(path)]
+
+
+def test_fixtures_hold_both_layouts() -> None:
+    """Files in the flat layout of 0.1 and files holding the steps (saved by the redesigned release)."""
+    assert FLAT and len(FLAT) < len(SAVED)
+
+
+@pytest.mark.parametrize("path", FLAT, ids=[path.stem for path in FLAT])
 def test_saved_model_loads_as_todays_steps_with_family_feature_names(path) -> None:
     """The flat state of the files becomes the steps; the columns get today's names; the derived values are
     the ones the file stored."""
-    import json
-    import zipfile
-
     from melagbm.features._names import current_name
 
-    with zipfile.ZipFile(path) as archive:
-        saved = json.loads(archive.read("manifest.json"))["model"]["state"]["__dict__"]
+    saved = _saved_state(path)
     model = melagbm.load(path)
     old_names = saved["feature_names_"]
     assert model.feature_names_ == [current_name(name) for name in old_names]

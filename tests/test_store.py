@@ -326,3 +326,36 @@ def test_fill_from_store_takes_only_rows_of_the_right_width(tmp_path) -> None:
     assert np.isnan(out[1:]).all()
     assert fill_from_store(None, "enc-a", ["k1", None], out) == [0]
     assert positions_by_key(["a", "b", "a", None], [0, 1, 2]) == {"a": [0, 2], "b": [1]}
+
+
+def test_the_lesion_measurer_stores_batch_by_batch_and_measures_each_image_once(tmp_path, ham_root, monkeypatch) -> None:
+    """One cached per-image featuriser behind ImageEmbedder and LesionFeatures: an interrupted measuring keeps
+    the batches it finished, and a repeated image is measured once."""
+    import melagbm.features.lesion as lesion_module
+    from melagbm import ImageEmbedder
+    from melagbm.features.lesion import LesionFeatures
+    from melagbm.store import CachedImageFeaturizer
+
+    assert issubclass(LesionFeatures, CachedImageFeaturizer) and issubclass(ImageEmbedder, CachedImageFeaturizer)
+    monkeypatch.setattr(lesion_module, "_BATCH", 4)
+    images = sorted(str(p) for p in (ham_root / "images").glob("*.jpg"))[:10]
+    measured: list = []
+    real = lesion_module._measure
+
+    def measure_until_the_seventh(item, row, spacing):
+        if len(measured) == 6:
+            raise KeyboardInterrupt  # the user stops the job while the second batch is measured
+        measured.append(item)
+        return real(item, row, spacing)
+
+    monkeypatch.setattr(lesion_module, "_measure", measure_until_the_seventh)
+    measurer = LesionFeatures(cache=tmp_path / "store", verbose=0).fit()
+    with pytest.raises(KeyboardInterrupt):
+        measurer.transform(images + images[:2])
+    assert EmbeddingStore(tmp_path / "store").stats()["entries"] == 4  # the first batch survived
+    measured.clear()
+    monkeypatch.setattr(lesion_module, "_measure", lambda item, row, spacing: measured.append(item) or real(
+        item, row, spacing))
+    table = measurer.transform(images + images[:2])
+    assert sorted(measured) == sorted(images[4:])  # the stored four are read back, the repeats measured once
+    np.testing.assert_array_equal(table.iloc[10:].to_numpy(), table.iloc[:2].to_numpy())

@@ -20,7 +20,7 @@ from ..backbones.registry import BackboneUnavailableError, load_backbone, weight
 from ..exceptions import BadImageWarning
 from ..images.decoding import JPEG_DECODING, decode_jpeg_batch, plain_jpeg_bytes, tensor_transform
 from ..images.reading import ImageReadError, as_image_list, content_hash, read_image
-from ..store.embedding_store import fill_from_store, positions_by_key, resolve_store
+from ..store.cached import CachedImageFeaturizer
 
 __all__ = ["BadImageWarning", "ImageEmbedder", "TTA_MODES", "embedding_feature_names"]
 
@@ -101,7 +101,7 @@ def _as_lists(batch: list[tuple[Any, str]]) -> tuple[list[Any], list[str]]:
     return [entry for entry, _ in batch], [error for _, error in batch]
 
 
-class ImageEmbedder(TransformerMixin, BaseEstimator):
+class ImageEmbedder(CachedImageFeaturizer, TransformerMixin, BaseEstimator):
     """Embed images with a frozen, pretrained timm backbone.
 
     Images are decoded in DataLoader workers while the model computes, in
@@ -302,31 +302,43 @@ class ImageEmbedder(TransformerMixin, BaseEstimator):
                     raise
                 keys.append(None)
                 bad[index] = str(exc)
-        store = resolve_store(self.cache)
-        todo = fill_from_store(store, self.encoder_id_, keys, out)
-        if todo:
-            positions = positions_by_key(keys, todo)  # identical images are embedded once
-            unique = list(positions)
-            order = [positions[key][0] for key in unique]
-            for start, vectors, errors in self._embed_batches([items[i] for i in order], [rows[i] for i in order]):
-                batch_keys = unique[start : start + len(vectors)]
-                good = [i for i, error in enumerate(errors) if not error]
-                if store is not None and good:  # stored batch by batch: an interruption loses one batch
-                    store.put_many(self.encoder_id_, [batch_keys[i] for i in good], vectors[good],
-                                   identity=self.encoder_identity_)
-                for key, vector, error in zip(batch_keys, vectors, errors):
-                    for index in positions[key]:
-                        if error:
-                            bad[index] = error
-                        else:
-                            out[index] = vector
-            if store is not None:
-                store.maybe_compact(self.encoder_id_)
+        bad.update(self.cached_rows(items, rows, keys, out))
         if bad:
             listed = "; ".join(bad[i] for i in sorted(bad)[:10])
             more = f" (and {len(bad) - 10} more)" if len(bad) > 10 else ""
             warn(f"skipped {len(bad)} unreadable image(s), their vectors are NaN: {listed}{more}", BadImageWarning)
         return out
+
+    def store_identity(self) -> dict[str, Any]:
+        """The encoder's identity (backbone, weights hash, preprocessing, layers, TTA), recorded in the store.
+
+        Returns
+        -------
+        identity : dict
+            ``encoder_identity_``.
+        """
+        return self.encoder_identity_
+
+    def compute_batches(self, items: list[Any], rows: list[Any]) -> Iterator[tuple[int, np.ndarray, list[str]]]:
+        """Embed ``items`` batch by batch (the images the store did not have).
+
+        Parameters
+        ----------
+        items : list
+            The images, each given once.
+        rows : list
+            Their row labels, for messages.
+
+        Yields
+        ------
+        start : int
+            Position of the batch's first image in ``items``.
+        vectors : ndarray of shape (batch size, n_features_out_)
+            float32 embeddings.
+        errors : list of str
+            Per image, why it could not be read ("" when it was).
+        """
+        return self._embed_batches(items, rows)
 
     def _embed_batches(self, items: list[Any], rows: list[Any]) -> Iterator[tuple[int, np.ndarray, list[str]]]:
         """Yield (offset of the batch in ``items``, its float32 vectors, an error message per image or "")."""

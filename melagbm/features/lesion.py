@@ -8,6 +8,8 @@ shape and colour features.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from itertools import islice
 from typing import Any
 
 import numpy as np
@@ -19,7 +21,7 @@ from sklearn.utils.validation import check_is_fitted
 from .._progress import progress
 from ..embedding.embedder import encoder_id_of
 from ..images.reading import as_image_list, content_hash, read_image
-from ..store.embedding_store import fill_from_store, positions_by_key, resolve_store
+from ..store.cached import CachedImageFeaturizer
 
 __all__ = ["LESION_FEATURES", "LesionFeatures", "draw_outline", "lesion_measurements", "segment_lesion"]
 
@@ -109,6 +111,9 @@ def segment_lesion(image: Any) -> np.ndarray:
     flat = _candidate(smooth - background + np.median(smooth[valid]), valid, 0.7)
     return raw if _contrast(smooth, raw, valid) >= _contrast(smooth, flat, valid) else flat
 
+
+#: Images measured between two writes to the store (an interruption loses at most one batch).
+_BATCH = 64
 
 _FEATURES_VERSION = 1  # bump when segmentation or a feature's meaning changes: stored rows are then recomputed
 
@@ -207,7 +212,7 @@ def lesion_measurements(image: Any, mask: np.ndarray, pixel_spacing_mm: float | 
     return out
 
 
-class LesionFeatures(TransformerMixin, BaseEstimator):
+class LesionFeatures(CachedImageFeaturizer, TransformerMixin, BaseEstimator):
     """Segment each lesion and measure its size, shape and colour.
 
     Parameters
@@ -269,11 +274,7 @@ class LesionFeatures(TransformerMixin, BaseEstimator):
             raise ValueError(f"pixel_spacing_mm must be a positive number or None, got {self.pixel_spacing_mm!r}")
         self.feature_families_ = {name: family for name, (family, _) in LESION_FEATURES.items()}
         self.n_features_out_ = len(LESION_FEATURES)
-        identity = {"features": "melagbm.lesion",  # a stable name of the store key, not the module path
-                    "version": _FEATURES_VERSION, "names": list(LESION_FEATURES),
-                    "pixel_spacing_mm": self.pixel_spacing_mm}
-        self.encoder_id_ = "lesion-" + encoder_id_of(identity)
-        self._identity = identity
+        self.encoder_id_ = "lesion-" + encoder_id_of(self.store_identity())
         return self
 
     def segment(self, X: Any) -> list[np.ndarray]:
@@ -305,29 +306,54 @@ class LesionFeatures(TransformerMixin, BaseEstimator):
         table : DataFrame of shape (n_images, n_features_out_)
             The features of each image; a Series' or DataFrame's index is kept.
         """
-        from joblib import Parallel, delayed
-
         check_is_fitted(self, "feature_families_")
         items, rows = as_image_list(X)
         keys = [content_hash(item, row) for item, row in zip(items, rows)]
         values = np.full((len(items), len(LESION_FEATURES)), np.nan, dtype=np.float32)
-        store = resolve_store(self.cache)
-        todo = fill_from_store(store, self.encoder_id_, keys, values)
-        unique = {key: indices[0] for key, indices in positions_by_key(keys, todo).items()}  # measured once
-        pending = progress(unique.values(), desc="measuring lesions", total=len(unique), unit="image",
-                           verbose=self.verbose)
-        measured = Parallel(n_jobs=self.n_jobs)(
-            delayed(_measure)(items[i], rows[i], self.pixel_spacing_mm) for i in pending
-        )
-        if measured:
-            computed = dict(zip(unique, np.asarray(measured, dtype=np.float32)))
-            for i in todo:
-                values[i] = computed[keys[i]]
-            if store is not None:
-                store.put_many(self.encoder_id_, list(computed), np.stack(list(computed.values())),
-                               identity=getattr(self, "_identity", None))
+        self.cached_rows(items, rows, keys, values)  # an unreadable image raises while measuring
         index = X.index if isinstance(X, (pd.Series, pd.DataFrame)) else None
         return pd.DataFrame(values.astype(float), columns=list(LESION_FEATURES), index=index)
+
+    def store_identity(self) -> dict[str, Any]:
+        """What the store records about these features: their version, names and pixel spacing.
+
+        Returns
+        -------
+        identity : dict
+            The description ``encoder_id_`` hashes.
+        """
+        return {"features": "melagbm.lesion",  # a stable name of the store key, not the module path
+                "version": _FEATURES_VERSION, "names": list(LESION_FEATURES), "pixel_spacing_mm": self.pixel_spacing_mm}
+
+    def compute_batches(self, items: list[Any], rows: list[Any]) -> Iterator[tuple[int, np.ndarray, list[str]]]:
+        """Segment and measure ``items`` (the images the store did not have), ``n_jobs`` processes at a time.
+
+        Parameters
+        ----------
+        items : list
+            The images, each given once.
+        rows : list
+            Their row labels, for messages.
+
+        Yields
+        ------
+        start : int
+            Position of the batch's first image in ``items``.
+        values : ndarray of shape (batch size, n_features_out_)
+            float32 measurements.
+        errors : list of str
+            All "" (an unreadable image raises ImageReadError).
+        """
+        from joblib import Parallel, delayed
+
+        pending = iter(progress(range(len(items)), desc="measuring lesions", total=len(items), unit="image",
+                                verbose=self.verbose))
+        parallel = Parallel(n_jobs=self.n_jobs)
+        start = 0
+        while batch := list(islice(pending, _BATCH)):
+            measured = parallel(delayed(_measure)(items[i], rows[i], self.pixel_spacing_mm) for i in batch)
+            yield start, np.asarray(measured, dtype=np.float32), [""] * len(batch)
+            start += len(batch)
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         """The names of the output columns: the keys of :data:`LESION_FEATURES`.

@@ -1,5 +1,0 @@
-"""Deprecated: moved to :mod:`melagbm.features.metadata`; this path goes in the next release."""
-
-from ._moved import moved_module
-
-moved_module(__name__)
