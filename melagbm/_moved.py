@@ -48,10 +48,14 @@ class MovedModuleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
             DeprecationWarning,
             stacklevel=2,  # the import machinery's frames are skipped: the importer's line
         )
-        return importlib.import_module(new)
+        module = importlib.import_module(new)
+        self._own_specs = {**getattr(self, "_own_specs", {}), new: module.__spec__}
+        return module
 
     def exec_module(self, module: types.ModuleType) -> None:
-        """Nothing to run: the new module ran when it was imported."""
+        """Nothing to run (the new module ran when it was imported); give it back its own spec, which the import
+        machinery replaced with the old path's."""
+        module.__spec__ = self._own_specs[module.__name__]
 
 
 def install() -> None:

@@ -811,7 +811,8 @@ def state_of_0_1(state: dict[str, Any]) -> dict[str, Any]:
                               calibration_folds=state.get("calibration_folds", 5))
     decision.calibration_ = state.pop("calibration_", None)
     chosen = state.pop("threshold_log_odds_", None) is not None
-    decision.chosen_threshold_ = state.pop("threshold_", None) if chosen else None
+    threshold = state.pop("threshold_", None)
+    decision.chosen_threshold_ = threshold if chosen else None
     decision.oof_roc_auc_ = state.pop("oof_roc_auc_", None)
     state["operating_point_"] = decision
     for derived in ("family_to_columns_", "n_estimators_"):

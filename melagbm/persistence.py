@@ -210,7 +210,9 @@ class _Decoder:
             if dataclasses.is_dataclass(cls):
                 return cls(**self(value["fields"]))
             state = self(value["state"])
-            unexpected = sorted(set(state) - _STATE[cls.__name__] - _STATE_OF_0_1.get(cls.__name__, set()))
+            allowed_state = _STATE[cls.__name__] | (_STATE_OF_0_1.get(cls.__name__, set()) if "embedders_" in state
+                                                    else set())  # the flat layout of 0.1, upgraded on loading
+            unexpected = sorted(set(state) - allowed_state)
             if unexpected:
                 raise ModelFileError(f"the model file sets attributes {cls.__name__} does not have: {unexpected[:5]}")
             obj = cls(**self(value["params"]))

@@ -206,3 +206,14 @@ def test_lightgbm_early_stopping_replay_matches_lightgbm(isic_root) -> None:
     _best_rounds_lightgbm = LightGBMAdapter().replay_best_rounds
     assert _best_rounds_lightgbm(full, X[held], y[held].to_numpy(), 20) == stopped.best_iteration_
     assert _best_rounds_lightgbm(full, X[held], y[held].to_numpy(), 0) == 400  # no early stopping
+
+
+def test_a_model_fitted_on_a_numeric_array_has_a_dask_twin() -> None:
+    """No feature_names_in_ (the columns had no names): the twin copies the fitted state there is."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 3))
+    y = (X[:, 0] + rng.normal(size=300) > 1.2).astype(int)
+    local = FusionClassifier(image_col=None, random_state=0, verbose=0).fit(X, y)
+    twin = DaskFusionClassifier.from_local(local)
+    assert not hasattr(twin, "feature_names_in_")
+    np.testing.assert_array_equal(twin.to_local().predict_proba(X), local.predict_proba(X))

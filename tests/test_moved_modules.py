@@ -34,3 +34,15 @@ def test_names_and_pickles_under_an_old_path_resolve() -> None:
         b"melagbm.features.lesion", b"melagbm.lesion")
     assert b"cmelagbm.lesion\nLesionFeatures" in written_by_0_1
     assert pickle.loads(written_by_0_1).pixel_spacing_mm == 0.05
+
+
+def test_the_new_module_keeps_its_own_spec_after_an_old_import() -> None:
+    import importlib
+
+    import melagbm.evaluation.plots as plots
+
+    with pytest.warns(DeprecationWarning):
+        sys.modules.pop("melagbm.plotting", None)
+        importlib.import_module("melagbm.plotting")
+    assert plots.__spec__.name == "melagbm.evaluation.plots"
+    assert importlib.reload(plots) is plots and plots.__name__ == "melagbm.evaluation.plots"

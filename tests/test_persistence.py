@@ -233,3 +233,16 @@ def test_pickle_and_joblib_still_work(saved, tmp_path) -> None:
     model, _, X = saved
     joblib.dump(model, tmp_path / "m.joblib")
     _assert_same_predictions(model, joblib.load(tmp_path / "m.joblib"), X)
+
+
+def test_a_file_of_the_steps_layout_cannot_set_the_flat_attributes_of_0_1(saved) -> None:
+    """Only a file in 0.1's flat layout may carry ``threshold_``, ``calibration_``, ...: it is upgraded; in a file
+    of today's layout they would be shadowed by the steps' properties, so they are refused."""
+    _, path, _ = saved
+
+    def add_flat_threshold(manifest, members) -> None:
+        manifest["model"]["state"]["__dict__"]["threshold_"] = 0.01
+
+    _rewrite(path, add_flat_threshold)
+    with pytest.raises(ModelFileError, match=r"sets attributes FusionClassifier does not have: \['threshold_'\]"):
+        melagbm.load(path)

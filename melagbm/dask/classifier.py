@@ -348,8 +348,12 @@ def _with_fitted_state(cls: type, model: FusionClassifier) -> Any:
     """A ``cls`` with ``model``'s parameters and fitted state (``FITTED_ATTRIBUTES``)."""
     check_is_fitted(model, "booster_")
     twin = cls(**model.get_params())
+    state = vars(model)
     for name in FITTED_ATTRIBUTES:
-        setattr(twin, name, getattr(model, name))
+        if name in state:  # feature_names_in_ only exists for string column names
+            setattr(twin, name, state[name])
+    if "_metadata_request" in state:  # scikit-learn's routing requests (set_fit_request) travel too
+        twin._metadata_request = state["_metadata_request"]
     return twin
 
 

@@ -2,6 +2,7 @@
 
 from .cached import CachedImageFeaturizer
 from .embedding_store import (
+    SCHEMA,
     CorruptEntryWarning,
     EmbeddingStore,
     default_store_path,
@@ -11,5 +12,5 @@ from .embedding_store import (
     vector_checksum,
 )
 
-__all__ = ["CachedImageFeaturizer", "CorruptEntryWarning", "EmbeddingStore", "default_store_path", "fill_from_store",
-           "positions_by_key", "resolve_store", "vector_checksum"]
+__all__ = ["SCHEMA", "CachedImageFeaturizer", "CorruptEntryWarning", "EmbeddingStore", "default_store_path",
+           "fill_from_store", "positions_by_key", "resolve_store", "vector_checksum"]
