@@ -62,6 +62,8 @@ CONFIGS: dict[str, tuple[str, dict]] = {
         {"backbone": LITE0, "layers": 1, "image_features": "embedding", **PLAIN},
     ),
     "xgboost": ("fused, default, XGBoost booster", {"booster": "xgboost"}),
+    "dx-target": ("default, the probe learns every diagnosis (diagnosis_col)", {"diagnosis_col": "diagnosis"}),
+    "dx-plain": ("plain, the probe learns every diagnosis (diagnosis_col)", {"diagnosis_col": "diagnosis", **PLAIN}),
     "per-backbone": (
         "plain, Lite0 + Lite2 with a probe each (image_signal=per_backbone)", {"image_signal": "per_backbone", **PLAIN}
     ),
@@ -87,8 +89,10 @@ def main() -> None:
     warnings.filterwarnings("ignore", category=UserWarning)
 
     loaders = {
-        "ham": ("HAM10000, melanoma vs rest, 5-fold grouped by lesion", lambda: load_ham10000(args.data / "ham10000")),
-        "isic": ("SIIM-ISIC 2020 subset, 5-fold grouped by patient", lambda: load_isic2020(args.data / "isic2020")),
+        "ham": ("HAM10000, melanoma vs rest, 5-fold grouped by lesion",
+                lambda: load_ham10000(args.data / "ham10000", diagnosis=True)),
+        "isic": ("SIIM-ISIC 2020 subset, 5-fold grouped by patient",
+                 lambda: load_isic2020(args.data / "isic2020", diagnosis=True)),
         "isic-meta": (
             "full ISIC 2020 metadata (no images), 5-fold grouped by patient",
             lambda: load_isic2020(args.data / "isic2020", metadata="ISIC_2020_Training_GroundTruth.csv", image_dir=None),
@@ -118,6 +122,8 @@ def main() -> None:
                 print(f"| {description} | refused: derm_xception was trained on {key}; not a fair test | | | | |")
                 continue
             data = X.drop(columns="image") if params.get("image_col", "image") is None and "image" in X else X
+            if "diagnosis" in data and params.get("diagnosis_col") is None:  # a training target only when named
+                data = data.drop(columns="diagnosis")
             if key != "ham" and params.get("patient_col", "auto") is not None:  # HAM10000's groups are lesions
                 data = data.assign(patient_id=groups.to_numpy())
             started = time.perf_counter()

@@ -64,6 +64,13 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         scikit-learn's ``cross_validate``, route ``groups`` to fit with
         ``sklearn.set_config(enable_metadata_routing=True)`` and
         ``clf.set_fit_request(groups=True)``, or keep the id column in X.
+    diagnosis_col : str or None, default=None
+        Column of diagnoses (HAM10000's ``dx``, ISIC 2020's ``diagnosis``; the loaders give it as
+        ``diagnosis`` with ``diagnosis=True``): the image probe then learns every diagnosis, and the booster
+        gets the melanoma score (``image__score``) and each other diagnosis's (``image__diagnosis_<name>``),
+        all family "image". A training target only: never a feature, not needed (and ignored) to predict.
+        Needs images and a probe (``image_features`` "probe" or "probe+pca"), and two classes whose
+        label each diagnosis decides.
     metadata_cols : "auto", "known" or list of str, default="auto"
         "auto": every column but ``image_col``, ``group_col``, the patient column and
         any ``patient_id`` or ``lesion_id``. "known": only the recognised age, sex and
@@ -230,6 +237,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         *,
         image_col: str | None = "image",
         group_col: str | None = None,
+        diagnosis_col: str | None = None,
         metadata_cols: str | list[str] = "auto",
         backbone: str | tuple[str, ...] = ("tf_efficientnet_lite0", "tf_efficientnet_lite2"),
         checkpoint_path: str | os.PathLike | None = None,
@@ -262,6 +270,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
     ) -> None:
         self.image_col = image_col
         self.group_col = group_col
+        self.diagnosis_col = diagnosis_col
         self.metadata_cols = metadata_cols
         self.backbone = backbone
         self.checkpoint_path = checkpoint_path
@@ -355,7 +364,8 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
             if bad.any():  # on_bad_image="skip": train without the rows whose image is unreadable
                 frame, y, y_codes, embeddings = frame[~bad], y[~bad], y_codes[~bad], embeddings[~bad]
                 group_ids = None if group_ids is None else group_ids[~bad]
-            image_part = self.image_features_.fit_scores(embeddings, y_codes, group_ids, seed)
+            image_part = self.image_features_.fit_scores(embeddings, y_codes, group_ids, seed,
+                                                         targets=gate.diagnoses(frame))
         self.metadata_encoder_ = MetadataEncoder(other_cols=gate.other_metadata()).fit(gate.metadata(frame))
         self.lesion_features_ = steps["lesion"]
         self.patient_context_ = steps["context"] if self.patient_col_ is not None else None
@@ -680,6 +690,10 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
 def make_steps(model: FusionClassifier) -> dict[str, Any]:
     """The steps ``model.fit`` runs, made from its parameters and checked (see ``FusionClassifier.fit_steps``)."""
     image = None if model.image_col is None else _image_step(model).check_params()
+    if model.diagnosis_col is not None and (image is None or "probe" not in model.image_features):
+        raise ValueError("diagnosis_col is the target of the image probe: it needs images (image_col) and "
+                         f"image_features 'probe' or 'probe+pca', got image_col={model.image_col!r}, "
+                         f"image_features={model.image_features!r}")
     steps = {
         "inputs": input_gate(model, model.patient_col).check_params(),
         "image": image,
@@ -696,7 +710,7 @@ def make_steps(model: FusionClassifier) -> dict[str, Any]:
 def input_gate(model: FusionClassifier, patient_col: str | None) -> InputGate:
     """The input gate for ``model``'s column parameters and a patient column."""
     return InputGate(image_col=model.image_col, group_col=model.group_col, patient_col=patient_col,
-                     metadata_cols=model.metadata_cols)
+                     metadata_cols=model.metadata_cols, diagnosis_col=model.diagnosis_col)
 
 
 def _image_step(model: FusionClassifier) -> ImageFeatures:

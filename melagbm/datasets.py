@@ -87,7 +87,7 @@ def sample_rows(
 
 
 def load_ham10000(
-    root: str | os.PathLike, *, n_samples: int | None = None, random_state: int = 0
+    root: str | os.PathLike, *, n_samples: int | None = None, random_state: int = 0, diagnosis: bool = False
 ) -> tuple[pd.DataFrame, pd.Series, pd.Series]:
     """HAM10000 (melanoma vs. rest), grouped by lesion.
 
@@ -99,11 +99,15 @@ def load_ham10000(
         Draw this many rows at random (all rows when None), see :func:`sample_rows`.
     random_state : int, default=0
         Seed of the draw.
+    diagnosis : bool, default=False
+        Also give the column ``diagnosis`` (HAM10000's ``dx``: ``mel``, ``nv``, ``bkl``, ...), a training
+        target for ``FusionClassifier(diagnosis_col="diagnosis")``; it gives the label away, so never a feature.
 
     Returns
     -------
     X : DataFrame
-        One row per image: ``image``, ``age``, ``sex``, ``site`` and ``lesion_id``, indexed by ``image_id``.
+        One row per image: ``image``, ``age``, ``sex``, ``site`` and ``lesion_id`` (and ``diagnosis``), indexed
+        by ``image_id``.
     y : Series
         1 for melanoma, else 0 (name ``melanoma``).
     groups : Series
@@ -119,6 +123,7 @@ def load_ham10000(
             "sex": _sex(meta["sex"]).to_numpy(),
             "site": _site(meta["localization"]).to_numpy(),
             "lesion_id": meta["lesion_id"].to_numpy(),
+            **({"diagnosis": meta["dx"].to_numpy()} if diagnosis else {}),
         },
         index=pd.Index(meta["image_id"], name="image_id"),
     )
@@ -137,6 +142,7 @@ def load_isic2020(
     n_samples: int | None = None,
     positive_fraction: float | None = None,
     random_state: int = 0,
+    diagnosis: bool = False,
 ) -> tuple[pd.DataFrame, pd.Series, pd.Series]:
     """SIIM-ISIC 2020 training data, grouped by patient.
 
@@ -153,12 +159,15 @@ def load_isic2020(
         Draw ``n_samples`` rows, enriched in melanoma (see :func:`sample_rows`).
     random_state : int, default=0
         Seed of the draw.
+    diagnosis : bool, default=False
+        Also give the column ``diagnosis`` (``melanoma``, ``nevus``, ``unknown``, ...), a training target for
+        ``FusionClassifier(diagnosis_col="diagnosis")``; it gives the label away, so never a feature.
 
     Returns
     -------
     X : DataFrame
         One row per image: ``image`` (unless ``image_dir`` is None), ``age``, ``sex``, ``site``
-        and ``patient_id``, indexed by ``image_name``.
+        and ``patient_id`` (and ``diagnosis``), indexed by ``image_name``.
     y : Series
         1 for melanoma, else 0 (name ``melanoma``).
     groups : Series
@@ -180,6 +189,7 @@ def load_isic2020(
             "sex": _sex(meta["sex"]).to_numpy(),
             "site": _site(meta["anatom_site_general_challenge"]).to_numpy(),
             "patient_id": meta["patient_id"].to_numpy(),
+            **({"diagnosis": meta["diagnosis"].to_numpy()} if diagnosis else {}),
         },
         index=pd.Index(meta["image_name"], name="image_name"),
     )

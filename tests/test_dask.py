@@ -128,6 +128,19 @@ def test_bad_labels_are_named(dask_client, lesions) -> None:
         DaskFusionClassifier(cache=None, **PARAMS).fit(frame, frame["age"] > 50)
 
 
+def test_the_diagnosis_target_reaches_the_probe_on_the_cluster(dask_client, lesions, ham_root) -> None:
+    X, y, X_test, _ = lesions
+    dx = pd.read_csv(ham_root / "HAM10000_metadata.csv", index_col="image_id")["dx"]
+    params = {**PARAMS, "diagnosis_col": "diagnosis", "lesion_features": False, "booster": "xgboost"}
+    frame = dd.from_pandas(X.assign(diagnosis=dx.loc[X.index].to_numpy(), target=y), npartitions=4)
+    distributed_model = DaskFusionClassifier(**params).fit(frame.drop(columns="target"), frame["target"])
+    local = FusionClassifier(**params).fit(X.assign(diagnosis=dx.loc[X.index].to_numpy()), y)
+    assert distributed_model.feature_names_ == local.feature_names_
+    assert "image__diagnosis_nv" in distributed_model.feature_names_
+    np.testing.assert_allclose(distributed_model.predict_proba(X_test)[:, 1], local.predict_proba(X_test)[:, 1],
+                               atol=1e-4)
+
+
 def test_metadata_only_with_empty_partitions_matches_local(dask_client, isic_root) -> None:
     """More partitions than patients: after the shuffle by patient some partitions are empty."""
     from melagbm.datasets import load_isic2020

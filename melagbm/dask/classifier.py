@@ -132,8 +132,10 @@ class DaskFusionClassifier(FusionClassifier):
             self.skipped_rows_ = skip_unreadable(small.index, ~good, y_codes, self.image_col)
             if not good.all():  # (no copy of the largest array on the client otherwise)
                 embeddings = embeddings[good]
+            diagnoses = gate.diagnoses(small)
             scores = self.image_features_.fit_scores(embeddings, y_codes[good],
-                                                     None if group_ids is None else group_ids[good], seed)
+                                                     None if group_ids is None else group_ids[good], seed,
+                                                     targets=None if diagnoses is None else diagnoses[good])
             del embeddings
             image_scores = pd.DataFrame(np.nan, index=small[ROW].to_numpy(), columns=scores.columns)
             image_scores.iloc[np.flatnonzero(good)] = scores.to_numpy()
@@ -202,7 +204,7 @@ class DaskFusionClassifier(FusionClassifier):
 
     def _first_pass(self, frame: Any, gate: InputGate, user_columns: pd.DataFrame) -> pd.DataFrame:
         """The small columns (row numbers, labels, groups, patient ids, metadata) in row order, on the client."""
-        wanted = [ROW, LABEL, GROUP, self.group_col, self.patient_col_, *ID_COLUMNS,
+        wanted = [ROW, LABEL, GROUP, self.group_col, self.patient_col_, self.diagnosis_col, *ID_COLUMNS,
                   *gate.metadata(user_columns).columns]
         columns = [c for c in dict.fromkeys(wanted) if c is not None and c in frame.columns]
         small = frame[columns].compute()

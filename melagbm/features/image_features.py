@@ -115,7 +115,8 @@ class ImageFeatures(BaseEstimator):
         return np.hstack([embedder.transform(images) for embedder in self.embedders_])
 
     def fit_scores(
-        self, embeddings: np.ndarray, y: np.ndarray, groups: np.ndarray | None, seed: int
+        self, embeddings: np.ndarray, y: np.ndarray, groups: np.ndarray | None, seed: int,
+        targets: np.ndarray | None = None,
     ) -> pd.DataFrame:
         """Fit the signal(s) on the training embeddings; the training rows' out-of-fold image columns.
 
@@ -129,6 +130,8 @@ class ImageFeatures(BaseEstimator):
             Patient or lesion ids, so no out-of-fold score comes from a probe that saw its group.
         seed : int
             The ``random_state`` of every signal.
+        targets : ndarray of shape (n_samples,), default=None
+            Each row's diagnosis: the probes learn the diagnoses (see :class:`~melagbm.features.ImageSignal`).
 
         Returns
         -------
@@ -138,7 +141,7 @@ class ImageFeatures(BaseEstimator):
         self.signals_, parts, self.feature_families_ = [], [], {}
         for prefix, family, block in self._blocks(embeddings):
             signal = clone(self.scorer).set_params(random_state=seed, prefix=prefix)
-            parts.append(signal.fit_transform(block, y, groups))
+            parts.append(signal.fit_transform(block, y, groups, targets))
             self.signals_.append(signal)
             self.feature_families_.update(dict.fromkeys(parts[-1].columns, family))
         return pd.concat(parts, axis=1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, clone
@@ -13,11 +15,14 @@ from sklearn.preprocessing import StandardScaler
 from .._splits import stratified_group_splits
 from ..embedding.embedder import embedding_feature_names
 
-__all__ = ["IMAGE_FEATURE_MODES", "ImageSignal"]
+__all__ = ["IMAGE_FEATURE_MODES", "MIN_DIAGNOSIS_ROWS", "ImageSignal", "diagnosis_targets"]
 
 #: "probe": an out-of-fold logistic-regression score; "pca": principal components;
 #: "embedding": every embedding dimension; "probe+pca": the score and the components.
 IMAGE_FEATURE_MODES = ("probe", "pca", "embedding", "probe+pca")
+
+#: Diagnoses with fewer training rows are pooled, per label, before the probe learns the diagnoses.
+MIN_DIAGNOSIS_ROWS = 20
 
 
 class ImageSignal(BaseEstimator):
@@ -66,12 +71,28 @@ class ImageSignal(BaseEstimator):
         return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=3000))
 
     def _score_names(self) -> list[str]:
+        if getattr(self, "positive_classes_", None) is not None:  # the probe learnt the diagnoses
+            others = [label for label in self.classes_ if label not in self.positive_classes_]
+            return [f"{self.prefix}__score"] + [f"{self.prefix}__diagnosis_{_name_part(label)}" for label in others]
         if len(self.classes_) == 2:
             return [f"{self.prefix}__score"]
         return [f"{self.prefix}__score_{label}" for label in self.classes_]
 
+    def _scores(self, probe: Pipeline, embeddings: np.ndarray) -> np.ndarray:
+        """The probe's columns: its margin(s); with diagnoses, the log-odds of the positive ones and the
+        log-probability of each other diagnosis (a fold's probe may have seen fewer diagnoses)."""
+        if getattr(self, "positive_classes_", None) is None:
+            return probe.decision_function(embeddings).reshape(len(embeddings), -1)
+        proba = np.zeros((len(embeddings), len(self.classes_)))
+        proba[:, np.searchsorted(self.classes_, probe.classes_)] = probe.predict_proba(embeddings)
+        positive = np.isin(self.classes_, self.positive_classes_)
+        clipped = np.clip(proba, 1e-12, 1.0)
+        score = np.log(np.clip(proba[:, positive].sum(axis=1), 1e-12, 1 - 1e-12))
+        score -= np.log(np.clip(proba[:, ~positive].sum(axis=1), 1e-12, 1.0))
+        return np.column_stack([score, np.log(clipped[:, ~positive])])
+
     def fit_transform(
-        self, embeddings: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None
+        self, embeddings: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None, targets: np.ndarray | None = None
     ) -> pd.DataFrame:
         """Fit on training embeddings and return their (out-of-fold) features.
 
@@ -83,6 +104,10 @@ class ImageSignal(BaseEstimator):
             Their labels.
         groups : ndarray of shape (n_samples,), default=None
             Patient or lesion ids: the out-of-fold folds never split a group. None: rows are independent.
+        targets : ndarray of shape (n_samples,), default=None
+            Each row's diagnosis, for two-class ``y``: the probe learns the diagnoses (those with fewer than
+            :data:`MIN_DIAGNOSIS_ROWS` rows pooled per label) and gives ``<prefix>__score``, the log-odds of the
+            diagnoses of label 1, and ``<prefix>__diagnosis_<name>``, the log-probability of each other one.
 
         Returns
         -------
@@ -91,15 +116,19 @@ class ImageSignal(BaseEstimator):
         """
         if self.mode not in IMAGE_FEATURE_MODES:
             raise ValueError(f"image_features must be one of {IMAGE_FEATURE_MODES}, got {self.mode!r}")
-        self.classes_ = np.unique(y)
+        self.classes_, self.positive_classes_ = np.unique(y), None
+        probe_y = y
+        if targets is not None:
+            probe_y, positive = diagnosis_targets(targets, y)
+            self.classes_, self.positive_classes_ = np.unique(probe_y), positive
         parts = []
         if "probe" in self.mode:
             oof = np.zeros((len(y), len(self._score_names())))
             probe = self._probe(embeddings.shape[1])
             for train, test in stratified_group_splits(y, groups, self.n_folds, self.random_state):
-                fold = clone(probe).fit(embeddings[train], y[train])
-                oof[test] = fold.decision_function(embeddings[test]).reshape(len(test), -1)
-            self.probe_ = probe.fit(embeddings, y)
+                fold = clone(probe).fit(embeddings[train], probe_y[train])
+                oof[test] = self._scores(fold, embeddings[test])
+            self.probe_ = probe.fit(embeddings, probe_y)
             parts.append(pd.DataFrame(oof, columns=self._score_names()))
         if "pca" in self.mode:
             n = int(min(self.n_components, *embeddings.shape))
@@ -125,8 +154,7 @@ class ImageSignal(BaseEstimator):
         """
         parts = []
         if "probe" in self.mode:
-            scores = self.probe_.decision_function(embeddings).reshape(len(embeddings), -1)
-            parts.append(pd.DataFrame(scores, columns=self._score_names()))
+            parts.append(pd.DataFrame(self._scores(self.probe_, embeddings), columns=self._score_names()))
         if "pca" in self.mode:
             parts.append(self._pca_frame(self.pca_.transform(embeddings)))
         if self.mode == "embedding":
@@ -139,3 +167,49 @@ class ImageSignal(BaseEstimator):
     def _embedding_frame(self, embeddings: np.ndarray) -> pd.DataFrame:
         names = [f"{self.prefix}__{name.split('__', 1)[1]}" for name in embedding_feature_names(embeddings.shape[1])]
         return pd.DataFrame(embeddings, columns=names)
+
+
+def diagnosis_targets(targets: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """(the probe's target per row, the diagnoses of label 1) from each row's diagnosis and two-class label.
+
+    Parameters
+    ----------
+    targets : ndarray of shape (n_samples,)
+        Each row's diagnosis (text).
+    y : ndarray of shape (n_samples,)
+        Label codes 0/1.
+
+    Returns
+    -------
+    probe_y : ndarray of shape (n_samples,)
+        The diagnosis, or ``"other (label 0)"`` / ``"other (label 1)"`` for one with fewer than
+        :data:`MIN_DIAGNOSIS_ROWS` rows.
+    positive : list of str
+        The probe's classes that mean label 1.
+
+    Raises
+    ------
+    ValueError
+        When ``y`` has other than two classes, or a diagnosis occurs with both labels.
+    """
+    diagnoses = pd.Series(np.asarray(targets, dtype=object)).astype(str).str.strip()
+    labels = pd.Series(np.asarray(y))
+    if labels.nunique() != 2:
+        raise ValueError("diagnosis_col needs two classes (melanoma vs rest)")
+    mixed = labels.groupby(diagnoses).nunique()
+    if (mixed > 1).any():
+        counts = pd.crosstab(diagnoses, labels).loc[mixed[mixed > 1].index]
+        raise ValueError(
+            f"diagnosis_col: diagnoses {list(counts.index)[:5]} occur with both labels ({counts.to_dict('index')}); "
+            "a diagnosis must decide the label (e.g. 'mel' always 1)"
+        )
+    counts = diagnoses.value_counts()
+    rare = diagnoses.map(counts) < MIN_DIAGNOSIS_ROWS
+    probe_y = diagnoses.where(~rare, "other (label " + labels.astype(str) + ")").to_numpy(dtype=object)
+    positive = sorted(set(probe_y[labels.to_numpy() == labels.max()]))
+    return probe_y, positive
+
+
+def _name_part(label: str) -> str:
+    """A diagnosis as part of a column name: lower case, runs of other characters as one "_"."""
+    return re.sub(r"[^0-9a-z]+", "_", str(label).lower()).strip("_")

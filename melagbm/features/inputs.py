@@ -42,6 +42,8 @@ class InputGate:
         The patient column behind the patient context ("auto": ``patient_id`` when present).
     metadata_cols : "auto", "known" or list of str
         The metadata columns (see :class:`~melagbm.FusionClassifier`).
+    diagnosis_col : str or None, default=None
+        The column of diagnoses the image probe learns at fit: never metadata, not needed to predict.
 
     Attributes
     ----------
@@ -51,12 +53,13 @@ class InputGate:
 
     def __init__(
         self, *, image_col: str | None, group_col: str | None, patient_col: str | None,
-        metadata_cols: str | list[str],
+        metadata_cols: str | list[str], diagnosis_col: str | None = None,
     ) -> None:
         self.image_col = image_col
         self.group_col = group_col
         self.patient_col = patient_col
         self.metadata_cols = metadata_cols
+        self.diagnosis_col = diagnosis_col
 
     def check_params(self) -> InputGate:
         """Raise ValueError when ``metadata_cols`` is neither "auto", "known" nor a list of names; return self."""
@@ -86,8 +89,9 @@ class InputGate:
         frame : DataFrame
             X itself when it is a DataFrame, else the validated array as a DataFrame.
         """
-        if isinstance(X, pd.DataFrame):
-            validate_data(estimator, X, reset=reset, skip_check_array=True)
+        if isinstance(X, pd.DataFrame):  # the diagnosis column is a training target, not part of the input
+            inputs = X.drop(columns=[self.diagnosis_col]) if self.diagnosis_col in X.columns else X
+            validate_data(estimator, inputs, reset=reset, skip_check_array=True)
             frame = X
         elif self.image_col is not None:
             raise TypeError(
@@ -99,18 +103,21 @@ class InputGate:
             frame = pd.DataFrame(array, columns=[f"x{i}" for i in range(array.shape[1])])
         if len(frame) == 0:
             raise ValueError("X has no rows")
-        self.check_columns(frame.columns)
+        self.check_columns(frame.columns, fitting=reset)
         return frame
 
-    def check_columns(self, columns: pd.Index) -> None:
-        """Raise ValueError naming the image, group or patient column that ``columns`` lacks.
+    def check_columns(self, columns: pd.Index, *, fitting: bool = True) -> None:
+        """Raise ValueError naming the image, group, patient (or, fitting, diagnosis) column that ``columns`` lacks.
 
         Parameters
         ----------
         columns : Index
             The column names of X.
+        fitting : bool, default=True
+            Whether X is training data (the diagnosis column is needed only then).
         """
-        for column in (self.image_col, self.group_col, None if self.patient_col == "auto" else self.patient_col):
+        needed = [self.image_col, self.group_col, None if self.patient_col == "auto" else self.patient_col]
+        for column in needed + ([self.diagnosis_col] if fitting else []):
             if column is not None and column not in columns:
                 raise ValueError(f"X has no column {column!r}; columns are {list(columns)}")
 
@@ -146,16 +153,17 @@ class InputGate:
         metadata : DataFrame
             X's metadata columns, every row.
         """
-        excluded = {self.image_col, self.group_col, self.patient_col_, *ID_COLUMNS}
+        excluded = {self.image_col, self.group_col, self.patient_col_, self.diagnosis_col, *ID_COLUMNS}
         if isinstance(self.metadata_cols, str) and self.metadata_cols in ("auto", "known"):
             return X[[c for c in X.columns if c not in excluded]]
         columns = list(self.metadata_cols)
         missing = [c for c in columns if c not in X.columns]
         if missing:
             raise ValueError(f"metadata_cols {missing} are not columns of X")
-        ids = [c for c in columns if c in {self.image_col, self.group_col, self.patient_col_}]
+        ids = [c for c in columns if c in {self.image_col, self.group_col, self.patient_col_, self.diagnosis_col}]
         if ids:
-            raise ValueError(f"metadata_cols names {ids}: the image, group and patient columns are never features")
+            raise ValueError(
+                f"metadata_cols names {ids}: the image, group, patient and diagnosis columns are never features")
         return X[columns]
 
     def other_metadata(self) -> str:
@@ -221,6 +229,27 @@ class InputGate:
         if pd.isna(groups).any():
             raise ValueError(f"groups has missing values at rows {list(X.index[pd.isna(groups)][:5])}")
         return groups
+
+    def diagnoses(self, X: pd.DataFrame) -> np.ndarray | None:
+        """Each training row's diagnosis (None without ``diagnosis_col``); ValueError naming rows without one.
+
+        Parameters
+        ----------
+        X : DataFrame
+            Training rows.
+
+        Returns
+        -------
+        diagnoses : ndarray or None
+            One diagnosis per row.
+        """
+        if self.diagnosis_col is None:
+            return None
+        values = X[self.diagnosis_col]
+        if values.isna().any():
+            raise ValueError(f"column {self.diagnosis_col!r} (diagnoses, for the image probe) is missing at rows "
+                             f"{list(values.index[values.isna()][:10])}; fill it, or set diagnosis_col=None")
+        return values.to_numpy()
 
     def patients(self, X: pd.DataFrame) -> np.ndarray:
         """The patient id of each row, for the patient context; raises ValueError naming rows without one.
