@@ -108,7 +108,7 @@ class DaskFusionClassifier(FusionClassifier):
         gate: InputGate = steps["inputs"]
         frame = _with_labels(X, y, groups, max(1, len(dask_client.nthreads())))
         user_columns = frame._meta.drop(columns=[c for c in (LABEL, GROUP) if c in frame.columns])
-        validate_data(self, user_columns, reset=True, skip_check_array=True)
+        validate_data(self, gate.model_inputs(user_columns), reset=True, skip_check_array=True)
         gate.check_columns(user_columns.columns)
         self.patient_col_ = gate.fit(user_columns.columns).patient_col_
         if self.patient_col_ is not None:

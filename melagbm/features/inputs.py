@@ -89,9 +89,8 @@ class InputGate:
         frame : DataFrame
             X itself when it is a DataFrame, else the validated array as a DataFrame.
         """
-        if isinstance(X, pd.DataFrame):  # the diagnosis column is a training target, not part of the input
-            inputs = X.drop(columns=[self.diagnosis_col]) if self.diagnosis_col in X.columns else X
-            validate_data(estimator, inputs, reset=reset, skip_check_array=True)
+        if isinstance(X, pd.DataFrame):
+            validate_data(estimator, self.model_inputs(X), reset=reset, skip_check_array=True)
             frame = X
         elif self.image_col is not None:
             raise TypeError(
@@ -105,6 +104,21 @@ class InputGate:
             raise ValueError("X has no rows")
         self.check_columns(frame.columns, fitting=reset)
         return frame
+
+    def model_inputs(self, X: pd.DataFrame) -> pd.DataFrame:
+        """X without the diagnosis column: what the model's input is (``feature_names_in_``).
+
+        Parameters
+        ----------
+        X : DataFrame
+            Rows as given to fit or predict.
+
+        Returns
+        -------
+        inputs : DataFrame
+            X, less ``diagnosis_col`` (a training target only) when it is there.
+        """
+        return X.drop(columns=[self.diagnosis_col]) if self.diagnosis_col in X.columns else X
 
     def check_columns(self, columns: pd.Index, *, fitting: bool = True) -> None:
         """Raise ValueError naming the image, group, patient (or, fitting, diagnosis) column that ``columns`` lacks.
