@@ -48,6 +48,12 @@ def test_diagnoses_that_do_not_decide_the_label_are_named() -> None:
         diagnosis_targets(diagnoses, y)
     probe_y, positive = diagnosis_targets(np.array(["mel", "mel", "nv", "nv", "df"] * 20), np.tile(y[:5], 20))
     assert positive == ["mel"] and set(probe_y) == {"mel", "nv", "df"}
+    from melagbm.features import ImageSignal
+
+    spelled_twice = np.array(["mel", "mel", "nv", "NV", "bkl"] * 20)
+    with pytest.raises(ValueError, match="clashing column names"):
+        ImageSignal().fit_transform(np.random.default_rng(0).normal(size=(100, 4)), np.tile(y[:5], 20),
+                                    targets=spelled_twice)
     pooled, _ = diagnosis_targets(np.array(["mel", "mel", "nv", "nv", "df"] * 2), y[:10])
     assert set(pooled) == {"other (label 0)", "other (label 1)"}  # each below MIN_DIAGNOSIS_ROWS rows
 

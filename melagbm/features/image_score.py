@@ -121,6 +121,10 @@ class ImageSignal(BaseEstimator):
         if targets is not None:
             probe_y, positive = diagnosis_targets(targets, y)
             self.classes_, self.positive_classes_ = np.unique(probe_y), positive
+            names = self._score_names()
+            if len(set(names)) < len(names):
+                raise ValueError(f"diagnosis_col: diagnoses {list(self.classes_)} give clashing column names {names}; "
+                                 "spell each diagnosis one way")
         parts = []
         if "probe" in self.mode:
             oof = np.zeros((len(y), len(self._score_names())))
