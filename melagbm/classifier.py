@@ -417,7 +417,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
     @property
     def feature_steps_(self) -> FeatureTable:
         """The fitted feature steps as one assembler: rows of X -> the booster's table."""
-        return FeatureTable(inputs=input_gate(self, self.patient_col_).fit(()), metadata=self.metadata_encoder_,
+        return FeatureTable(inputs=fitted_input_gate(self), metadata=self.metadata_encoder_,
                             image=self.image_features_, lesion=self.lesion_features_, context=self.patient_context_)
 
     @property
@@ -470,8 +470,9 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
     def _features(self, X: Any) -> tuple[pd.DataFrame, np.ndarray]:
         """(the booster's table, a mask of rows whose image could not be read)."""
         check_is_fitted(self, "booster_")
-        frame = input_gate(self, self.patient_col_).frame(X, self, reset=False)
-        table, bad = self.feature_steps_.transform(frame, on_bad_image=self.on_bad_image)
+        features = self.feature_steps_
+        frame = features.inputs.frame(X, self, reset=False)
+        table, bad = features.transform(frame, on_bad_image=self.on_bad_image)
         return table[self.feature_names_], bad
 
     def transform_features(self, X: Any) -> pd.DataFrame:
@@ -615,7 +616,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
             One id per row, or None when ``X`` has no id column.
         """
         check_is_fitted(self, "booster_")
-        column = input_gate(self, self.patient_col_).fit(()).group_column(X)
+        column = fitted_input_gate(self).group_column(X)
         return None if column is None else X[column].to_numpy()
 
     def feature_importance(
@@ -711,6 +712,11 @@ def input_gate(model: FusionClassifier, patient_col: str | None) -> InputGate:
     """The input gate for ``model``'s column parameters and a patient column."""
     return InputGate(image_col=model.image_col, group_col=model.group_col, patient_col=patient_col,
                      metadata_cols=model.metadata_cols, diagnosis_col=model.diagnosis_col)
+
+
+def fitted_input_gate(model: FusionClassifier) -> InputGate:
+    """The input gate of a fitted ``model``: its patient column already resolved."""
+    return input_gate(model, model.patient_col_).fit([])
 
 
 def _image_step(model: FusionClassifier) -> ImageFeatures:
