@@ -15,6 +15,7 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d
 from ._device import resolve_device
 from ._splits import SEED_MAX
 from ._warnings import warn
+from .backbones.registry import restricts_commercial_use
 from .boosting import BoostingStep, fit_booster, n_rounds
 from .boosting import margin as booster_margin
 from .decision import Calibration, OperatingPoint
@@ -84,8 +85,9 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         Lite2 beats either alone, see benchmarks/quality.py).
     checkpoint_path : path, default=None
         Local weights for the backbone (a single backbone only).
-    layers : int, default=4
-        Feature levels pooled from the backbone (1: head output only).
+    layers : int or "auto", default="auto"
+        Feature levels pooled from the backbone (1: head output only). "auto": 4 for a backbone
+        with feature stages (the packaged CNNs, timm ViTs), 1 for an open_clip image tower.
     tta : {"none", "flip", "flip4", "rot4", "d8"}, default="none"
         Test-time augmentation of the embedding (see :class:`~melagbm.ImageEmbedder`).
     preprocessing : dict, default=None
@@ -241,7 +243,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         metadata_cols: str | list[str] = "auto",
         backbone: str | tuple[str, ...] = ("tf_efficientnet_lite0", "tf_efficientnet_lite2"),
         checkpoint_path: str | os.PathLike | None = None,
-        layers: int = 4,
+        layers: int | str = "auto",
         tta: str = "none",
         preprocessing: dict[str, Any] | None = None,
         lesion_features: bool | str = "auto",
@@ -411,6 +413,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         tqdm.write(
             f"{type(self).__name__} fitted on {n_rows} rows{skipped}{positives}, {groups}, {context}; "
             f"{len(self.feature_names_)} features, {self.n_estimators_} rounds, threshold {self.threshold_:.3g}{auc}"
+            f"{license_note(self.weights_licenses_)}"
         )
 
     # -- fitted state ------------------------------------------------------------------
@@ -457,6 +460,11 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
     def oof_roc_auc_(self) -> float | None:
         """ROC AUC of the internal out-of-fold margins (None when there were none)."""
         return self.operating_point_.oof_roc_auc_
+
+    @property
+    def weights_licenses_(self) -> dict[str, str]:
+        """Backbone -> the licence of its weights (empty without images); a model inherits the most restrictive."""
+        return {} if self.image_features_ is None else self.image_features_.licenses()
 
     @property
     def family_to_columns_(self) -> dict[str, list[str]]:
@@ -706,6 +714,15 @@ def make_steps(model: FusionClassifier) -> dict[str, Any]:
     }
     check_on_bad_image(model.on_bad_image)
     return steps
+
+
+def license_note(licenses: dict[str, str]) -> str:
+    """The fit log's licence clause: every backbone's licence when one is non-commercial or unknown, else ""."""
+    if all(not restricts_commercial_use(license) and not license.startswith("unknown") for license in licenses.values()):
+        return ""
+    restricted = any(restricts_commercial_use(license) for license in licenses.values())
+    listed = ", ".join(f"{name}: {license}" for name, license in licenses.items())
+    return f"; weights licences {listed}" + (" (NON-COMMERCIAL use only)" if restricted else "")
 
 
 def input_gate(model: FusionClassifier, patient_col: str | None) -> InputGate:

@@ -71,6 +71,16 @@ def _backbones(text: str) -> tuple[str, ...]:
     return names
 
 
+def _layers(text: str) -> int | str:
+    """--layers: a positive integer or "auto"."""
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'auto', got {text!r}") from None
+
+
 def _model_options(args: argparse.Namespace) -> dict:
     names = _backbones(args.backbone)
     options: dict = {"booster": args.booster, "random_state": args.seed,
@@ -433,8 +443,9 @@ def _parser() -> argparse.ArgumentParser:
     embed.add_argument("--metadata", default=None, help="CSV naming the images to embed (default: every image)")
     embed.add_argument("--image-col", default="image_name", help="CSV column naming each image file")
     embed.add_argument("--backbone", default=default_backbone, help="encoder name(s), comma-separated")
-    embed.add_argument("--layers", type=int, default=defaults["layers"],
-                       help="feature levels pooled from each backbone")
+    embed.add_argument("--layers", type=_layers, default=defaults["layers"],
+                       help="feature levels pooled from each backbone (an integer, or auto: 4 for CNNs, 1 for "
+                            "open_clip towers)")
     embed.add_argument("--tta", default=defaults["tta"], choices=sorted(TTA_MODES),
                        help="test-time augmentation averaged into each vector")
     embed.add_argument("--store", default=None, help="store folder (default: $MELAGBM_CACHE/embeddings, else "

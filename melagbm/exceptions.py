@@ -17,6 +17,7 @@ __all__ = [
     "MelagbmError",
     "MelagbmWarning",
     "ModelFileError",
+    "RestrictedLicenseWarning",
     "UngroupedFitWarning",
     "UnseenCategoryWarning",
     "UsageError",
@@ -67,6 +68,10 @@ class UngroupedFitWarning(MelagbmWarning):
 
 class UnseenCategoryWarning(MelagbmWarning):
     """A categorical value at predict time was not seen at fit; it is treated as unknown."""
+
+
+class RestrictedLicenseWarning(MelagbmWarning):
+    """A backbone's weights are under a non-commercial licence (the fit log and the saved model say so too)."""
 
 
 class CorruptEntryWarning(MelagbmWarning):

@@ -66,7 +66,7 @@ _STATE = {
     "OperatingPoint": {"calibration_", "chosen_threshold_", "oof_roc_auc_"},
     "LesionFeatures": {"feature_families_", "n_features_out_", "encoder_id_"},
     "ImageEmbedder": {"device_", "data_config_", "n_features_out_", "weights_digest_", "encoder_identity_",
-                      "encoder_id_"},
+                      "encoder_id_", "layers_", "license_"},
     "ImageSignal": {"classes_", "positive_classes_", "probe_", "pca_", "n_features_in_"},
     "MetadataEncoder": {"columns_", "feature_families_", "categories_", "n_features_in_", "feature_names_in_"},
     "StandardScaler": {"mean_", "var_", "scale_", "n_samples_seen_", "n_features_in_", "feature_names_in_"},
@@ -282,6 +282,7 @@ def save(model: Any, path: str | os.PathLike) -> Path:
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "libraries": _versions(),
         "booster_file": booster_member,
+        "weights_licenses": model.weights_licenses_,
         "model": encoded,
         "files": {name: hashlib.sha256(data).hexdigest() for name, data in members.items()},
     }

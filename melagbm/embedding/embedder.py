@@ -16,7 +16,7 @@ from sklearn.utils.validation import check_is_fitted
 from .._device import resolve_device
 from .._progress import progress
 from .._warnings import warn
-from ..backbones.registry import BackboneUnavailableError, load_backbone, weights_digest
+from ..backbones.registry import BackboneUnavailableError, load_backbone, weights_digest, weights_license
 from ..exceptions import BadImageWarning
 from ..images.decoding import JPEG_DECODING, decode_jpeg_batch, plain_jpeg_bytes, tensor_transform
 from ..images.reading import ImageReadError, as_image_list, content_hash, read_image
@@ -113,12 +113,15 @@ class ImageEmbedder(CachedImageFeaturizer, TransformerMixin, BaseEstimator):
     Parameters
     ----------
     backbone : str, default="tf_efficientnet_lite0"
-        A packaged encoder (see :data:`melagbm.backbones.ENCODERS`) or any timm name.
+        A packaged encoder (see :data:`melagbm.backbones.ENCODERS`), any timm name, or an
+        open_clip image tower: ``"hf-hub:<org>/<repo>"`` or ``"local-dir:<folder>"``.
     checkpoint_path : path, default=None
         Local weights for the backbone.
-    layers : int, default=1
+    layers : int or "auto", default=1
         1: the pooled output of the network's head. k > 1: also the global-average
-        pooled feature maps of the last k - 1 stages, concatenated.
+        pooled feature maps of the last k - 1 stages, concatenated (backbones with feature
+        stages: timm CNNs and ViTs; an open_clip tower has one output). "auto": 4 where the
+        backbone has 3 stages or more, else 1.
     tta : {"none", "flip", "flip4", "rot4", "d8"}, default="none"
         Test-time augmentation: average the embedding over views of each image. "flip":
         with its mirror image; "flip4": horizontal, vertical and both flips; "rot4": the four
@@ -156,6 +159,10 @@ class ImageEmbedder(CachedImageFeaturizer, TransformerMixin, BaseEstimator):
         Hash of ``encoder_identity_``; with the image's SHA-256 it keys the store.
     encoder_identity_ : dict
         Backbone, weights digest, preprocessing, layers and tta: anything that changes a vector.
+    layers_ : int
+        The levels in use (``layers`` with "auto" resolved).
+    license_ : str
+        The licence of the weights, as their source states it ("unknown" where none does).
     data_config_ : dict
         The preprocessing in use: timm's config for the backbone with ``preprocessing`` applied.
     n_features_out_ : int
@@ -221,27 +228,30 @@ class ImageEmbedder(CachedImageFeaturizer, TransformerMixin, BaseEstimator):
             raise ValueError(f"jpeg_decoding must be one of {JPEG_DECODING}, got {self.jpeg_decoding!r}")
         if self.tta not in TTA_MODES:
             raise ValueError(f"tta must be one of {sorted(TTA_MODES)}, got {self.tta!r}")
-        if not isinstance(self.layers, (int, np.integer)) or self.layers < 1:
-            raise ValueError(f"layers must be a positive integer, got {self.layers!r}")
+        if self.layers != "auto" and (not isinstance(self.layers, (int, np.integer)) or self.layers < 1):
+            raise ValueError(f"layers must be a positive integer or 'auto', got {self.layers!r}")
         self.device_ = resolve_device(self.device)
         model = load_backbone(self.backbone, checkpoint_path=self.checkpoint_path)
         self.data_config_ = _apply_preprocessing(dict(timm.data.resolve_model_data_config(model)), self.preprocessing)
         stage_channels = [info["num_chs"] for info in getattr(model, "feature_info", [])][::-1]
-        if self.layers - 1 > len(stage_channels):
-            raise ValueError(f"layers={self.layers} but {self.backbone} has {len(stage_channels)} feature stages")
+        self.layers_ = int(self.layers) if self.layers != "auto" else (4 if len(stage_channels) >= 3 else 1)
+        if self.layers_ - 1 > len(stage_channels):
+            raise ValueError(f"layers={self.layers} but {self.backbone} has {len(stage_channels)} feature stages "
+                             "(an open_clip tower has none: layers=1 or 'auto')")
         height, width = self.data_config_["input_size"][1:]
         if height != width and any(turns % 2 for turns, _ in TTA_MODES[self.tta]):
             raise ValueError(
                 f"tta={self.tta!r} turns images by quarter turns, which needs a square input; "
                 f"the input size is {height} x {width}"
             )
-        self.n_features_out_ = int(model.num_features) + int(sum(stage_channels[: self.layers - 1]))
+        self.n_features_out_ = int(model.num_features) + int(sum(stage_channels[: self.layers_ - 1]))
         self.weights_digest_ = weights_digest(model)
+        self.license_ = weights_license(model)
         self.encoder_identity_ = {
             "backbone": self.backbone,
             "weights": self.weights_digest_,
             "data_config": {k: list(v) if isinstance(v, tuple) else v for k, v in self.data_config_.items()},
-            "layers": int(self.layers),
+            "layers": self.layers_,
             "tta": self.tta,
             "format": _EMBEDDING_FORMAT,
         }
@@ -393,9 +403,10 @@ class ImageEmbedder(CachedImageFeaturizer, TransformerMixin, BaseEstimator):
     def _forward(self, model: Any, batch: Any) -> Any:
         import torch
 
-        if self.layers == 1:
+        layers = getattr(self, "layers_", self.layers)  # embedders fitted before 0.3 have no layers_
+        if layers == 1:
             return model(batch)
-        final, stages = model.forward_intermediates(batch, indices=self.layers - 1)
+        final, stages = model.forward_intermediates(batch, indices=layers - 1)
         pooled = [model.forward_head(final)] + [stage.mean(dim=(2, 3)) for stage in reversed(stages)]
         return torch.cat(pooled, dim=1)
 

@@ -9,7 +9,10 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, clone
 
+from .._warnings import warn
+from ..backbones.registry import ENCODERS, restricts_commercial_use
 from ..embedding.embedder import ImageEmbedder, check_on_bad_image
+from ..exceptions import RestrictedLicenseWarning
 from .image_score import IMAGE_FEATURE_MODES, ImageSignal
 
 __all__ = ["IMAGE_SIGNALS", "ImageFeatures"]
@@ -93,7 +96,16 @@ class ImageFeatures(BaseEstimator):
         options = self.embedder.get_params(deep=False)  # the store object itself, not a copy
         self.embedders_ = [ImageEmbedder(**{**options, "backbone": name, "device": device}).fit()
                            for name in self.backbones]
+        restricted = {name: license for name, license in self.licenses().items() if restricts_commercial_use(license)}
+        if restricted:
+            warn(f"weights under a non-commercial licence: {restricted}; the model inherits it "
+                 "(stated in its fit log and its saved file)", RestrictedLicenseWarning)
         return self
+
+    def licenses(self) -> dict[str, str]:
+        """Backbone -> the licence of its weights ("unknown" where their source states none)."""
+        return {embedder.backbone: getattr(embedder, "license_", None) or _license_before_0_3(embedder.backbone)
+                for embedder in self.embedders_}
 
     def embed(self, images: pd.Series, *, on_bad_image: str) -> np.ndarray:
         """The concatenated embeddings of ``images`` (store first); NaN rows for unreadable images when skipping.
@@ -203,6 +215,12 @@ class ImageFeatures(BaseEstimator):
         edges = np.cumsum([0] + [embedder.n_features_out_ for embedder in self.embedders_])
         return [(self._prefix(embedder.backbone), f"image: {embedder.backbone}", embeddings[:, start:stop])
                 for embedder, start, stop in zip(self.embedders_, edges[:-1], edges[1:])]
+
+
+def _license_before_0_3(backbone: str) -> str:
+    """The licence of an embedder fitted before licences were recorded: known for packaged encoders only."""
+    spec = ENCODERS.get(backbone)
+    return spec.license if spec is not None else "unknown (not recorded)"
 
 
 def _is_count(value: Any) -> bool:
