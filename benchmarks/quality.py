@@ -12,6 +12,12 @@ for metadata-only, image-only and fused models and each way the image can enter.
     python benchmarks/quality.py --datasets ham --only default,metadata
     python benchmarks/quality.py --datasets isic-meta --only metadata
     python benchmarks/quality.py --datasets isic --only default --report reports/   # + melagbm evaluate report
+    python benchmarks/quality.py --datasets published --only default,image          # beside published probes
+
+"published": the 1,503 HAM10000 test images of ``ham10000/reference_linear_probes.csv`` (melanoma
+probabilities of linear probes on frozen foundation encoders, from the DermFM-Zero repository). melagbm is
+fitted on the other images twice: without the 778 other images of the test lesions (lesion-grouped), and
+with them (as an image split would be); its ROC AUC on the 1,503 images is printed beside theirs.
 
 Embeddings come from (and go to) the embedding store, so the first run also embeds
 every image once per backbone (HAM10000: about 10 min for Lite0, 20 for Lite2 on 2 cores).
@@ -25,7 +31,9 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from _common import add_data_argument  # benchmarks/_common.py
+from sklearn.metrics import roc_auc_score
 
 from melagbm import FusionClassifier
 from melagbm.backbones.derm_xception import TRAINED_ON
@@ -48,6 +56,8 @@ CONFIGS: dict[str, tuple[str, dict]] = {
     "image": ("image only (default image features)", {"metadata_cols": [], **PLAIN}),
     "default": ("fused, default: Lite0+Lite2 probe score, lesion features, patient context (ISIC)", {}),
     "plain": ("fused image + metadata only (no lesion features, no patient context)", PLAIN),
+    "probe-cv": ("default, the probe's C chosen by grouped CV (probe_C='cv')", {"probe_C": "cv"}),
+    "single-seed": ("default with one internal split (n_seeds=1, as before 0.3)", {"n_seeds": 1}),
     "no-lesion": ("default without lesion features (patient context only)", {"lesion_features": False}),
     "no-context": ("default without patient context (lesion features only)", {"patient_col": None}),
     "pca": ("plain, image_features=pca (32 components)", {"image_features": "pca", **PLAIN}),
@@ -76,6 +86,31 @@ CONFIGS: dict[str, tuple[str, dict]] = {
 }
 
 
+def published_split(data: Path, names: list[str], seed: int) -> None:
+    """melagbm's ROC AUC on the 1,503 published test images, fitted lesion-grouped and with siblings, beside theirs."""
+    reference = pd.read_csv(data / "ham10000" / "reference_linear_probes.csv").set_index("image_id")
+    X, y, groups = load_ham10000(data / "ham10000", diagnosis=True)
+    test = X.index.isin(reference.index)
+    siblings = groups.isin(groups[test]).to_numpy() & ~test
+    X_test, y_test = X[test], y[test]
+    print(f"\n## HAM10000, the published test split: {test.sum()} images ({int(y_test.sum())} melanomas) from "
+          f"{groups[test].nunique()} lesions; {siblings.sum()} other images of those lesions")
+    print("| model | ROC AUC, fitted without the test lesions (grouped) | ROC AUC, fitted with their other images |")
+    print("|---|---|---|")
+    for encoder in reference.columns:
+        auc = roc_auc_score(y_test, reference.loc[X_test.index, encoder])
+        print(f"| {encoder}, linear probe (published, 7 classes; training split not stated) | {auc:.4f} | |")
+    for name in names:
+        description, params = CONFIGS[name]
+        aucs = []
+        for train in (~test & ~siblings, ~test):
+            data_ = X[train] if params.get("diagnosis_col") else X[train].drop(columns="diagnosis")
+            model = FusionClassifier(random_state=seed, verbose=0, **params)
+            model.fit(data_, y[train], groups=groups[train])
+            aucs.append(roc_auc_score(y_test, model.predict_proba(X_test)[:, 1]))
+        print(f"| melagbm: {description} | {aucs[0]:.4f} | {aucs[1]:.4f} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_data_argument(parser)
@@ -99,6 +134,9 @@ def main() -> None:
         ),
     }
     for key in args.datasets.split(","):
+        if key == "published":
+            published_split(args.data, args.only.split(","), args.seed)
+            continue
         title, load = loaders[key]
         X, y, groups = load()
         wanted = [CONFIGS[name][1] for name in args.only.split(",")]

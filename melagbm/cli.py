@@ -358,8 +358,8 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--no-lesion-features", action="store_true",
                          help="leave out the lesion size/shape/colour features (faster: no segmentation)")
         sub.add_argument("--seed", type=int, default=0,
-                         help="random seed of the splits and the booster (the API's random_state; it defaults to "
-                              "None there, the command line fixes 0 so reruns agree)")
+                         help="random seed of the internal splits (the API's random_state, 0 there too, so "
+                              "reruns agree)")
 
     def add_lesion_options(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--pixel-spacing-mm", type=float, default=None,

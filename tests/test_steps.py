@@ -76,13 +76,38 @@ def test_patient_context_reports_the_columns_it_makes(isic_rows) -> None:
     X, _, groups = isic_rows
     table = MetadataEncoder().fit_transform(X[["age", "sex", "site"]]).reset_index(drop=True)
     step = PatientContext(columns=("age__years", "not_in_the_table")).fit(list(table.columns))
-    names = ["patient_context__n_images", "patient_context__age__years_z", "patient_context__age__years_rank"]
+    names = ["patient_context__n_images", "patient_context__age__years_z", "patient_context__age__years_rank",
+             "patient_context__n_outlying"]
     assert list(step.feature_families_) == names and set(step.feature_families_.values()) == {"patient context"}
     context = step.transform(table, groups.to_numpy())
     assert list(context.columns) == names
     np.testing.assert_array_equal(context["patient_context__n_images"], groups.map(groups.value_counts()))
     z_by_patient = context["patient_context__age__years_z"].groupby(groups.to_numpy()).mean()
     assert np.abs(z_by_patient).max() < 1e-9  # z-scores centre on each patient
+    np.testing.assert_array_equal(context["patient_context__n_outlying"],
+                                  (context["patient_context__age__years_z"].abs() > 2).astype(float))
+
+
+def test_image_scores_are_also_compared_within_patient_and_site(isic_rows) -> None:
+    X, y, groups = isic_rows
+    table = MetadataEncoder().fit_transform(X[["age", "sex", "site"]]).reset_index(drop=True)
+    table["image__score"] = np.random.default_rng(0).normal(size=len(table)) + 2.0 * y.to_numpy()
+    step = PatientContext(columns=("image__score",)).fit(list(table.columns))
+    context = step.transform(table, groups.to_numpy())
+    prefix = "patient_context__image__score"
+    assert {f"{prefix}_diff", f"{prefix}_site_z", f"{prefix}_site_rank"} <= set(context.columns)
+    keys = pd.Series(groups.to_numpy()).astype(str) + "/" + table["site__general"].astype(str)
+    for key in keys.unique()[:25]:  # each (patient, site) cell: its own z-scores and ranks
+        rows = (keys == key).to_numpy()
+        scores = table["image__score"][rows]
+        if rows.sum() > 1 and scores.std(ddof=0) > 0:
+            np.testing.assert_allclose(context[f"{prefix}_site_z"][rows], (scores - scores.mean()) / scores.std(ddof=0))
+            assert context[f"{prefix}_site_rank"][rows].max() == 1.0
+        else:
+            assert (context[f"{prefix}_site_z"][rows] == 0).all() and (context[f"{prefix}_site_rank"][rows] == 0.5).all()
+    np.testing.assert_allclose(context[f"{prefix}_diff"],
+                               table["image__score"] - table["image__score"].groupby(groups.to_numpy()).transform("mean")
+                               .where(groups.map(groups.value_counts()).to_numpy() > 1, table["image__score"]))
 
 
 def test_feature_table_puts_the_steps_side_by_side_with_their_families(isic_rows) -> None:

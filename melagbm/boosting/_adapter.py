@@ -85,6 +85,23 @@ class BoosterAdapter:
         int
             The number of rounds with the best validation metric.
         """
+        curve = self.validation_curve(estimator, X, y, sample_weight, X_val, y_val, patience)
+        return int(np.argmin(curve)) + 1
+
+    def validation_curve(
+        self, estimator: Any, X: pd.DataFrame, y: np.ndarray, sample_weight: np.ndarray | None,
+        X_val: pd.DataFrame, y_val: np.ndarray, patience: int,
+    ) -> np.ndarray:
+        """The validation log-loss after each round of a copy of ``estimator``, until early stopping.
+
+        Parameters are those of :meth:`best_rounds`.
+
+        Returns
+        -------
+        ndarray of shape (n_rounds_run,)
+            Log-loss on (X_val, y_val) after rounds 1, 2, ...: at least ``patience`` rounds past the best,
+            unless the booster's ``n_estimators`` ran out first.
+        """
         raise NotImplementedError
 
     # -- predicting and explaining ------------------------------------------------------

@@ -47,8 +47,8 @@ class LightGBMAdapter(BoosterAdapter):
             _logger.info("LightGBM trains on the CPU (GPU builds are not assumed)")
         return {}
 
-    def best_rounds(self, estimator, X, y, sample_weight, X_val, y_val, patience):  # type: ignore[no-untyped-def]
-        """LightGBM: fit a clone with the ``lightgbm.early_stopping`` callback; its ``best_iteration_``.
+    def validation_curve(self, estimator, X, y, sample_weight, X_val, y_val, patience):  # type: ignore[no-untyped-def]
+        """LightGBM: fit a clone with the ``lightgbm.early_stopping`` callback; its recorded validation log-loss.
 
         Parameters
         ----------
@@ -72,7 +72,8 @@ class LightGBMAdapter(BoosterAdapter):
         probe = clone(estimator)
         probe.fit(X, y, sample_weight=sample_weight, eval_X=(X_val,), eval_y=(y_val,),
                   callbacks=[lightgbm.early_stopping(patience, verbose=False)])
-        return int(probe.best_iteration_ or probe.n_estimators)
+        (curve,) = list(probe.evals_result_["valid_0"].values())[:1]
+        return np.asarray(curve, dtype=float)
 
     def margin(self, booster: Any, X: pd.DataFrame) -> np.ndarray:
         """LightGBM: ``predict(raw_score=True)``, one column raveled.

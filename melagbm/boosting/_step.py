@@ -41,11 +41,15 @@ class BoostingStep:
         Rounds without improvement before stopping.
     n_jobs : int or None
         Booster threads; None: one below 10,000 rows, else the booster's default.
+    n_splits : int, default=1
+        Early-stopping splits: the rounds are the median of each split's best (each holds out a
+        different ``validation_fraction`` of the groups).
     """
 
     def __init__(
         self, *, booster: Any, params: dict[str, Any] | None, class_weight: str | dict | None,
         early_stopping: bool | str, validation_fraction: float, n_iter_no_change: int, n_jobs: int | None,
+        n_splits: int = 1,
     ) -> None:
         self.booster = booster
         self.params = params
@@ -54,6 +58,7 @@ class BoostingStep:
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.n_jobs = n_jobs
+        self.n_splits = n_splits
 
     def check_params(self) -> BoostingStep:
         """Raise (naming the parameter) for the first invalid one; return self."""
@@ -70,6 +75,8 @@ class BoostingStep:
         patience = self.n_iter_no_change
         if isinstance(patience, bool) or not (isinstance(patience, Integral) and patience >= 0):
             raise ValueError(f"n_iter_no_change must be an integer >= 0, got {patience!r}")
+        if isinstance(self.n_splits, bool) or not (isinstance(self.n_splits, Integral) and self.n_splits >= 1):
+            raise ValueError(f"n_seeds must be a positive integer, got {self.n_splits!r}")
         return self
 
     def estimator(self, *, device: str, seed: int, n_rows: int | None = None, n_jobs: int | None = None) -> Any:
@@ -131,14 +138,37 @@ class BoostingStep:
             Positions of the training and validation rows, about ``validation_fraction`` of the groups
             held out; None when ``early_stopping`` is False, or "auto" and a class has fewer than 10 groups.
         """
+        splits = self.validation_splits(y, groups, seed)
+        return None if splits is None else splits[0]
+
+    def validation_splits(
+        self, y: np.ndarray, groups: np.ndarray | None, seed: int
+    ) -> list[tuple[np.ndarray, np.ndarray]] | None:
+        """``n_splits`` (train, validation) splits for early stopping, or None when it is off.
+
+        Parameters
+        ----------
+        y : ndarray of shape (n_samples,)
+            Class codes (0, 1, ...).
+        groups : ndarray of shape (n_samples,) or None
+            Patient or lesion ids: a group's rows fall on one side; None: each row is its own group.
+        seed : int
+            Seed of the splits.
+
+        Returns
+        -------
+        list of (ndarray, ndarray) or None
+            Folds of one grouped k-fold partition (k = 1 / ``validation_fraction``; disjoint validation
+            sets), as many as ``n_splits`` and k allow; None as for :meth:`validation_split`.
+        """
         if self.early_stopping is False:
             return None
         units = y if groups is None else np.asarray([y[groups == g][0] for g in np.unique(groups)])
         if self.early_stopping == "auto" and np.bincount(units).min() < 10:
             return None
-        n_splits = max(2, round(1.0 / float(self.validation_fraction)))
-        train, val = next(iter(stratified_group_splits(y, groups, n_splits, seed)))
-        return train, val
+        n_folds = max(2, round(1.0 / float(self.validation_fraction)))
+        folds = stratified_group_splits(y, groups, n_folds, seed)
+        return [split for split, _ in zip(folds, range(int(self.n_splits)))]
 
     def fit(
         self, table: pd.DataFrame, y: np.ndarray, groups: np.ndarray | None, *, device: str, seed: int,
@@ -169,7 +199,7 @@ class BoostingStep:
         self.estimator_ = self.estimator(device=device, seed=seed, n_rows=len(table))
         self.booster_, _ = fit_booster(
             self.estimator_, table, y, sample_weight=sample_weight,
-            validation=self.validation_split(y, groups, seed), n_iter_no_change=int(self.n_iter_no_change),
+            validation=self.validation_splits(y, groups, seed), n_iter_no_change=int(self.n_iter_no_change),
         )
         return self
 

@@ -63,7 +63,7 @@ def fit_booster(
     y: np.ndarray,
     *,
     sample_weight: np.ndarray | None,
-    validation: tuple[np.ndarray, np.ndarray] | None,
+    validation: tuple[np.ndarray, np.ndarray] | list[tuple[np.ndarray, np.ndarray]] | None,
     n_iter_no_change: int,
 ) -> tuple[Any, int]:
     """Fit ``estimator``; with ``validation`` (train, val indices) stop early, then refit.
@@ -82,9 +82,10 @@ def fit_booster(
         Class codes.
     sample_weight : ndarray of shape (n_samples,) or None
         Row weights; None weighs every row alike.
-    validation : tuple of (ndarray, ndarray) or None
-        Row positions of the training and validation rows for early stopping; None fits
-        ``estimator``'s ``n_estimators`` rounds.
+    validation : tuple of (ndarray, ndarray), list of them, or None
+        Row positions of the training and validation rows for early stopping; with a list, the
+        rounds where the splits' mean validation log-loss is lowest (steadier on small data than
+        one split). None fits ``estimator``'s ``n_estimators`` rounds.
     n_iter_no_change : int
         Rounds without improvement of the validation metric before stopping.
 
@@ -96,12 +97,17 @@ def fit_booster(
         The number of boosting rounds it holds.
     """
     if validation is not None:
-        train, val = validation
-        best = adapter_for(estimator).best_rounds(
-            estimator, X.iloc[train], y[train], None if sample_weight is None else sample_weight[train],
-            X.iloc[val], y[val], n_iter_no_change,
-        )
-        estimator = clone(estimator).set_params(n_estimators=max(best, 1))
+        splits = validation if isinstance(validation, list) else [validation]
+        adapter = adapter_for(estimator)
+        curves = [
+            adapter.validation_curve(estimator, X.iloc[train], y[train],
+                                     None if sample_weight is None else sample_weight[train],
+                                     X.iloc[val], y[val], n_iter_no_change)
+            for train, val in splits
+        ]
+        common = min(len(curve) for curve in curves)  # every curve runs patience rounds past its own best
+        best = int(np.argmin(np.mean([curve[:common] for curve in curves], axis=0))) + 1
+        estimator = clone(estimator).set_params(n_estimators=best)
     estimator.fit(X, y, sample_weight=sample_weight)
     return estimator, int(estimator.get_params()["n_estimators"])
 

@@ -37,8 +37,8 @@ class XGBoostAdapter(BoosterAdapter):
         """
         return {"device": "cuda" if device.startswith("cuda") else "cpu", "enable_categorical": True}
 
-    def best_rounds(self, estimator, X, y, sample_weight, X_val, y_val, patience):  # type: ignore[no-untyped-def]
-        """XGBoost: fit a clone with ``early_stopping_rounds=patience``; its ``best_iteration`` + 1.
+    def validation_curve(self, estimator, X, y, sample_weight, X_val, y_val, patience):  # type: ignore[no-untyped-def]
+        """XGBoost: fit a clone with ``early_stopping_rounds=patience``; its recorded validation log-loss.
 
         Parameters
         ----------
@@ -59,7 +59,8 @@ class XGBoostAdapter(BoosterAdapter):
         """
         probe = clone(estimator).set_params(early_stopping_rounds=patience)
         probe.fit(X, y, sample_weight=sample_weight, eval_set=[(X_val, y_val)], verbose=False)
-        return int(probe.best_iteration) + 1
+        (curve,) = list(probe.evals_result()["validation_0"].values())[:1]
+        return np.asarray(curve, dtype=float)
 
     def margin(self, booster: Any, X: pd.DataFrame) -> np.ndarray:
         """XGBoost: ``predict(output_margin=True)``, one column raveled.

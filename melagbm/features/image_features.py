@@ -73,8 +73,10 @@ class ImageFeatures(BaseEstimator):
         if not _is_count(self.scorer.n_components):
             raise ValueError(f"n_components must be a positive integer, got {self.scorer.n_components!r}")
         probe_C = self.scorer.probe_C
-        if probe_C != "auto" and not (isinstance(probe_C, Real) and not isinstance(probe_C, bool) and probe_C > 0):
-            raise ValueError(f"probe_C must be 'auto' or a positive number, got {probe_C!r}")
+        if probe_C not in ("auto", "cv") and not (
+            isinstance(probe_C, Real) and not isinstance(probe_C, bool) and probe_C > 0
+        ):
+            raise ValueError(f"probe_C must be 'auto', 'cv' or a positive number, got {probe_C!r}")
         if not _is_count(self.embedder.batch_size):
             raise ValueError(f"batch_size must be a positive integer, got {self.embedder.batch_size!r}")
         check_on_bad_image(self.embedder.on_bad_image)

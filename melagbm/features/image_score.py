@@ -15,11 +15,17 @@ from sklearn.preprocessing import StandardScaler
 from .._splits import stratified_group_splits
 from ..embedding.embedder import embedding_feature_names
 
-__all__ = ["IMAGE_FEATURE_MODES", "MIN_DIAGNOSIS_ROWS", "ImageSignal", "diagnosis_targets"]
+__all__ = ["IMAGE_FEATURE_MODES", "MAX_REPEATS", "MIN_DIAGNOSIS_ROWS", "ImageSignal", "diagnosis_targets"]
 
 #: "probe": an out-of-fold logistic-regression score; "pca": principal components;
 #: "embedding": every embedding dimension; "probe+pca": the score and the components.
 IMAGE_FEATURE_MODES = ("probe", "pca", "embedding", "probe+pca")
+
+#: probe_C="cv" tries these multiples of the "auto" rule's C.
+CV_C_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
+
+#: The most fold partitions ``n_repeats="auto"`` averages (for the smallest data).
+MAX_REPEATS = 20
 
 #: Diagnoses with fewer training rows are pooled, per label, before the probe learns the diagnoses.
 MIN_DIAGNOSIS_ROWS = 20
@@ -38,12 +44,19 @@ class ImageSignal(BaseEstimator):
     mode : one of :data:`IMAGE_FEATURE_MODES`, default="probe"
     n_components : int, default=32
         Components kept in "pca" modes.
-    probe_C : float or "auto", default="auto"
+    probe_C : float, "auto" or "cv", default="auto"
         Inverse regularisation of the probe (on standardised embeddings). "auto" is
         2 / embedding width: the optimum on HAM10000 for 1,752 (Lite0) and 3,552
         (Lite0 + Lite2) dimensions; wider embeddings need stronger regularisation.
+        "cv": the one of :data:`CV_C_FACTORS` x 2 / width whose out-of-fold scores (grouped,
+        on the first fold partition) have the lowest log-loss, for encoders the rule was not
+        measured on (``C_`` records it).
     n_folds : int, default=5
         Folds for the out-of-fold probe scores.
+    n_repeats : int or "auto", default=1
+        Fold partitions the out-of-fold scores are averaged over (each with its own seed): steadier
+        training scores on small data, at ``n_repeats`` times the probe fits. "auto": 10,000 // rows,
+        between 1 and :data:`MAX_REPEATS` (20 below 1,000 rows, 1 from 10,000).
     random_state : int, default=0
     prefix : str, default="image"
         Start of the output column names (``<prefix>__score``, ``<prefix>__pc00``, ...).
@@ -56,6 +69,7 @@ class ImageSignal(BaseEstimator):
         n_components: int = 32,
         probe_C: float | str = "auto",
         n_folds: int = 5,
+        n_repeats: int | str = 1,
         random_state: int = 0,
         prefix: str = "image",
     ) -> None:
@@ -63,12 +77,38 @@ class ImageSignal(BaseEstimator):
         self.n_components = n_components
         self.probe_C = probe_C
         self.n_folds = n_folds
+        self.n_repeats = n_repeats
         self.random_state = random_state
         self.prefix = prefix
 
-    def _probe(self, width: int) -> Pipeline:
-        C = 2.0 / width if self.probe_C == "auto" else float(self.probe_C)
+    def _probe(self, width: int, C: float | None = None) -> Pipeline:
+        if C is None:
+            C = 2.0 / width if self.probe_C in ("auto", "cv") else float(self.probe_C)
         return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=3000))
+
+    def _out_of_fold(self, probe: Pipeline, embeddings: np.ndarray, probe_y: np.ndarray, y: np.ndarray,
+                     groups: np.ndarray | None, seed: int) -> np.ndarray:
+        """The probe's columns for each row, from a fold probe that never saw the row's group."""
+        oof = np.zeros((len(y), len(self._score_names())))
+        for train, test in stratified_group_splits(y, groups, self.n_folds, seed):
+            oof[test] = self._scores(clone(probe).fit(embeddings[train], probe_y[train]), embeddings[test])
+        return oof
+
+    def _chosen_C(self, embeddings: np.ndarray, probe_y: np.ndarray, y: np.ndarray,
+                  groups: np.ndarray | None) -> tuple[float, np.ndarray]:
+        """probe_C="cv": (the C whose out-of-fold melanoma scores have the lowest log-loss, those scores)."""
+        from scipy.special import expit
+        from sklearn.metrics import log_loss
+
+        best = None
+        for factor in CV_C_FACTORS:
+            C = factor * 2.0 / embeddings.shape[1]
+            oof = self._out_of_fold(self._probe(embeddings.shape[1], C), embeddings, probe_y, y, groups,
+                                    self.random_state)
+            loss = log_loss(y, expit(oof[:, 0]), labels=[0, 1])  # column 0: the melanoma log-odds
+            if best is None or loss < best[0]:
+                best = (loss, C, oof)
+        return best[1], best[2]
 
     def _score_names(self) -> list[str]:
         if getattr(self, "positive_classes_", None) is not None:  # the probe learnt the diagnoses
@@ -127,11 +167,16 @@ class ImageSignal(BaseEstimator):
                                  "spell each diagnosis one way")
         parts = []
         if "probe" in self.mode:
+            repeats, first = self.repeats(len(y)), None
+            self.C_ = 2.0 / embeddings.shape[1] if self.probe_C in ("auto", "cv") else float(self.probe_C)
+            if self.probe_C == "cv" and len(np.unique(y)) == 2:
+                self.C_, first = self._chosen_C(embeddings, probe_y, y, groups)
+            probe = self._probe(embeddings.shape[1], self.C_)
             oof = np.zeros((len(y), len(self._score_names())))
-            probe = self._probe(embeddings.shape[1])
-            for train, test in stratified_group_splits(y, groups, self.n_folds, self.random_state):
-                fold = clone(probe).fit(embeddings[train], probe_y[train])
-                oof[test] = self._scores(fold, embeddings[test])
+            for repeat in range(repeats):
+                part = first if repeat == 0 and first is not None else self._out_of_fold(
+                    probe, embeddings, probe_y, y, groups, self.random_state + repeat)
+                oof += part / repeats
             self.probe_ = probe.fit(embeddings, probe_y)
             parts.append(pd.DataFrame(oof, columns=self._score_names()))
         if "pca" in self.mode:
@@ -142,6 +187,23 @@ class ImageSignal(BaseEstimator):
             parts.append(self._embedding_frame(embeddings))
         self.n_features_in_ = embeddings.shape[1]
         return pd.concat(parts, axis=1)
+
+    def repeats(self, n_rows: int) -> int:
+        """The fold partitions averaged for ``n_rows`` training rows (``n_repeats`` with "auto" resolved).
+
+        Parameters
+        ----------
+        n_rows : int
+            Training rows.
+
+        Returns
+        -------
+        int
+            ``n_repeats``, or for "auto" 10,000 // ``n_rows`` clipped to 1 ... :data:`MAX_REPEATS`.
+        """
+        if self.n_repeats == "auto":
+            return int(np.clip(10_000 // max(n_rows, 1), 1, MAX_REPEATS))
+        return int(self.n_repeats)
 
     def transform(self, embeddings: np.ndarray) -> pd.DataFrame:
         """Features for new embeddings.

@@ -15,6 +15,12 @@ __all__ = ["CONTEXT_COLUMNS", "PatientContext", "patient_context"]
 #: The family of the columns, and the start of their names.
 FAMILY, PREFIX = "patient context", "patient_context"
 
+#: The site column compared within (image scores are also ranked among the patient's lesions at the same site).
+SITE_COLUMN = "site__general"
+
+#: |z| above this counts a feature as outlying in ``patient_context__n_outlying``.
+OUTLYING_Z = 2.0
+
 #: Features compared within a patient when present.
 CONTEXT_COLUMNS = (
     "image__score",
@@ -29,11 +35,15 @@ CONTEXT_COLUMNS = (
 def patient_context(
     table: pd.DataFrame, patients: np.ndarray, columns: tuple[str, ...] = CONTEXT_COLUMNS
 ) -> pd.DataFrame:
-    """Images per patient, and each feature's z-score and rank within its patient.
+    """Images per patient, and each feature's z-score and rank within its patient (and site, for image scores).
 
     ``patient_context__n_images``; for each of ``columns`` in ``table``: ``patient_context__<col>_z``
     ((value - patient mean) / patient std; 0 for a patient's only lesion or equal values)
-    and ``patient_context__<col>_rank`` (0 = the patient's lowest, 1 = highest, 0.5 when alone).
+    and ``patient_context__<col>_rank`` (0 = the patient's lowest, 1 = highest, 0.5 when alone);
+    ``patient_context__n_outlying``, how many of those z-scores exceed 2 in size. For image scores
+    (``image...__score``) also ``_diff`` (value - patient mean) and, with a ``site__general`` column,
+    ``_site_z`` and ``_site_rank`` among the patient's lesions at the same site (the ISIC 2024
+    winners' patient-relative image features).
     Computed over the rows given: at predict time, the patient's lesions in the batch, so
     score a patient's lesions in one call (one row alone gets n_images 1, z 0, rank 0.5).
 
@@ -54,18 +64,39 @@ def patient_context(
     patients = pd.Series(np.asarray(patients), index=table.index)
     if patients.isna().any():
         raise ValueError(f"patient ids are missing at rows {list(table.index[patients.isna()][:5])}")
-    counts = patients.map(patients.value_counts())
-    out = {f"{PREFIX}__n_images": counts.astype(float)}
-    for column in (c for c in columns if c in table.columns):
+    out = {f"{PREFIX}__n_images": patients.map(patients.value_counts()).astype(float)}
+    sites = None
+    if SITE_COLUMN in table.columns:
+        sites = patients.astype(str) + "\x1f" + table[SITE_COLUMN].astype(str).fillna("?")
+    outlying = pd.Series(0.0, index=table.index)
+    compared = [c for c in columns if c in table.columns]
+    for column in compared:
         values = table[column].astype(float)
-        grouped = values.groupby(patients)
-        mean, std = grouped.transform("mean"), grouped.transform("std", ddof=0)
-        z = (values - mean) / std.where(std > 0)
-        out[f"{PREFIX}__{column}_z"] = z.where(counts > 1, 0.0).fillna(0.0)
-        measured = grouped.transform("count")  # rows with a value: a NaN does not take a rank
-        rank = (grouped.rank(method="average") - 1) / (measured - 1).where(measured > 1)
-        out[f"{PREFIX}__{column}_rank"] = rank.fillna(0.5)
+        z, rank, diff = _within(values, patients)
+        out[f"{PREFIX}__{column}_z"], out[f"{PREFIX}__{column}_rank"] = z, rank
+        outlying += (z.abs() > OUTLYING_Z).astype(float)
+        if _is_image_score(column):
+            out[f"{PREFIX}__{column}_diff"] = diff
+            if sites is not None:
+                out[f"{PREFIX}__{column}_site_z"], out[f"{PREFIX}__{column}_site_rank"], _ = _within(values, sites)
+    if compared:
+        out[f"{PREFIX}__n_outlying"] = outlying
     return pd.DataFrame(out, index=table.index)
+
+
+def _is_image_score(column: str) -> bool:
+    return column.startswith("image") and column.endswith("__score")
+
+
+def _within(values: pd.Series, groups: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """(z-score, rank in [0, 1], value - mean) of each value within its group; 0, 0.5, 0 for a group of one."""
+    grouped = values.groupby(groups)
+    counts = groups.map(groups.value_counts())
+    mean, std = grouped.transform("mean"), grouped.transform("std", ddof=0)
+    z = ((values - mean) / std.where(std > 0)).where(counts > 1, 0.0).fillna(0.0)
+    measured = grouped.transform("count")  # rows with a value: a NaN does not take a rank
+    rank = ((grouped.rank(method="average") - 1) / (measured - 1).where(measured > 1)).fillna(0.5)
+    return z, rank, (values - mean).where(counts > 1, 0.0).fillna(0.0)
 
 
 class PatientContext(BaseEstimator):
@@ -101,8 +132,13 @@ class PatientContext(BaseEstimator):
             With ``feature_families_`` set.
         """
         compared = [c for c in self.columns if c in table_columns]
-        names = [f"{PREFIX}__n_images"] + [f"{PREFIX}__{c}_{kind}" for c in compared for kind in ("z", "rank")]
-        self.feature_families_ = dict.fromkeys(names, FAMILY)
+        names = [f"{PREFIX}__n_images"]
+        for column in compared:
+            names += [f"{PREFIX}__{column}_z", f"{PREFIX}__{column}_rank"]
+            if _is_image_score(column):
+                names += [f"{PREFIX}__{column}_diff"]
+                names += [f"{PREFIX}__{column}_site_{kind}" for kind in ("z", "rank") if SITE_COLUMN in table_columns]
+        self.feature_families_ = dict.fromkeys(names + [f"{PREFIX}__n_outlying"] * bool(compared), FAMILY)
         return self
 
     def transform(self, table: pd.DataFrame, patients: np.ndarray) -> pd.DataFrame:

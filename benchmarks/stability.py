@@ -1,0 +1,83 @@
+"""How much a model moves with its own randomness, on the small data a clinic brings.
+
+A 700-lesion HAM10000 sample (about 650 training images, 67 melanomas; a fixed lesion-grouped test set of
+about 276 images): the default model is fitted with ``random_state`` 0-5 (groups passed, then no groups:
+the lesion_id column dropped, so its internal splits treat rows as independent) and
+three times with the default ``random_state``; the test ROC AUC of each fit, their mean and spread (max -
+min) are printed per configuration.
+
+    python benchmarks/stability.py                         # the default model (about 5 min, warm store)
+    python benchmarks/stability.py --only default,single-seed
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+
+import numpy as np
+from _common import add_data_argument  # benchmarks/_common.py
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import GroupShuffleSplit
+
+from melagbm import FusionClassifier
+from melagbm.datasets import load_ham10000
+
+N_LESIONS, TEST_SHARE, SEEDS = 700, 0.3, range(6)
+
+#: name -> (description, FusionClassifier parameters).
+CONFIGS: dict[str, tuple[str, dict]] = {
+    "default": ("the default model", {}),
+    "single-seed": ("one internal seed (n_seeds=1): one early-stopping split, one set of probe folds",
+                    {"n_seeds": 1}),
+}
+
+
+def small_sample(data):  # noqa: ANN001, ANN201
+    """(training X, y, groups, test X, y): 700 lesions drawn with seed 0, 30 % of them held out."""
+    X, y, groups = load_ham10000(data / "ham10000")
+    lesions = np.random.default_rng(0).choice(groups.unique(), N_LESIONS, replace=False)
+    keep = groups.isin(lesions).to_numpy()
+    X, y, groups = X[keep], y[keep], groups[keep]
+    train, test = next(GroupShuffleSplit(1, test_size=TEST_SHARE, random_state=0).split(X, y, groups))
+    return X.iloc[train], y.iloc[train], groups.iloc[train], X.iloc[test], y.iloc[test]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_data_argument(parser)
+    parser.add_argument("--only", default=",".join(CONFIGS), help=f"comma-separated subset of {list(CONFIGS)}")
+    parser.add_argument("--repeats", type=int, default=3, help="fits with the default random_state")
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore", category=UserWarning)
+    X, y, groups, X_test, y_test = small_sample(args.data)
+    print(f"HAM10000 sample: {groups.nunique()} training lesions ({len(X)} images, {int(y.sum())} melanomas); "
+          f"test {len(X_test)} images ({int(y_test.sum())} melanomas), the same every fit\n")
+    print("| model | fits | test ROC AUC per fit | mean | spread (max - min) | seconds per fit |")
+    print("|---|---|---|---|---|---|", flush=True)
+
+    def auc_of(params: dict, groups=None, ungrouped: bool = False) -> float:  # noqa: ANN001
+        """Test ROC AUC of one fit; ``ungrouped``: without the lesion_id column, so rows split freely."""
+        data, test = (X.drop(columns="lesion_id"), X_test.drop(columns="lesion_id")) if ungrouped else (X, X_test)
+        model = FusionClassifier(verbose=0, **params).fit(data, y, groups=groups)
+        return roc_auc_score(y_test, model.predict_proba(test)[:, 1])
+
+    for name in args.only.split(","):
+        description, params = CONFIGS[name]
+        runs = {
+            "random_state 0-5, groups": lambda s: auc_of({**params, "random_state": s}, groups=groups),
+            "random_state 0-5, no groups": lambda s: auc_of({**params, "random_state": s}, ungrouped=True),
+            "default random_state, groups": lambda s: auc_of(params, groups=groups),
+        }
+        for label, run in runs.items():
+            seeds = SEEDS if "0-5" in label else range(args.repeats)
+            started = time.perf_counter()
+            aucs = np.array([run(seed) for seed in seeds])
+            per_fit = (time.perf_counter() - started) / len(aucs)
+            print(f"| {description} | {label} | {', '.join(f'{a:.3f}' for a in aucs)} | {aucs.mean():.4f} | "
+                  f"{aucs.max() - aucs.min():.4f} | {per_fit:.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
