@@ -164,18 +164,23 @@ def _labelled_frame(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.Series]:
     if y.isna().any():
         raise UsageError(f"{args.metadata}: target column {args.target!r} is empty at rows "
                          f"{list(y.index[y.isna()][:5])}")
+    diagnosis = getattr(args, "diagnosis_col", None)
+    if diagnosis is not None and diagnosis not in frame.columns:
+        raise UsageError(f"{args.metadata} has no diagnosis column {diagnosis!r} (--diagnosis-col); "
+                         f"columns are {list(frame.columns)}")
     metadata = _metadata_cols(args)
     ids = [c for c in dict.fromkeys([args.group_col, *ID_COLUMNS]) if c is not None and c in frame.columns]
     if isinstance(metadata, list):
         keep = metadata
     else:
-        label_like = [c for c in frame.columns if str(c).strip().lower() in KNOWN_LABEL_COLUMNS]
+        label_like = [c for c in frame.columns
+                      if str(c).strip().lower() in KNOWN_LABEL_COLUMNS and c != diagnosis]
         if label_like:
             print(f"note: leaving out {label_like}: they give the label away "
                   "(name them in --metadata-cols to use them anyway)")
         known = set(AGE_COLUMNS + SEX_COLUMNS + SITE_COLUMNS)
         keep = [c for c in frame.columns if c not in label_like and (metadata == "auto" or c in known)]
-    keep = list(dict.fromkeys(["image", *ids, *keep]))
+    keep = list(dict.fromkeys(["image", *ids, *keep, *([diagnosis] if diagnosis else [])]))
     missing = [c for c in keep if c not in frame.columns]
     if missing:
         raise UsageError(f"{args.metadata} has no column(s) {missing} (--group-col/--metadata-cols); "
@@ -189,7 +194,7 @@ def _fit(args: argparse.Namespace) -> int:
     X, y = _labelled_frame(args)
     model = FusionClassifier(
         group_col=args.group_col, metadata_cols=_metadata_cols(args), on_bad_image=args.on_bad_image,
-        **_model_options(args),
+        diagnosis_col=args.diagnosis_col, **_model_options(args),
     ).fit(X, y)
     _save_model(model, Path(args.model))
     skipped = len(model.skipped_rows_)
@@ -210,7 +215,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     groups = X[group_col] if group_col else None
     model = FusionClassifier(
         group_col=args.group_col, metadata_cols=_metadata_cols(args), target_sensitivity=args.target_sensitivity,
-        **_model_options(args),
+        diagnosis_col=args.diagnosis_col, **_model_options(args),
     )
     if groups is None:
         print("warning: no --group-col (and no patient_id/lesion_id column): images of one patient may land in "
@@ -361,6 +366,11 @@ def _parser() -> argparse.ArgumentParser:
                          help="random seed of the internal splits (the API's random_state, 0 there too, so "
                               "reruns agree)")
 
+    def add_diagnosis_option(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--diagnosis-col", default=None,
+                         help="column of diagnoses (e.g. diagnosis, dx) the image probe learns, reading the "
+                              "melanoma one: a training target only, never a feature, not needed to predict")
+
     def add_lesion_options(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--pixel-spacing-mm", type=float, default=None,
                          help="millimetres per pixel of the images, when known: lesion size in mm instead of pixels")
@@ -395,6 +405,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="patient/lesion id column (never a feature); default: patient_id or lesion_id when "
                           "present. One named patient_id also adds patient context")
     add_metadata_cols(fit)
+    add_diagnosis_option(fit)
     fit.add_argument("--model", required=True,
                      help="where to write the fitted model (melagbm's safe format; .joblib for a pickle)")
     fit.add_argument("--on-bad-image", default="raise", choices=["raise", "skip"],
@@ -410,6 +421,7 @@ def _parser() -> argparse.ArgumentParser:
                           help="patient/lesion id column: folds never split a group (patient_id adds patient "
                                "context); without it, images of one patient may land on both sides")
     add_metadata_cols(evaluate)
+    add_diagnosis_option(evaluate)
     evaluate.add_argument("--out", required=True, help="folder for report.md, roc.png, calibration.png, CSVs")
     evaluate.add_argument("--folds", type=int, default=5, help="cross-validation folds")
     evaluate.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the CIs")

@@ -239,3 +239,24 @@ def test_help_gives_every_option_a_text_and_its_default() -> None:
     api = FusionClassifier().get_params()
     assert defaults["metadata_cols"] == api["metadata_cols"] and defaults["booster"] == api["booster"]
     assert tuple(defaults["backbone"].split(",")) == tuple(api["backbone"])
+
+
+def test_fit_learns_diagnoses_named_by_diagnosis_col(tmp_path, isic_root, capsys) -> None:
+    from melagbm import load
+
+    meta = pd.read_csv(isic_root / "subset_metadata.csv")
+    rows = pd.concat([meta[meta.target == 1].head(8), meta[meta.diagnosis == "nevus"].head(22),
+                      meta[meta.diagnosis == "unknown"].head(30)])
+    rows.to_csv(tmp_path / "train.csv", index=False)
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for name in rows.image_name:
+        shutil.copy(isic_root / "train" / f"{name}.jpg", folder)
+    common = ["--metadata", str(tmp_path / "train.csv"), "--images", str(folder), "--backbone",
+              "tf_efficientnet_lite0", "--no-lesion-features"]
+    assert main(["fit", *common, "--model", str(tmp_path / "m.melagbm"), "--diagnosis-col", "diagnosis"]) == 0
+    model = load(tmp_path / "m.melagbm")
+    assert model.diagnosis_col == "diagnosis" and "diagnosis" not in model.feature_names_in_
+    assert "image__diagnosis_unknown" in model.feature_names_ and "image__diagnosis_nevus" in model.feature_names_
+    assert main(["fit", *common, "--model", str(tmp_path / "n.melagbm"), "--diagnosis-col", "dx"]) == 2
+    assert "no diagnosis column 'dx'" in capsys.readouterr().err
