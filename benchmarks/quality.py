@@ -57,7 +57,7 @@ CONFIGS: dict[str, tuple[str, dict]] = {
     "default": ("fused, default: Lite0+Lite2 probe score, lesion features, patient context (ISIC)", {}),
     "plain": ("fused image + metadata only (no lesion features, no patient context)", PLAIN),
     "probe-cv": ("default, the probe's C chosen by grouped CV (probe_C='cv')", {"probe_C": "cv"}),
-    "single-seed": ("default with one internal split (n_seeds=1, as before 0.3)", {"n_seeds": 1}),
+    "single-seed": ("default with one internal split (n_seeds=1, as in 0.1.0)", {"n_seeds": 1}),
     "no-lesion": ("default without lesion features (patient context only)", {"lesion_features": False}),
     "no-context": ("default without patient context (lesion features only)", {"patient_col": None}),
     "pca": ("plain, image_features=pca (32 components)", {"image_features": "pca", **PLAIN}),
@@ -104,10 +104,10 @@ def published_split(data: Path, names: list[str], seed: int) -> None:
         description, params = CONFIGS[name]
         aucs = []
         for train in (~test & ~siblings, ~test):
-            data_ = X[train] if params.get("diagnosis_col") else X[train].drop(columns="diagnosis")
+            used = X if params.get("diagnosis_col") else X.drop(columns="diagnosis")  # a target only when named
             model = FusionClassifier(random_state=seed, verbose=0, **params)
-            model.fit(data_, y[train], groups=groups[train])
-            aucs.append(roc_auc_score(y_test, model.predict_proba(X_test)[:, 1]))
+            model.fit(used[train], y[train], groups=groups[train])
+            aucs.append(roc_auc_score(y_test, model.predict_proba(used[test])[:, 1]))
         print(f"| melagbm: {description} | {aucs[0]:.4f} | {aucs[1]:.4f} |", flush=True)
 
 

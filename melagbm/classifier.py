@@ -100,8 +100,10 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         patient context on the ISIC 2020 subset; see the user guide).
     patient_col : str, "auto" or None, default="auto"
         Column of patient ids. Never a feature; adds patient context (family "patient
-        context": images per patient and each lesion's z-score and rank among the
-        patient's lesions, see :func:`~melagbm.features.patient.patient_context`), and groups
+        context": images per patient, each lesion's z-score and rank among the patient's
+        lesions, and for image scores also among the patient's lesions at the same site and
+        the difference from the patient's mean; the count of |z| > 2; see
+        :func:`~melagbm.features.patient.patient_context`), and groups
         the internal splits when neither ``group_col`` nor ``groups`` is given. At predict
         time the context comes from the patient's lesions present in the same call.
         "auto": the column ``"patient_id"`` (ISIC's name) when X has one, else none
@@ -141,7 +143,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         where the mean validation log-loss of ``n_seeds`` early-stopping splits (disjoint validation
         groups) is lowest, and the image probe's out-of-fold scores are averaged over several fold
         partitions, more on small data (10,000 // rows, 1 to 20; see ``ImageSignal(n_repeats="auto")``).
-        1: one split and one partition (the behaviour before 0.3). On a 700-lesion HAM10000 sample this
+        1: one split and one partition (the behaviour of 0.1.0). On a 700-lesion HAM10000 sample this
         narrowed the test ROC AUC over ``random_state`` 0-5 (``benchmarks/stability.py``).
     calibration : {"sigmoid", "isotonic"} or None, default="sigmoid"
         Two classes: map the booster's margin to a probability with a calibrator fitted

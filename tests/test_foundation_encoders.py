@@ -149,6 +149,20 @@ def test_unreachable_hub_falls_back_to_a_filled_cache(tiny_models, monkeypatch) 
     assert hub_constants.HF_HUB_OFFLINE is False  # offline mode only for that load
 
 
+def test_a_direct_probe_is_skipped_behind_a_proxy(monkeypatch) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    assert _hub._hub_reachable()  # huggingface_hub goes through the proxy: no socket to the hub is tried
+
+
+def test_per_backbone_columns_of_hub_names_are_valid_booster_names(offline_cache, ham_sample) -> None:
+    X, y, groups = ham_sample
+    model = FusionClassifier(backbone=(f"hf-hub:{HUB_REPO}", "tf_efficientnet_lite0"), image_signal="per_backbone",
+                             lesion_features=False, verbose=0).fit(X[:160], y[:160], groups=groups[:160])
+    assert "image_hf-hub_tinyorg_tiny-derm-clip__score" in model.feature_names_
+    assert model.feature_families_["image_hf-hub_tinyorg_tiny-derm-clip__score"] == f"image: hf-hub:{HUB_REPO}"
+    assert np.isfinite(model.predict_proba(X[160:200])).all()
+
+
 def test_layers_beyond_a_towers_one_output_are_refused(tiny_models) -> None:
     with pytest.raises(ValueError, match="layers=1 or 'auto'"):
         ImageEmbedder(backbone=f"local-dir:{tiny_models[0]}", layers=4, cache=None).fit()

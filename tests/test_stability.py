@@ -88,3 +88,20 @@ def test_probe_regularisation_can_be_chosen_by_grouped_cross_validation(embedded
     assert chosen.C_ == pytest.approx(best * 2 / width)
     assert log_loss(y, expit(oof)) == pytest.approx(losses[best])
     assert chosen.probe_[-1].C == pytest.approx(chosen.C_)  # the final probe uses the chosen C
+
+
+def test_early_stopping_watches_the_log_loss_whatever_the_metric(embedded) -> None:
+    import pandas as pd
+
+    embeddings, y, groups = embedded
+    table = pd.DataFrame(embeddings[:, :20], columns=[f"f{i}" for i in range(20)])
+
+    def rounds(params: dict | None, patience: int = 30) -> int:
+        step = BoostingStep(booster="lightgbm", params=params, class_weight=None, early_stopping=True,
+                            validation_fraction=0.2, n_iter_no_change=patience, n_jobs=1, n_splits=3)
+        return step.fit(table, y, groups, device="cpu", seed=0).booster_.n_estimators
+
+    assert rounds({"metric": "auc"}) == rounds(None) < 2000
+    assert rounds({"n_estimators": 300}, patience=0) == 300  # no patience: every round kept, as on Dask
+    with pytest.raises(ValueError, match="n_repeats"):
+        ImageSignal(n_repeats=0).fit_transform(embeddings, y, groups)

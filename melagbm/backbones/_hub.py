@@ -21,12 +21,19 @@ __all__ = ["hub_access"]
 _PROBE_SECONDS = 3.0
 
 
+#: With one of these set, connections go through a proxy: a direct probe would say nothing.
+_PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+
+
 def _hub_reachable() -> bool:
     from huggingface_hub import constants
 
+    if any(os.environ.get(name) for name in _PROXY_VARIABLES):
+        return True  # huggingface_hub goes through the proxy; let it try
     url = urlparse(constants.ENDPOINT)
+    port = url.port or (80 if url.scheme == "http" else 443)
     try:
-        with socket.create_connection((url.hostname, url.port or 443), timeout=_PROBE_SECONDS):
+        with socket.create_connection((url.hostname, port), timeout=_PROBE_SECONDS):
             return True
     except OSError:
         return False
@@ -60,7 +67,7 @@ def hub_access(repo: str, needed: list[tuple[str, ...]], advice: str) -> Iterato
     """
     from huggingface_hub import constants
 
-    if constants.is_offline_mode() or _hub_reachable():
+    if constants.HF_HUB_OFFLINE or _hub_reachable():  # (is_offline_mode() is new in huggingface_hub 1.2)
         yield
         return
     missing = [" or ".join(files) for files in needed if not _cached(repo, files)]

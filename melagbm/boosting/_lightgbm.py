@@ -69,11 +69,11 @@ class LightGBMAdapter(BoosterAdapter):
         """
         import lightgbm
 
-        probe = clone(estimator)
+        metric = "binary_logloss" if len(np.unique(y)) <= 2 else "multi_logloss"  # whatever the user's metric
+        probe = clone(estimator).set_params(metric=metric)
         probe.fit(X, y, sample_weight=sample_weight, eval_X=(X_val,), eval_y=(y_val,),
                   callbacks=[lightgbm.early_stopping(patience, verbose=False)])
-        (curve,) = list(probe.evals_result_["valid_0"].values())[:1]
-        return np.asarray(curve, dtype=float)
+        return np.asarray(probe.evals_result_["valid_0"][metric], dtype=float)
 
     def margin(self, booster: Any, X: pd.DataFrame) -> np.ndarray:
         """LightGBM: ``predict(raw_score=True)``, one column raveled.

@@ -42,8 +42,8 @@ class BoostingStep:
     n_jobs : int or None
         Booster threads; None: one below 10,000 rows, else the booster's default.
     n_splits : int, default=1
-        Early-stopping splits: the rounds are the median of each split's best (each holds out a
-        different ``validation_fraction`` of the groups).
+        Early-stopping splits: the rounds are where their mean validation log-loss is lowest (each
+        holds out a different ``validation_fraction`` of the groups, so at most 1 / that many).
     """
 
     def __init__(
@@ -168,7 +168,7 @@ class BoostingStep:
             return None
         n_folds = max(2, round(1.0 / float(self.validation_fraction)))
         folds = stratified_group_splits(y, groups, n_folds, seed)
-        return [split for split, _ in zip(folds, range(int(self.n_splits)))]
+        return [split for _, split in zip(range(int(self.n_splits)), folds)]
 
     def fit(
         self, table: pd.DataFrame, y: np.ndarray, groups: np.ndarray | None, *, device: str, seed: int,

@@ -83,9 +83,10 @@ def fit_booster(
     sample_weight : ndarray of shape (n_samples,) or None
         Row weights; None weighs every row alike.
     validation : tuple of (ndarray, ndarray), list of them, or None
-        Row positions of the training and validation rows for early stopping; with a list, the
-        rounds where the splits' mean validation log-loss is lowest (steadier on small data than
-        one split). None fits ``estimator``'s ``n_estimators`` rounds.
+        Row positions of the training and validation rows for early stopping; with a list of them,
+        the rounds where the splits' mean validation log-loss is lowest (a split that stopped
+        early counts with its last value; steadier on small data than one split). None, a
+        patience of 0 or a DART booster fit ``estimator``'s ``n_estimators`` rounds.
     n_iter_no_change : int
         Rounds without improvement of the validation metric before stopping.
 
@@ -96,8 +97,9 @@ def fit_booster(
     n_rounds : int
         The number of boosting rounds it holds.
     """
-    if validation is not None:
-        splits = validation if isinstance(validation, list) else [validation]
+    if validation is not None and _stops_early(estimator, n_iter_no_change):
+        several = isinstance(validation, list) and len(validation) > 0 and isinstance(validation[0], tuple)
+        splits = validation if several else [validation]
         adapter = adapter_for(estimator)
         curves = [
             adapter.validation_curve(estimator, X.iloc[train], y[train],
@@ -105,11 +107,18 @@ def fit_booster(
                                      X.iloc[val], y[val], n_iter_no_change)
             for train, val in splits
         ]
-        common = min(len(curve) for curve in curves)  # every curve runs patience rounds past its own best
-        best = int(np.argmin(np.mean([curve[:common] for curve in curves], axis=0))) + 1
+        longest = max(len(curve) for curve in curves)  # a stopped curve is taken on at its last value
+        padded = [np.concatenate([curve, np.full(longest - len(curve), curve[-1])]) for curve in curves]
+        best = int(np.argmin(np.mean(padded, axis=0))) + 1
         estimator = clone(estimator).set_params(n_estimators=best)
     estimator.fit(X, y, sample_weight=sample_weight)
     return estimator, int(estimator.get_params()["n_estimators"])
+
+
+def _stops_early(estimator: Any, patience: int) -> bool:
+    """Early stopping applies: a positive patience and no DART booster (whose rounds are all kept)."""
+    params = estimator.get_params()
+    return patience > 0 and "dart" not in (params.get("boosting_type"), params.get("booster"))
 
 
 def margin(booster: Any, X: pd.DataFrame) -> np.ndarray:

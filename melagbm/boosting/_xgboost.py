@@ -57,10 +57,10 @@ class XGBoostAdapter(BoosterAdapter):
         patience : int
             Rounds without improvement before stopping.
         """
-        probe = clone(estimator).set_params(early_stopping_rounds=patience)
+        metric = "logloss" if len(np.unique(y)) <= 2 else "mlogloss"  # whatever the user's eval_metric
+        probe = clone(estimator).set_params(early_stopping_rounds=patience, eval_metric=metric)
         probe.fit(X, y, sample_weight=sample_weight, eval_set=[(X_val, y_val)], verbose=False)
-        (curve,) = list(probe.evals_result()["validation_0"].values())[:1]
-        return np.asarray(curve, dtype=float)
+        return np.asarray(probe.evals_result()["validation_0"][metric], dtype=float)
 
     def margin(self, booster: Any, X: pd.DataFrame) -> np.ndarray:
         """XGBoost: ``predict(output_margin=True)``, one column raveled.

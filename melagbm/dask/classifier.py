@@ -70,7 +70,9 @@ class DaskFusionClassifier(FusionClassifier):
        4 bytes x rows x embedding width of client memory);
     4. each partition builds its booster table on its worker, and the booster trains across
        the workers: ``xgboost.dask`` (GPU capable) or ``lightgbm.dask``, with early stopping
-       and the out-of-fold calibration as in FusionClassifier.
+       and the out-of-fold calibration as in FusionClassifier. One difference: early stopping
+       watches one validation split here (``n_seeds`` sets the probe's fold partitions only), so
+       with ``n_seeds`` > 1 the rounds can differ from FusionClassifier's.
 
     The fitted booster is held as a local model, so ``to_local()`` gives an ordinary
     FusionClassifier and ``save``/``melagbm.dask.load`` work as for FusionClassifier.

@@ -403,7 +403,7 @@ class ImageEmbedder(CachedImageFeaturizer, TransformerMixin, BaseEstimator):
     def _forward(self, model: Any, batch: Any) -> Any:
         import torch
 
-        layers = getattr(self, "layers_", self.layers)  # embedders fitted before 0.3 have no layers_
+        layers = getattr(self, "layers_", self.layers)  # embedders fitted by 0.1.0 have no layers_
         if layers == 1:
             return model(batch)
         final, stages = model.forward_intermediates(batch, indices=layers - 1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from numbers import Integral, Real
 from typing import Any
 
@@ -106,7 +107,7 @@ class ImageFeatures(BaseEstimator):
 
     def licenses(self) -> dict[str, str]:
         """Backbone -> the licence of its weights ("unknown" where their source states none)."""
-        return {embedder.backbone: getattr(embedder, "license_", None) or _license_before_0_3(embedder.backbone)
+        return {embedder.backbone: getattr(embedder, "license_", None) or _license_of_0_1(embedder.backbone)
                 for embedder in self.embedders_}
 
     def embed(self, images: pd.Series, *, on_bad_image: str) -> np.ndarray:
@@ -208,7 +209,8 @@ class ImageFeatures(BaseEstimator):
 
     @staticmethod
     def _prefix(backbone: str) -> str:
-        return f"image_{backbone}"
+        """``image_<backbone>``, characters a booster's column names cannot hold (``:`` of ``hf-hub:``) as ``_``."""
+        return "image_" + re.sub(r"[^A-Za-z0-9_.-]+", "_", backbone)
 
     def _blocks(self, embeddings: np.ndarray) -> list[tuple[str, str, np.ndarray]]:
         """(column prefix, family, embedding columns) per signal: one joint block, or one per backbone."""
@@ -219,7 +221,7 @@ class ImageFeatures(BaseEstimator):
                 for embedder, start, stop in zip(self.embedders_, edges[:-1], edges[1:])]
 
 
-def _license_before_0_3(backbone: str) -> str:
+def _license_of_0_1(backbone: str) -> str:
     """The licence of an embedder fitted before licences were recorded: known for packaged encoders only."""
     spec = ENCODERS.get(backbone)
     return spec.license if spec is not None else "unknown (not recorded)"

@@ -50,7 +50,7 @@ class ImageSignal(BaseEstimator):
         (Lite0 + Lite2) dimensions; wider embeddings need stronger regularisation.
         "cv": the one of :data:`CV_C_FACTORS` x 2 / width whose out-of-fold scores (grouped,
         on the first fold partition) have the lowest log-loss, for encoders the rule was not
-        measured on (``C_`` records it).
+        measured on (``C_`` records it); two-class ``y`` only (with more classes, "auto").
     n_folds : int, default=5
         Folds for the out-of-fold probe scores.
     n_repeats : int or "auto", default=1
@@ -105,7 +105,7 @@ class ImageSignal(BaseEstimator):
             C = factor * 2.0 / embeddings.shape[1]
             oof = self._out_of_fold(self._probe(embeddings.shape[1], C), embeddings, probe_y, y, groups,
                                     self.random_state)
-            loss = log_loss(y, expit(oof[:, 0]), labels=[0, 1])  # column 0: the melanoma log-odds
+            loss = log_loss(y == np.unique(y)[1], expit(oof[:, 0]), labels=[False, True])  # column 0: log-odds
             if best is None or loss < best[0]:
                 best = (loss, C, oof)
         return best[1], best[2]
@@ -203,6 +203,8 @@ class ImageSignal(BaseEstimator):
         """
         if self.n_repeats == "auto":
             return int(np.clip(10_000 // max(n_rows, 1), 1, MAX_REPEATS))
+        if isinstance(self.n_repeats, bool) or not isinstance(self.n_repeats, (int, np.integer)) or self.n_repeats < 1:
+            raise ValueError(f"n_repeats must be a positive integer or 'auto', got {self.n_repeats!r}")
         return int(self.n_repeats)
 
     def transform(self, embeddings: np.ndarray) -> pd.DataFrame:
