@@ -16,6 +16,21 @@ def _session_store(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ["MELAGBM_CACHE"] = str(tmp_path_factory.mktemp("melagbm-cache"))
 
 
+@pytest.fixture(autouse=True)
+def _few_probe_partitions(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """At most 2 averaged probe partitions outside test_stability.py, to keep CI within its time budget.
+
+    ``n_seeds`` averages up to 20 fold partitions of the image probe on small data (MAX_REPEATS): on the
+    few hundred rows a test fits that is 100 probe fits per fit, minutes per module. test_stability.py
+    tests the real cap; everywhere else 2 partitions exercise the same averaging code.
+    """
+    if request.module.__name__.endswith("test_stability"):
+        return
+    from melagbm.features import image_score
+
+    monkeypatch.setattr(image_score, "MAX_REPEATS", 2)
+
+
 def _dataset(name: str, marker: str) -> Path:
     root = DATA / name
     if not (root / marker).exists():

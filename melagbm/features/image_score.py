@@ -56,7 +56,7 @@ class ImageSignal(BaseEstimator):
     n_repeats : int or "auto", default=1
         Fold partitions the out-of-fold scores are averaged over (each with its own seed): steadier
         training scores on small data, at ``n_repeats`` times the probe fits. "auto": 10,000 // rows,
-        between 1 and :data:`MAX_REPEATS` (20 below 1,000 rows, 1 from 10,000).
+        between 1 and :data:`MAX_REPEATS` (20 up to 500 rows, 1 above 5,000).
     random_state : int, default=0
     prefix : str, default="image"
         Start of the output column names (``<prefix>__score``, ``<prefix>__pc00``, ...).
