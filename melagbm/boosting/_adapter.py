@@ -94,7 +94,22 @@ class BoosterAdapter:
     ) -> np.ndarray:
         """The validation log-loss after each round of a copy of ``estimator``, until early stopping.
 
-        Parameters are those of :meth:`best_rounds`.
+        Parameters
+        ----------
+        estimator : LGBMClassifier or XGBClassifier
+            The unfitted classifier; it is cloned, never fitted itself.
+        X : DataFrame
+            Training rows.
+        y : ndarray of shape (n_samples,)
+            Class codes of the training rows.
+        sample_weight : ndarray of shape (n_samples,) or None
+            Weights of the training rows; None weighs every row alike.
+        X_val : DataFrame
+            Validation rows, the ones early stopping watches.
+        y_val : ndarray of shape (n_val,)
+            Class codes of the validation rows.
+        patience : int
+            Rounds without improvement of the validation log-loss before stopping.
 
         Returns
         -------
