@@ -102,7 +102,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         Column of patient ids. Never a feature; adds patient context (family "patient
         context": images per patient, each lesion's z-score and rank among the patient's
         lesions, and for image scores also among the patient's lesions at the same site and
-        the difference from the patient's mean; the count of |z| > 2; see
+        the difference from the patient's mean; the count of ``|z| > 2``; see
         :func:`~melagbm.features.patient.patient_context`), and groups
         the internal splits when neither ``group_col`` nor ``groups`` is given. At predict
         time the context comes from the patient's lesions present in the same call.

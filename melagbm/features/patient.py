@@ -18,7 +18,7 @@ FAMILY, PREFIX = "patient context", "patient_context"
 #: The site column compared within (image scores are also ranked among the patient's lesions at the same site).
 SITE_COLUMN = "site__general"
 
-#: |z| above this counts a feature as outlying in ``patient_context__n_outlying``.
+#: ``|z|`` above this counts a feature as outlying in ``patient_context__n_outlying``.
 OUTLYING_Z = 2.0
 
 #: Features compared within a patient when present.
