@@ -733,9 +733,9 @@ def make_steps(model: FusionClassifier) -> dict[str, Any]:
 
 def license_note(licenses: dict[str, str]) -> str:
     """The fit log's licence clause: every backbone's licence when one is non-commercial or unknown, else ""."""
-    if all(not restricts_commercial_use(license) and not license.startswith("unknown") for license in licenses.values()):
-        return ""
     restricted = any(restricts_commercial_use(license) for license in licenses.values())
+    if not restricted and not any(license.startswith("unknown") for license in licenses.values()):
+        return ""
     listed = ", ".join(f"{name}: {license}" for name, license in licenses.items())
     return f"; weights licences {listed}" + (" (NON-COMMERCIAL use only)" if restricted else "")
 

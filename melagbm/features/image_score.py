@@ -81,9 +81,8 @@ class ImageSignal(BaseEstimator):
         self.random_state = random_state
         self.prefix = prefix
 
-    def _probe(self, width: int, C: float | None = None) -> Pipeline:
-        if C is None:
-            C = 2.0 / width if self.probe_C in ("auto", "cv") else float(self.probe_C)
+    @staticmethod
+    def _probe(C: float) -> Pipeline:
         return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=3000))
 
     def _out_of_fold(self, probe: Pipeline, embeddings: np.ndarray, probe_y: np.ndarray, y: np.ndarray,
@@ -95,16 +94,15 @@ class ImageSignal(BaseEstimator):
         return oof
 
     def _chosen_C(self, embeddings: np.ndarray, probe_y: np.ndarray, y: np.ndarray,
-                  groups: np.ndarray | None) -> tuple[float, np.ndarray]:
+                  groups: np.ndarray | None, rule: float) -> tuple[float, np.ndarray]:
         """probe_C="cv": (the C whose out-of-fold melanoma scores have the lowest log-loss, those scores)."""
         from scipy.special import expit
         from sklearn.metrics import log_loss
 
         best = None
         for factor in CV_C_FACTORS:
-            C = factor * 2.0 / embeddings.shape[1]
-            oof = self._out_of_fold(self._probe(embeddings.shape[1], C), embeddings, probe_y, y, groups,
-                                    self.random_state)
+            C = factor * rule
+            oof = self._out_of_fold(self._probe(C), embeddings, probe_y, y, groups, self.random_state)
             loss = log_loss(y == np.unique(y)[1], expit(oof[:, 0]), labels=[False, True])  # column 0: log-odds
             if best is None or loss < best[0]:
                 best = (loss, C, oof)
@@ -168,10 +166,11 @@ class ImageSignal(BaseEstimator):
         parts = []
         if "probe" in self.mode:
             repeats, first = self.repeats(len(y)), None
-            self.C_ = 2.0 / embeddings.shape[1] if self.probe_C in ("auto", "cv") else float(self.probe_C)
+            rule = 2.0 / embeddings.shape[1]  # "auto"
+            self.C_ = rule if self.probe_C in ("auto", "cv") else float(self.probe_C)
             if self.probe_C == "cv" and len(np.unique(y)) == 2:
-                self.C_, first = self._chosen_C(embeddings, probe_y, y, groups)
-            probe = self._probe(embeddings.shape[1], self.C_)
+                self.C_, first = self._chosen_C(embeddings, probe_y, y, groups, rule)
+            probe = self._probe(self.C_)
             oof = np.zeros((len(y), len(self._score_names())))
             for repeat in range(repeats):
                 part = first if repeat == 0 and first is not None else self._out_of_fold(
