@@ -46,20 +46,26 @@ LITE0, LITE2, DERM = "tf_efficientnet_lite0", "tf_efficientnet_lite2", "derm_xce
 #: The dataset behind each --datasets key, as melagbm.backbones.derm_xception.TRAINED_ON names them.
 DATASET_IDS = {"ham": "ham10000", "isic": "isic2020", "isic-meta": "isic2020"}
 
-#: The image and metadata alone, as melagbm fused them before lesion features and patient context.
-PLAIN = {"lesion_features": False, "patient_col": None}
+#: The image and metadata alone, as melagbm fused them before lesion features, patient context and lesion pooling.
+PLAIN = {"lesion_features": False, "patient_col": None, "lesion_col": None}
 
 #: name -> (description, FusionClassifier parameters); image_col=None means metadata only.
 #: ISIC frames carry ``patient_id`` (so the default adds patient context) unless patient_col is None.
 CONFIGS: dict[str, tuple[str, dict]] = {
     "metadata": ("metadata only (age, sex, site)", {"image_col": None, "patient_col": None}),
     "image": ("image only (default image features)", {"metadata_cols": [], **PLAIN}),
-    "default": ("fused, default: Lite0+Lite2 probe score, lesion features, patient context (ISIC)", {}),
+    "default": ("fused, default: Lite0+Lite2 probe score, lesion features, patient context (ISIC), "
+                "lesion pooling (HAM)", {}),
     "plain": ("fused image + metadata only (no lesion features, no patient context)", PLAIN),
     "probe-cv": ("default, the probe's C chosen by grouped CV (probe_C='cv')", {"probe_C": "cv"}),
     "single-seed": ("default with one internal split (n_seeds=1, as in 0.1.0)", {"n_seeds": 1}),
     "no-lesion": ("default without lesion features (patient context only)", {"lesion_features": False}),
     "no-context": ("default without patient context (lesion features only)", {"patient_col": None}),
+    "no-pooling": ("default without lesion pooling (lesion_col=None: each image scored alone)", {"lesion_col": None}),
+    "dx-no-pooling": ("default + diagnosis_col, without lesion pooling",
+                      {"diagnosis_col": "diagnosis", "lesion_col": None}),
+    "subsample": ("default, LightGBM rows and columns subsampled (0.8 each round)",
+                  {"booster_params": {"subsample": 0.8, "subsample_freq": 1, "colsample_bytree": 0.8}}),
     "pca": ("plain, image_features=pca (32 components)", {"image_features": "pca", **PLAIN}),
     "probe+pca": ("plain, image_features=probe+pca", {"image_features": "probe+pca", **PLAIN}),
     "lite0": ("plain, Lite0 only, 4 levels, probe", {"backbone": LITE0, **PLAIN}),

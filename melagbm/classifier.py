@@ -30,6 +30,7 @@ from .features.metadata import MetadataEncoder
 from .features.patient import CONTEXT_COLUMNS, PatientContext
 from .features.table import FeatureTable
 from .images.reading import ImageReadError
+from .pooling import LesionPooling
 
 __all__ = ["FITTED_ATTRIBUTES", "ID_COLUMNS", "LESION_ID_COLUMN", "PATIENT_ID_COLUMN", "FusionClassifier",
            "DuplicateImageWarning", "UngroupedFitWarning"]
@@ -38,7 +39,7 @@ __all__ = ["FITTED_ATTRIBUTES", "ID_COLUMNS", "LESION_ID_COLUMN", "PATIENT_ID_CO
 FITTED_ATTRIBUTES = (
     "classes_", "n_features_in_", "feature_names_in_", "device_", "patient_col_", "image_features_",
     "skipped_rows_", "metadata_encoder_", "lesion_features_", "patient_context_", "feature_names_",
-    "feature_families_", "booster_", "operating_point_", "n_groups_",
+    "feature_families_", "booster_", "operating_point_", "n_groups_", "lesion_col_", "lesion_pooling_",
 )
 
 
@@ -108,6 +109,14 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         time the context comes from the patient's lesions present in the same call.
         "auto": the column ``"patient_id"`` (ISIC's name) when X has one, else none
         (``patient_col_`` tells which). None: no patient context.
+    lesion_col : str, "auto" or None, default="auto"
+        Column of lesion ids, for lesions imaged more than once. Never a feature; pools each
+        lesion's images into one reading (two classes, with images): every image of a lesion
+        gets the mean of their booster margins, out of fold at fit (so calibration and
+        threshold see lesions as predict does) and among the lesion's images present in the
+        same call at predict; see :mod:`melagbm.pooling`. Also groups the internal splits when
+        nothing above names the groups. "auto": the column ``"lesion_id"`` (HAM10000's name)
+        when X has one, else none (``lesion_col_`` tells which). None: each image scored alone.
     pixel_spacing_mm : float, default=None
         Millimetres per pixel, for ``lesion_size__diameter_mm``.
     image_features : {"probe", "pca", "embedding", "probe+pca"}, default="probe"
@@ -204,6 +213,10 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         The patient column behind the patient context (None: no context).
     patient_context_ : PatientContext or None
         The patient-context step (None: no context).
+    lesion_col_ : str or None
+        The lesion column (never metadata; behind the lesion pooling when the model pools).
+    lesion_pooling_ : LesionPooling or None
+        The lesion-pooling step (None: each image scored alone).
     n_groups_ : int or None
         Patients/lesions the internal splits kept whole (None: split by row).
     oof_roc_auc_ : float or None
@@ -261,6 +274,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         preprocessing: dict[str, Any] | None = None,
         lesion_features: bool | str = "auto",
         patient_col: str | None = "auto",
+        lesion_col: str | None = "auto",
         pixel_spacing_mm: float | None = None,
         image_features: str = "probe",
         image_signal: str = "joint",
@@ -295,6 +309,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         self.preprocessing = preprocessing
         self.lesion_features = lesion_features
         self.patient_col = patient_col
+        self.lesion_col = lesion_col
         self.pixel_spacing_mm = pixel_spacing_mm
         self.image_features = image_features
         self.image_signal = image_signal
@@ -334,6 +349,8 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         "lesion" (:class:`~melagbm.features.lesion.LesionFeatures` or None), "context"
         (:class:`~melagbm.features.patient.PatientContext`, None with ``patient_col=None``; fit drops
         it when "auto" finds no patient column), "boosting" (:class:`~melagbm.boosting.BoostingStep`),
+        "pooling" (:class:`~melagbm.pooling.LesionPooling`, None without images or with ``lesion_col=None``;
+        fit drops it when "auto" finds no lesion column, and for more than two classes),
         "decision" (:class:`~melagbm.decision.OperatingPoint`).
         """
         return make_steps(self)
@@ -363,7 +380,9 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         steps = self.fit_steps()
         gate: InputGate = steps["inputs"]
         frame = gate.frame(X, self, reset=True)
-        self.patient_col_ = gate.fit(frame.columns).patient_col_
+        gate.fit(frame.columns)
+        self.patient_col_ = gate.patient_col_
+        self.lesion_col_ = gate.lesion_col_
         self.classes_, y, y_codes = encode_labels(y, len(frame))
         if isinstance(X, pd.DataFrame):  # named columns (a plain array's have no names to judge)
             gate.check_no_label_leak(frame, y_codes)
@@ -386,6 +405,8 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         self.metadata_encoder_ = MetadataEncoder(other_cols=gate.other_metadata()).fit(gate.metadata(frame))
         self.lesion_features_ = steps["lesion"]
         self.patient_context_ = steps["context"] if self.patient_col_ is not None else None
+        binary_images = self.image_features_ is not None and len(self.classes_) == 2
+        self.lesion_pooling_ = steps["pooling"] if self.lesion_col_ is not None and binary_images else None
         assembler = self.feature_steps_.fit()
         self.feature_families_ = assembler.families()
         self.feature_names_ = list(self.feature_families_)
@@ -401,6 +422,8 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
             if splits is not None:
                 fixed = BoostingStep.with_rounds(boosting.estimator_, self.booster_)
                 margin = out_of_fold_margins(fixed, table, y_codes, weights, splits)
+                if self.lesion_pooling_ is not None:  # calibrated and thresholded as predict reads lesions
+                    margin = self.lesion_pooling_.pool(margin, gate.lesions(frame))
                 self.operating_point_.fit(margin, y_codes)
         self.n_groups_ = None if group_ids is None else int(len(np.unique(group_ids)))
         self.report_fit(len(y_codes), int((y_codes == 1).sum()))
@@ -423,6 +446,8 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         positives = f", {n_melanomas} melanomas" if len(self.classes_) == 2 else ""
         groups = f"{self.n_groups_} groups" if self.n_groups_ is not None else "no groups (rows split freely)"
         context = f"patient context from {self.patient_col_!r}" if self.patient_col_ else "no patient context"
+        if self.lesion_pooling_ is not None:
+            context += f", lesions pooled by {self.lesion_col_!r}"
         skipped = f" ({len(self.skipped_rows_)} unreadable skipped)" if self.skipped_rows_ else ""
         auc = "" if self.oof_roc_auc_ is None else f", internal out-of-fold AUC {self.oof_roc_auc_:.3f}"
         tqdm.write(
@@ -492,11 +517,26 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
     # -- predicting ------------------------------------------------------------------
     def _features(self, X: Any) -> tuple[pd.DataFrame, np.ndarray]:
         """(the booster's table, a mask of rows whose image could not be read)."""
+        table, bad, _ = self._rows(X)
+        return table, bad
+
+    def _rows(self, X: Any) -> tuple[pd.DataFrame, np.ndarray, np.ndarray | None]:
+        """(the booster's table, the unreadable-image mask, each row's lesion id when the model pools lesions)."""
         check_is_fitted(self, "booster_")
         features = self.feature_steps_
         frame = features.inputs.frame(X, self, reset=False)
         table, bad = features.transform(frame, on_bad_image=self.on_bad_image)
-        return table[self.feature_names_], bad
+        lesions = None if getattr(self, "lesion_pooling_", None) is None else features.inputs.lesions(frame)
+        return table[self.feature_names_], bad, lesions
+
+    def _margin(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
+        """(the booster's margin of each row, pooled over its lesion's images when the model pools; unreadable mask)."""
+        features, bad, lesions = self._rows(X)
+        margin = booster_margin(self.booster_, features).astype(float)
+        if lesions is not None:
+            margin[bad] = np.nan  # an unreadable image's placeholder row joins no lesion mean
+            margin = self.lesion_pooling_.pool(margin, lesions)
+        return margin, bad
 
     def transform_features(self, X: Any) -> pd.DataFrame:
         """The table the booster sees for ``X`` (columns ``feature_names_``).
@@ -530,11 +570,13 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         proba : ndarray of shape (n_samples, n_classes)
             Column 1 is the melanoma probability for two classes.
         """
-        features, bad = self._features(X)
+        check_is_fitted(self, "booster_")
         if len(self.classes_) != 2:
+            features, bad = self._features(X)
             proba = self.booster_.predict_proba(features)
         else:
-            positive = self.operating_point_.probability(booster_margin(self.booster_, features))
+            margin, bad = self._margin(X)
+            positive = self.operating_point_.probability(np.nan_to_num(margin))
             proba = np.column_stack([1.0 - positive, positive])
         proba[bad] = np.nan
         return proba
@@ -555,10 +597,9 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         score : ndarray of shape (n_samples,) or (n_samples, n_classes)
             Log-odds from the threshold (two classes), else the booster's margins.
         """
-        features, bad = self._features(X)
-        margin = booster_margin(self.booster_, features).astype(float)
+        margin, bad = self._margin(X)
         if len(self.classes_) == 2:
-            margin = self.operating_point_.decision_function(margin)
+            margin = self.operating_point_.decision_function(np.nan_to_num(margin))
         margin[bad] = np.nan
         return margin
 
@@ -598,9 +639,11 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         ``grouped=True`` one per feature family (image, lesion size, lesion shape,
         lesion colour, age, sex, site, patient context, ...), each the sum of its
         features' signed values. Per row, values plus ``base_values`` equal the
-        booster's raw margin; calibration, a monotone map applied after, is not part
-        of it. Categorical ``data`` holds category codes (labels in ``display_data``).
-        Rows whose image was skipped as unreadable get NaN values.
+        booster's raw margin (pooled over the lesion's images in ``X`` when the model
+        pools lesions: each image then shows its lesion's mean values; see ``lesion_col``);
+        calibration, a monotone map applied after, is not part of it. Categorical
+        ``data`` holds category codes (labels in ``display_data``). Rows whose image
+        was skipped as unreadable get NaN values.
 
         Parameters
         ----------
@@ -616,11 +659,13 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         """
         from .explain.contributions import group_explanation, make_explanation, tree_contributions
 
-        features, bad = self._features(X)
+        features, bad, lesions = self._rows(X)
         if isinstance(X, pd.DataFrame):
             features.index = X.index
         values, base_values = tree_contributions(self.booster_, features)
         values[bad], base_values[bad] = np.nan, np.nan
+        if lesions is not None:  # the lesion's mean margin is the mean of its images' values (plus the same base)
+            values = self.lesion_pooling_.pool(values, lesions)
         explanation = make_explanation(values, base_values, features)
         return group_explanation(explanation, self.feature_families_) if grouped else explanation
 
@@ -719,12 +764,13 @@ def make_steps(model: FusionClassifier) -> dict[str, Any]:
                          f"image_features 'probe' or 'probe+pca', got image_col={model.image_col!r}, "
                          f"image_features={model.image_features!r}")
     steps = {
-        "inputs": input_gate(model, model.patient_col).check_params(),
+        "inputs": input_gate(model, model.patient_col, model.lesion_col).check_params(),
         "image": image,
         "lesion": _lesion_step(model),
         "context": None if model.patient_col is None else PatientContext(
             columns=CONTEXT_COLUMNS + (() if image is None else image.context_columns())),
         "boosting": _boosting_step(model).check_params(),
+        "pooling": None if image is None or model.lesion_col is None else LesionPooling(),
         "decision": _decision_step(model).check_params(),
     }
     check_on_bad_image(model.on_bad_image)
@@ -740,15 +786,15 @@ def license_note(licenses: dict[str, str]) -> str:
     return f"; weights licences {listed}" + (" (NON-COMMERCIAL use only)" if restricted else "")
 
 
-def input_gate(model: FusionClassifier, patient_col: str | None) -> InputGate:
-    """The input gate for ``model``'s column parameters and a patient column."""
+def input_gate(model: FusionClassifier, patient_col: str | None, lesion_col: str | None) -> InputGate:
+    """The input gate for ``model``'s column parameters and a patient and a lesion column."""
     return InputGate(image_col=model.image_col, group_col=model.group_col, patient_col=patient_col,
-                     metadata_cols=model.metadata_cols, diagnosis_col=model.diagnosis_col)
+                     metadata_cols=model.metadata_cols, diagnosis_col=model.diagnosis_col, lesion_col=lesion_col)
 
 
 def fitted_input_gate(model: FusionClassifier) -> InputGate:
-    """The input gate of a fitted ``model``: its patient column already resolved."""
-    return input_gate(model, model.patient_col_).fit([])
+    """The input gate of a fitted ``model``: its patient and lesion columns already resolved."""
+    return input_gate(model, model.patient_col_, getattr(model, "lesion_col_", None)).fit([])
 
 
 def _image_step(model: FusionClassifier) -> ImageFeatures:

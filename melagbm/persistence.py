@@ -59,12 +59,13 @@ _STATE = {
     "FusionClassifier": {
         "classes_", "n_features_in_", "feature_names_in_", "device_", "patient_col_", "image_features_",
         "skipped_rows_", "metadata_encoder_", "lesion_features_", "patient_context_", "feature_names_",
-        "feature_families_", "booster_", "operating_point_", "n_groups_",
+        "feature_families_", "booster_", "operating_point_", "n_groups_", "lesion_col_", "lesion_pooling_",
     },
     "ImageFeatures": {"embedders_", "signals_", "feature_families_"},
     "PatientContext": {"feature_families_"},
+    "LesionPooling": set(),
     "OperatingPoint": {"calibration_", "chosen_threshold_", "oof_roc_auc_"},
-    "LesionFeatures": {"feature_families_", "n_features_out_", "encoder_id_"},
+    "LesionFeatures": {"feature_families_", "n_features_out_", "encoder_id_", "feature_version_"},
     "ImageEmbedder": {"device_", "data_config_", "n_features_out_", "weights_digest_", "encoder_identity_",
                       "encoder_id_", "layers_", "license_"},
     "ImageSignal": {"classes_", "positive_classes_", "probe_", "pca_", "n_features_in_", "C_"},
@@ -97,6 +98,7 @@ MODEL_FILE_CLASSES = {
     "melagbm.decision.OperatingPoint": ("melagbm.decision", "OperatingPoint"),
     "melagbm.features.image_features.ImageFeatures": ("melagbm.features.image_features", "ImageFeatures"),
     "melagbm.features.patient.PatientContext": ("melagbm.features.patient", "PatientContext"),
+    "melagbm.pooling.LesionPooling": ("melagbm.pooling", "LesionPooling"),
 }
 
 
@@ -397,7 +399,13 @@ def _check_encoders(path: Path, model: Any) -> None:
     if lesion is not None:
         from .features.lesion import LesionFeatures
 
-        if LesionFeatures(pixel_spacing_mm=lesion.pixel_spacing_mm).fit().encoder_id_ != lesion.encoder_id_:
+        current = LesionFeatures(pixel_spacing_mm=lesion.pixel_spacing_mm).fit()
+        earlier = current.earlier_encoder_ids()
+        if lesion.encoder_id_ in earlier:  # fitted on an earlier version: it keeps measuring that one
+            lesion.feature_version_ = earlier[lesion.encoder_id_]
+        elif current.encoder_id_ == lesion.encoder_id_:
+            lesion.feature_version_ = current.feature_version_
+        else:
             raise ModelFileError(f"{path}: the lesion features' id does not match their parameters (edited)")
         lesion.cache = model.cache
 

@@ -20,7 +20,7 @@ LAYERS = [
                         "melagbm._progress", "melagbm._splits", "melagbm._warnings", "melagbm.exceptions"}),
     ("images, stores and encoders", {"melagbm.images", "melagbm.store", "melagbm.backbones"}),
     ("features", {"melagbm.embedding", "melagbm.features", "melagbm.leakage"}),
-    ("boosting and decision", {"melagbm.boosting", "melagbm.decision"}),
+    ("boosting and decision", {"melagbm.boosting", "melagbm.pooling", "melagbm.decision"}),
     ("model, evaluation, explanation", {"melagbm.classifier", "melagbm.evaluation", "melagbm.explain",
                                         "melagbm.persistence"}),
     ("plots, reports, data", {"melagbm.evaluation.plots", "melagbm.evaluation.report", "melagbm.explain.plots",

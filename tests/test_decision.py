@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 
 from melagbm import FusionClassifier
+from melagbm.boosting import margin as booster_margin
 from melagbm.datasets import load_ham10000
 from melagbm.decision import Calibration, fit_calibration, sigmoid
 from melagbm.evaluation import cross_validate
+from melagbm.pooling import pool_by_lesion
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +75,8 @@ def test_threshold_and_decisions_on_real_images(ham_sample) -> None:
     plain = FusionClassifier(calibration=None, target_sensitivity=None, random_state=0).fit(X, y, groups=groups)
     assert plain.calibration_ is None and plain.threshold_ == 0.5 and plain.threshold_log_odds_ is None
     np.testing.assert_allclose(sigmoid(plain.decision_function(X)), plain.predict_proba(X)[:, 1])
-    np.testing.assert_allclose(plain.predict_proba(X), plain.booster_.predict_proba(plain.transform_features(X)))
+    margin = pool_by_lesion(booster_margin(plain.booster_, plain.transform_features(X)), X["lesion_id"].to_numpy())
+    np.testing.assert_allclose(plain.predict_proba(X)[:, 1], sigmoid(margin))  # the booster's own, of the lesion
 
 
 @pytest.mark.parametrize(

@@ -23,9 +23,11 @@ from melagbm.explain.report import write_explanation_report  # noqa: E402
 
 @pytest.fixture(scope="module")
 def fused_models(ham_sample) -> dict[str, FusionClassifier]:
-    """Default fused models (image score, age, sex, site, lesion features) for both boosters."""
+    """Default fused models (image score, age, sex, site, lesion features) for both boosters, each image scored
+    alone: these tests hold the values against shap's own on the booster's table (pooled explanations:
+    tests/test_lesion_pooling.py)."""
     X, y, groups = ham_sample
-    return {booster: FusionClassifier(booster=booster, random_state=0).fit(X, y, groups=groups)
+    return {booster: FusionClassifier(booster=booster, random_state=0, lesion_col=None).fit(X, y, groups=groups)
             for booster in ("lightgbm", "xgboost")}
 
 
@@ -109,7 +111,7 @@ def test_image_family_of_many_columns_has_no_data(ham_sample) -> None:
     X, y, groups = ham_sample
     model = FusionClassifier(
         backbone="tf_efficientnet_lite0", image_features="probe+pca", n_components=8, lesion_features=False,
-        calibration=None, random_state=0,
+        calibration=None, random_state=0, lesion_col=None,
     ).fit(X, y, groups=groups)
     grouped = model.explain(X.iloc[:30], grouped=True)
     assert list(grouped.feature_names)[0] == "image" and len(model.family_to_columns_["image"]) == 9

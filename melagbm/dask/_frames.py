@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["GROUP", "LABEL", "ROW", "as_dask_frame", "attach", "check_patients_whole", "client", "is_dask",
+__all__ = ["GROUP", "LABEL", "ROW", "as_dask_frame", "attach", "check_ids_whole", "client", "is_dask",
            "number_rows"]
 
 #: Helper columns melagbm adds to the user's frame while fitting (never features).
@@ -92,22 +92,34 @@ def number_rows(frame: Any) -> tuple[Any, np.ndarray]:
     return frame.map_partitions(_numbered, offsets, meta=meta), lengths
 
 
-def check_patients_whole(frame: Any, patient_col: str) -> None:
-    """Raise ValueError naming a patient whose rows lie in more than one partition.
+def check_ids_whole(frame: Any, column: str, kind: str) -> None:
+    """Raise ValueError naming a patient (or lesion) whose rows lie in more than one partition.
 
-    Patient context compares a lesion with the same patient's others, so each patient's
-    rows must be scored together: ``X.shuffle(on=patient_col)`` makes it so.
+    Patient context compares a lesion with the same patient's others, and lesion pooling
+    averages a lesion's images, so each patient's (lesion's) rows must be scored together:
+    ``X.shuffle(on=column)`` makes it so.
+
+    Parameters
+    ----------
+    frame : dask DataFrame
+        The rows to score.
+    column : str
+        The patient or lesion column.
+    kind : {"patient", "lesion"}
+        What the column identifies.
     """
-    if patient_col not in frame.columns:
-        raise ValueError(f"X has no column {patient_col!r} (patient ids); columns are {list(frame.columns)}")
-    per_partition = frame[patient_col].map_partitions(lambda s: s.drop_duplicates()).compute()
+    step, parameter = {"patient": ("the patient context", "patient_col"),
+                       "lesion": ("the lesion pooling", "lesion_col")}[kind]
+    if column not in frame.columns:
+        raise ValueError(f"X has no column {column!r} ({kind} ids); columns are {list(frame.columns)}")
+    per_partition = frame[column].map_partitions(lambda s: s.drop_duplicates()).compute()
     if per_partition.isna().any():
-        raise ValueError(f"column {patient_col!r} (patient ids, for the patient context) has missing values; "
-                         "fill them, or fit with patient_col=None")
+        raise ValueError(f"column {column!r} ({kind} ids, for {step}) has missing values; "
+                         f"fill them, or fit with {parameter}=None")
     repeated = per_partition[per_partition.duplicated()]
     if len(repeated):
         raise ValueError(
-            f"the rows of patient {repeated.iloc[0]!r} (column {patient_col!r}) lie in more than one partition "
-            f"({repeated.nunique()} patients do): the patient context needs each patient's lesions together; "
-            f"use X.shuffle(on={patient_col!r})"
+            f"the rows of {kind} {repeated.iloc[0]!r} (column {column!r}) lie in more than one partition "
+            f"({repeated.nunique()} {kind}s do): {step} needs each {kind}'s images together; "
+            f"use X.shuffle(on={column!r})"
         )

@@ -18,7 +18,7 @@ from ..classifier import FITTED_ATTRIBUTES, ID_COLUMNS, FusionClassifier, skip_u
 from ..features.inputs import InputGate
 from ..features.metadata import MetadataEncoder
 from ..features.table import FeatureTable
-from ._frames import GROUP, LABEL, ROW, as_dask_frame, attach, check_patients_whole, client, is_dask, number_rows
+from ._frames import GROUP, LABEL, ROW, as_dask_frame, attach, check_ids_whole, client, is_dask, number_rows
 from .embedding import embed_partition, on_this_worker
 from .training import fit_distributed, margins
 
@@ -77,7 +77,7 @@ class DaskFusionClassifier(FusionClassifier):
     The fitted booster is held as a local model, so ``to_local()`` gives an ordinary
     FusionClassifier and ``save``/``melagbm.dask.load`` work as for FusionClassifier.
     ``predict_proba``/``predict``/``decision_function`` take a pandas DataFrame (scored
-    here) or a Dask DataFrame (scored on the workers, each patient's rows in one partition;
+    here) or a Dask DataFrame (scored on the workers, each patient's and lesion's rows in one partition;
     the result is a Dask array). Two classes only.
     """
 
@@ -112,7 +112,8 @@ class DaskFusionClassifier(FusionClassifier):
         user_columns = frame._meta.drop(columns=[c for c in (LABEL, GROUP) if c in frame.columns])
         validate_data(self, gate.model_inputs(user_columns), reset=True, skip_check_array=True)
         gate.check_columns(user_columns.columns)
-        self.patient_col_ = gate.fit(user_columns.columns).patient_col_
+        gate.fit(user_columns.columns)
+        self.patient_col_, self.lesion_col_ = gate.patient_col_, gate.lesion_col_
         if self.patient_col_ is not None:
             frame = frame.shuffle(on=self.patient_col_)  # each patient's rows in one partition
         frame, lengths = number_rows(frame)
@@ -145,6 +146,9 @@ class DaskFusionClassifier(FusionClassifier):
         groups_good = None if group_ids is None else group_ids[good]
         self.metadata_encoder_ = MetadataEncoder(other_cols=gate.other_metadata()).fit(gate.metadata(metadata[good]))
         self.patient_context_ = steps["context"] if self.patient_col_ is not None else None
+        pools = self.lesion_col_ is not None and self.image_features_ is not None
+        self.lesion_pooling_ = steps["pooling"] if pools else None
+        lesions_good = None if self.lesion_pooling_ is None else gate.lesions(small)[good]
         features = self.feature_steps_.fit()
         self.feature_families_ = features.families()
         self.feature_names_ = list(self.feature_families_)
@@ -162,7 +166,7 @@ class DaskFusionClassifier(FusionClassifier):
             roles.iloc[test, roles.columns.get_loc(_FOLD)] = fold
         table = self._tables_on_workers(frame, lengths, dask_client, features, image_scores, roles)
         self._train_on_workers(dask_client, boosting, table, weights is not None, validation is not None, seed,
-                               len(splits or []), pd.Series(0.0, index=rows_good), y_good)
+                               len(splits or []), pd.Series(0.0, index=rows_good), y_good, lesions_good)
         for embedder in self.embedders_:  # the client embeds too (predicting pandas frames, to_local)
             embedder.device_ = _device_here(embedder.device)
         self.n_groups_ = None if groups_good is None else int(len(np.unique(groups_good)))
@@ -181,9 +185,10 @@ class DaskFusionClassifier(FusionClassifier):
 
     def _train_on_workers(
         self, dask_client: Any, boosting: BoostingStep, table: Any, weighted: bool, stops_early: bool, seed: int,
-        n_folds: int, margin: pd.Series, y_good: np.ndarray,
+        n_folds: int, margin: pd.Series, y_good: np.ndarray, lesions: np.ndarray | None = None,
     ) -> None:
-        """The booster, trained across the workers; then the operating point from out-of-fold margins."""
+        """The booster, trained across the workers; then the operating point from out-of-fold margins (pooled
+        by ``lesions`` when given)."""
         features, labels = table[self.feature_names_], table[LABEL]
         weight = table[_WEIGHT] if weighted else None
         threads = min(dask_client.nthreads().values(), default=1)
@@ -202,11 +207,13 @@ class DaskFusionClassifier(FusionClassifier):
                                             None if weight is None else weight[~held])
             fold_margin = margins(fold_model, features[held], table[ROW][held])
             margin.loc[fold_margin.index] = fold_margin.to_numpy()
-        self.operating_point_.fit(margin.to_numpy(), y_good)
+        pooled = margin.to_numpy() if lesions is None else self.lesion_pooling_.pool(margin.to_numpy(), lesions)
+        self.operating_point_.fit(pooled, y_good)
 
     def _first_pass(self, frame: Any, gate: InputGate, user_columns: pd.DataFrame) -> pd.DataFrame:
         """The small columns (row numbers, labels, groups, patient ids, metadata) in row order, on the client."""
-        wanted = [ROW, LABEL, GROUP, self.group_col, self.patient_col_, self.diagnosis_col, *ID_COLUMNS,
+        wanted = [ROW, LABEL, GROUP, self.group_col, self.patient_col_, self.lesion_col_, self.diagnosis_col,
+                  *ID_COLUMNS,
                   *gate.metadata(user_columns).columns]
         columns = [c for c in dict.fromkeys(wanted) if c is not None and c in frame.columns]
         small = frame[columns].compute()
@@ -288,7 +295,9 @@ class DaskFusionClassifier(FusionClassifier):
     def _on_workers(self, X: Any, method: str, width: int, dtype: Any = float) -> Any:
         check_is_fitted(self, "booster_")
         if self.patient_col_ is not None:
-            check_patients_whole(X, self.patient_col_)
+            check_ids_whole(X, self.patient_col_, "patient")
+        if getattr(self, "lesion_pooling_", None) is not None:
+            check_ids_whole(X, self.lesion_col_, "lesion")
         meta = pd.DataFrame({i: pd.Series([], dtype=dtype) for i in range(width)})
         [model] = client().scatter([self.to_local()], broadcast=True)
         array = X.map_partitions(_predicted, model, method, meta, meta=meta).to_dask_array()

@@ -15,7 +15,8 @@ from sklearn.preprocessing import StandardScaler
 from .._splits import stratified_group_splits
 from ..embedding.embedder import embedding_feature_names
 
-__all__ = ["IMAGE_FEATURE_MODES", "MAX_REPEATS", "MIN_DIAGNOSIS_ROWS", "ImageSignal", "diagnosis_targets"]
+__all__ = ["IMAGE_FEATURE_MODES", "MAX_REPEATS", "MIN_DIAGNOSIS_ROWS", "ImageSignal", "diagnosis_targets",
+           "is_score_column"]
 
 #: "probe": an out-of-fold logistic-regression score; "pca": principal components;
 #: "embedding": every embedding dimension; "probe+pca": the score and the components.
@@ -275,6 +276,11 @@ def diagnosis_targets(targets: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, l
     probe_y = diagnoses.where(~rare, "other (label " + labels.astype(str) + ")").to_numpy(dtype=object)
     positive = sorted(set(probe_y[labels.to_numpy() == labels.max()]))
     return probe_y, positive
+
+
+def is_score_column(column: str) -> bool:
+    """Whether a feature-table column is an image signal's melanoma score (``image...__score``)."""
+    return column.startswith("image") and column.endswith("__score")
 
 
 def _name_part(label: str) -> str:

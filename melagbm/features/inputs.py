@@ -44,22 +44,27 @@ class InputGate:
         The metadata columns (see :class:`~melagbm.FusionClassifier`).
     diagnosis_col : str or None, default=None
         The column of diagnoses the image probe learns at fit: never metadata, not needed to predict.
+    lesion_col : str, "auto" or None, default=None
+        The lesion column behind the lesion pooling ("auto": ``lesion_id`` when present).
 
     Attributes
     ----------
     patient_col_ : str or None
         The patient column, resolved by :meth:`fit`.
+    lesion_col_ : str or None
+        The lesion column, resolved by :meth:`fit`.
     """
 
     def __init__(
         self, *, image_col: str | None, group_col: str | None, patient_col: str | None,
-        metadata_cols: str | list[str], diagnosis_col: str | None = None,
+        metadata_cols: str | list[str], diagnosis_col: str | None = None, lesion_col: str | None = None,
     ) -> None:
         self.image_col = image_col
         self.group_col = group_col
         self.patient_col = patient_col
         self.metadata_cols = metadata_cols
         self.diagnosis_col = diagnosis_col
+        self.lesion_col = lesion_col
 
     def check_params(self) -> InputGate:
         """Raise ValueError when ``metadata_cols`` is neither "auto", "known" nor a list of names; return self."""
@@ -121,7 +126,7 @@ class InputGate:
         return X.drop(columns=[self.diagnosis_col]) if self.diagnosis_col in X.columns else X
 
     def check_columns(self, columns: pd.Index, *, fitting: bool = True) -> None:
-        """Raise ValueError naming the image, group, patient (or, fitting, diagnosis) column that ``columns`` lacks.
+        """Raise ValueError naming the image, group, patient, lesion (or, fitting, diagnosis) column ``columns`` lacks.
 
         Parameters
         ----------
@@ -130,13 +135,14 @@ class InputGate:
         fitting : bool, default=True
             Whether X is training data (the diagnosis column is needed only then).
         """
-        needed = [self.image_col, self.group_col, None if self.patient_col == "auto" else self.patient_col]
+        needed = [self.image_col, self.group_col] + [
+            None if column == "auto" else column for column in (self.patient_col, self.lesion_col)]
         for column in needed + ([self.diagnosis_col] if fitting else []):
             if column is not None and column not in columns:
                 raise ValueError(f"X has no column {column!r}; columns are {list(columns)}")
 
     def fit(self, columns: pd.Index) -> InputGate:
-        """Resolve the patient column among ``columns``.
+        """Resolve the patient and lesion columns among ``columns``.
 
         Parameters
         ----------
@@ -146,12 +152,10 @@ class InputGate:
         Returns
         -------
         self : InputGate
-            With ``patient_col_`` set.
+            With ``patient_col_`` and ``lesion_col_`` set.
         """
-        if self.patient_col == "auto":
-            self.patient_col_ = PATIENT_ID_COLUMN if PATIENT_ID_COLUMN in columns else None
-        else:
-            self.patient_col_ = self.patient_col
+        self.patient_col_ = _resolve(self.patient_col, PATIENT_ID_COLUMN, columns)
+        self.lesion_col_ = _resolve(self.lesion_col, LESION_ID_COLUMN, columns)
         return self
 
     def metadata(self, X: pd.DataFrame) -> pd.DataFrame:
@@ -167,14 +171,16 @@ class InputGate:
         metadata : DataFrame
             X's metadata columns, every row.
         """
-        excluded = {self.image_col, self.group_col, self.patient_col_, self.diagnosis_col, *ID_COLUMNS}
+        excluded = {self.image_col, self.group_col, self.patient_col_, self.lesion_col_, self.diagnosis_col,
+                    *ID_COLUMNS}
         if isinstance(self.metadata_cols, str) and self.metadata_cols in ("auto", "known"):
             return X[[c for c in X.columns if c not in excluded]]
         columns = list(self.metadata_cols)
         missing = [c for c in columns if c not in X.columns]
         if missing:
             raise ValueError(f"metadata_cols {missing} are not columns of X")
-        ids = [c for c in columns if c in {self.image_col, self.group_col, self.patient_col_, self.diagnosis_col}]
+        ids = [c for c in columns
+               if c in {self.image_col, self.group_col, self.patient_col_, self.lesion_col_, self.diagnosis_col}]
         if ids:
             raise ValueError(
                 f"metadata_cols names {ids}: the image, group, patient and diagnosis columns are never features")
@@ -213,8 +219,8 @@ class InputGate:
         column : str or None
             The first of those columns that X has; None when it has none.
         """
-        return next((c for c in (self.group_col, self.patient_col_, *ID_COLUMNS) if c is not None and c in X.columns),
-                    None)
+        candidates = (self.group_col, self.patient_col_, self.lesion_col_, *ID_COLUMNS)
+        return next((c for c in candidates if c is not None and c in X.columns), None)
 
     def groups(self, X: pd.DataFrame, groups: Any) -> np.ndarray | None:
         """The patient/lesion id of each row (``groups``, else the group column), checked; None: rows are free.
@@ -278,13 +284,38 @@ class InputGate:
         patients : ndarray of shape (n_samples,)
             The patient id of each row.
         """
-        patients = X[self.patient_col_]
-        if patients.isna().any():
-            raise ValueError(
-                f"column {self.patient_col_!r} (patient ids, for the patient context) is missing at rows "
-                f"{list(patients.index[patients.isna()][:10])}; fill it, or set patient_col=None"
-            )
-        return patients.to_numpy()
+        return _ids(X, self.patient_col_, "patient ids, for the patient context", "patient_col")
+
+    def lesions(self, X: pd.DataFrame) -> np.ndarray:
+        """The lesion id of each row, for the lesion pooling; raises ValueError naming rows without one.
+
+        Parameters
+        ----------
+        X : DataFrame
+            The input rows, with the lesion column ``lesion_col_``.
+
+        Returns
+        -------
+        lesions : ndarray of shape (n_samples,)
+            The lesion id of each row.
+        """
+        return _ids(X, self.lesion_col_, "lesion ids, for the lesion pooling", "lesion_col")
+
+
+def _resolve(column: str | None, auto: str, columns: pd.Index) -> str | None:
+    """``column``, or for "auto" the column named ``auto`` when ``columns`` has it (else None)."""
+    if column == "auto":
+        return auto if auto in columns else None
+    return column
+
+
+def _ids(X: pd.DataFrame, column: str, what: str, parameter: str) -> np.ndarray:
+    """``X[column]`` as an array; ValueError naming the rows where it is missing."""
+    ids = X[column]
+    if ids.isna().any():
+        raise ValueError(f"column {column!r} ({what}) is missing at rows {list(ids.index[ids.isna()][:10])}; "
+                         f"fill it, or set {parameter}=None")
+    return ids.to_numpy()
 
 
 def warn_duplicate_images(images: pd.Series, groups: np.ndarray | None) -> None:

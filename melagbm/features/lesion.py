@@ -1,9 +1,8 @@
-"""Lesion segmentation and the ABCD-style features measured from it.
+"""The ABCD-style features measured from a lesion's mask.
 
 Dermoscopy datasets rarely record lesion size, so melagbm measures it from the image:
-:func:`segment_lesion` finds the lesion (coping with hair, dark vignette corners and
-uneven lighting), and :class:`LesionFeatures` turns image + mask into documented size,
-shape and colour features.
+:func:`~melagbm.features.segmentation.segment_lesion` finds the lesion, and
+:class:`LesionFeatures` turns image + mask into documented size, shape and colour features.
 """
 
 from __future__ import annotations
@@ -12,9 +11,9 @@ from collections.abc import Iterator
 from itertools import islice
 from typing import Any
 
+import cv2
 import numpy as np
 import pandas as pd
-from scipy import ndimage as ndi
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
@@ -22,100 +21,15 @@ from .._progress import progress
 from ..embedding.embedder import encoder_id_of
 from ..images.reading import as_image_list, content_hash, read_image
 from ..store.cached import CachedImageFeaturizer
+from .segmentation import dilate, cie_lab, lesion_mask, segment_lesion, working_size
 
 __all__ = ["LESION_FEATURES", "LesionFeatures", "draw_outline", "lesion_measurements", "segment_lesion"]
-
-
-def _disk(radius: int) -> np.ndarray:
-    from skimage.morphology import disk
-
-    return disk(radius).astype(bool)
-
-
-def _lightness(rgb: np.ndarray) -> np.ndarray:
-    from skimage.color import rgb2lab
-
-    return rgb2lab(rgb)[..., 0]
-
-
-def _candidate(channel: np.ndarray, valid: np.ndarray, border_fraction: float) -> np.ndarray:
-    """The most central dark component below a threshold between lesion and skin levels."""
-    from skimage.filters import threshold_otsu
-
-    h, w = channel.shape
-    values = channel[valid] if valid.sum() > 500 else channel.ravel()
-    otsu = threshold_otsu(values)
-    skin, lesion = np.median(values[values > otsu]), np.median(values[values <= otsu])
-    mask = (channel < lesion + border_fraction * (skin - lesion)) & valid  # borders are gradual: lean to skin
-    mask = ndi.binary_fill_holes(ndi.binary_opening(mask, _disk(2)))
-    labels, n = ndi.label(mask)
-    if n == 0:
-        return np.zeros((h, w), bool)
-    index = np.arange(1, n + 1)
-    yy, xx = np.mgrid[0:h, 0:w]
-    centrality = np.exp(-2.0 * (((yy - h / 2) / (h / 2)) ** 2 + ((xx - w / 2) / (w / 2)) ** 2))
-    frame = np.zeros((h, w), bool)
-    frame[:3], frame[-3:], frame[:, :3], frame[:, -3:] = True, True, True, True
-    touches = ndi.sum(frame, labels, index) > 0
-    area = ndi.sum(np.ones((h, w)), labels, index)
-    score = ndi.sum(centrality, labels, index) * np.where(touches & (area < 0.5 * h * w), 0.25, 1.0)
-    best = labels == index[int(np.argmax(score))]
-    best |= ndi.binary_closing(np.pad(best, 5), _disk(3))[5:-5, 5:-5]
-    return ndi.binary_fill_holes(best)
-
-
-def _contrast(lightness: np.ndarray, mask: np.ndarray, valid: np.ndarray) -> float:
-    """How much darker the mask is than the ring of skin around it (higher: a better boundary)."""
-    if mask.sum() < 20 or (~mask & valid).sum() < 20:
-        return -np.inf
-    ring = ndi.binary_dilation(mask, _disk(6)) & ~mask & valid
-    if ring.sum() < 10:
-        ring = ~mask & valid
-    return float(np.median(lightness[ring]) - np.median(lightness[mask]))
-
-
-def segment_lesion(image: Any) -> np.ndarray:
-    """Boolean lesion mask at the image's size.
-
-    Steps: CIE L* lightness; thin dark hair removed by a grey closing; dark vignette
-    corners (dark regions touching the border) excluded; a threshold between the
-    Otsu-separated lesion and skin levels, on the image and on an illumination-flattened
-    copy; in each, the most central component (border-touching small ones penalised);
-    of the two, the mask whose boundary has the stronger contrast.
-
-    Parameters
-    ----------
-    image : path, bytes, ndarray or PIL image
-        One image; an array may be grey, RGB or RGBA.
-
-    Returns
-    -------
-    mask : ndarray of shape (height, width)
-        True on the lesion.
-    """
-    rgb = np.asarray(read_image(image))  # arrays too: grey or RGBA become 8-bit RGB
-    lightness = _lightness(rgb.astype(float) / 255.0)
-    closed = ndi.grey_closing(lightness, footprint=_disk(4))
-    lightness = np.where(closed - lightness > 12, closed, lightness)  # hair: thin and much darker
-    smooth = ndi.gaussian_filter(lightness, 2)
-    dark, _ = ndi.label(smooth < 22)
-    edge = np.unique(np.r_[dark[0], dark[-1], dark[:, 0], dark[:, -1]])
-    valid = ~ndi.binary_dilation(np.isin(dark, edge[edge > 0]), _disk(4))
-    if valid.sum() < 0.1 * valid.size:
-        valid = np.ones_like(valid)
-    raw = _candidate(smooth, valid, 0.7)
-    sigma = max(smooth.shape) / 5
-    background = ndi.gaussian_filter(np.where(valid, smooth, 0.0), sigma) / np.maximum(
-        ndi.gaussian_filter(valid.astype(float), sigma), 1e-6
-    )
-    flat = _candidate(smooth - background + np.median(smooth[valid]), valid, 0.7)
-    return raw if _contrast(smooth, raw, valid) >= _contrast(smooth, flat, valid) else flat
 
 
 #: Images measured between two writes to the store (an interruption loses at most one batch).
 _BATCH = 64
 
-_FEATURES_VERSION = 1  # bump when segmentation or a feature's meaning changes: stored rows are then recomputed
+_FEATURES_VERSION = 2  # bump when segmentation or a feature's meaning changes: stored rows are then recomputed
 
 #: Feature -> (family, description). Pixel measures are at the image's resolution.
 LESION_FEATURES: dict[str, tuple[str, str]] = {
@@ -145,16 +59,51 @@ def _asymmetry(mask: np.ndarray) -> float:
     coords = np.stack([yy, xx], axis=1).astype(float)
     centre = coords.mean(axis=0)
     _, vectors = np.linalg.eigh(np.cov((coords - centre).T))
-    rotated = (coords - centre) @ vectors  # principal-axis coordinates
-    points = np.round(rotated).astype(int)
-    occupied = set(map(tuple, points))
+    points = np.round((coords - centre) @ vectors).astype(int)  # principal-axis coordinates
+    reach = np.abs(points).max(axis=0)
+    occupied = np.zeros(2 * reach + 1, dtype=bool)  # the rotated pixels, centred on the centroid
+    occupied[points[:, 0] + reach[0], points[:, 1] + reach[1]] = True
     mismatches = []
     for axis in (0, 1):
         mirrored = points.copy()
         mirrored[:, axis] = -mirrored[:, axis]
-        overlap = sum(tuple(p) in occupied for p in mirrored)
+        overlap = occupied[mirrored[:, 0] + reach[0], mirrored[:, 1] + reach[1]].sum()
         mismatches.append(1.0 - overlap / len(points))
     return float(np.mean(mismatches))
+
+
+def _ellipse_axes(mask: np.ndarray) -> tuple[float, float]:
+    """(major, minor) axis of the ellipse with the mask's second moments (scikit-image's ``axis_major_length``)."""
+    moments = cv2.moments(mask.astype(np.uint8), binaryImage=True)
+    covariance = np.array([[moments["mu20"], moments["mu11"]], [moments["mu11"], moments["mu02"]]]) / moments["m00"]
+    low, high = np.clip(np.linalg.eigvalsh(covariance), 0.0, None)
+    return 4.0 * float(np.sqrt(high)), 4.0 * float(np.sqrt(low))
+
+
+#: Weight of each 3x3 boundary pattern code in the 4-neighbourhood perimeter (Benkrid & Crookes, as scikit-image).
+_PERIMETER_WEIGHTS = np.zeros(50)
+_PERIMETER_WEIGHTS[[5, 7, 15, 17, 25, 27]] = 1.0
+_PERIMETER_WEIGHTS[[21, 33]] = np.sqrt(2.0)
+_PERIMETER_WEIGHTS[[13, 23]] = (1.0 + np.sqrt(2.0)) / 2.0
+_CROSS = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], np.uint8)
+_PATTERN = np.array([[10, 2, 10], [2, 1, 2], [10, 2, 10]], np.float32)
+
+
+def _perimeter(mask: np.ndarray) -> float:
+    """The mask's perimeter in pixels, its boundary pixels weighted by their pattern (scikit-image's ``perimeter``)."""
+    image = mask.astype(np.uint8)
+    border = image - cv2.erode(image, _CROSS, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    codes = cv2.filter2D(border.astype(np.float32), -1, _PATTERN, borderType=cv2.BORDER_CONSTANT)
+    return float(np.bincount(codes.astype(np.int64).ravel(), minlength=50)[:50] @ _PERIMETER_WEIGHTS)
+
+
+def _convex_area(mask: np.ndarray) -> int:
+    """Pixels inside the convex hull of the mask's pixel centres (its outer contours' points suffice)."""
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    hull = cv2.convexHull(np.concatenate(contours))
+    canvas = np.zeros(mask.shape, np.uint8)
+    cv2.fillConvexPoly(canvas, hull, 1)
+    return max(int(canvas.sum()), int(mask.sum()))
 
 
 def lesion_measurements(image: Any, mask: np.ndarray, pixel_spacing_mm: float | None = None) -> dict[str, float]:
@@ -175,30 +124,28 @@ def lesion_measurements(image: Any, mask: np.ndarray, pixel_spacing_mm: float | 
         Feature -> value, every key of :data:`LESION_FEATURES`; NaN where nothing can be measured (a mask under
         10 pixels leaves all but ``lesion_size__area_fraction`` NaN).
     """
-    from skimage.color import rgb2lab
-    from skimage.measure import perimeter, regionprops
+    return _measurements(cie_lab(np.asarray(read_image(image))), np.asarray(mask, dtype=bool), pixel_spacing_mm)
 
-    rgb = np.asarray(read_image(image))
+
+def _measurements(lab: np.ndarray, mask: np.ndarray, pixel_spacing_mm: float | None) -> dict[str, float]:
+    """:func:`lesion_measurements` of an image given as CIE L*a*b*."""
     out = dict.fromkeys(LESION_FEATURES, np.nan)
-    mask = np.asarray(mask, dtype=bool)
     area = int(mask.sum())
     out["lesion_size__area_fraction"] = area / mask.size
     if area < 10:
         return out
-    (region,) = regionprops(mask.astype(np.uint8))
+    major, minor = _ellipse_axes(mask)
     diameter = float(np.sqrt(4 * area / np.pi))
     out["lesion_size__diameter_px"] = diameter
-    out["lesion_size__major_axis_px"] = float(region.axis_major_length)
-    out["lesion_size__minor_axis_px"] = float(region.axis_minor_length)
+    out["lesion_size__major_axis_px"], out["lesion_size__minor_axis_px"] = major, minor
     if pixel_spacing_mm is not None and np.isfinite(pixel_spacing_mm):
         out["lesion_size__diameter_mm"] = diameter * float(pixel_spacing_mm)
-    out["lesion_shape__compactness"] = float(perimeter(mask) ** 2 / (4 * np.pi * area))
-    out["lesion_shape__eccentricity"] = float(region.eccentricity)
-    out["lesion_shape__solidity"] = float(region.solidity)
+    out["lesion_shape__compactness"] = float(_perimeter(mask) ** 2 / (4 * np.pi * area))
+    out["lesion_shape__eccentricity"] = float(np.sqrt(1.0 - (minor / major) ** 2)) if major > 0 else 0.0
+    out["lesion_shape__solidity"] = area / _convex_area(mask)
     out["lesion_shape__asymmetry"] = _asymmetry(mask)
-    lab = rgb2lab(rgb.astype(float) / 255.0)
     inside = lab[mask]
-    ring = ndi.binary_dilation(mask, _disk(8)) & ~mask
+    ring = dilate(mask, 8) & ~mask
     outside = lab[ring] if ring.sum() >= 10 else lab[~mask]
     median_in = np.median(inside, axis=0)
     out["lesion_colour__L_inside"], out["lesion_colour__a_inside"], out["lesion_colour__b_inside"] = map(
@@ -206,7 +153,7 @@ def lesion_measurements(image: Any, mask: np.ndarray, pixel_spacing_mm: float | 
     )
     if len(outside):
         out["lesion_colour__contrast"] = float(np.linalg.norm(median_in - np.median(outside, axis=0)))
-    out["lesion_colour__variegation"] = float(np.sqrt(np.mean(inside.var(axis=0))))
+    out["lesion_colour__variegation"] = float(np.sqrt(np.mean(inside.astype(float).var(axis=0))))
     low, high = np.percentile(inside[:, 0], [5, 95])
     out["lesion_colour__L_range"] = float(high - low)
     return out
@@ -274,6 +221,7 @@ class LesionFeatures(CachedImageFeaturizer, TransformerMixin, BaseEstimator):
             raise ValueError(f"pixel_spacing_mm must be a positive number or None, got {self.pixel_spacing_mm!r}")
         self.feature_families_ = {name: family for name, (family, _) in LESION_FEATURES.items()}
         self.n_features_out_ = len(LESION_FEATURES)
+        self.feature_version_ = _FEATURES_VERSION
         self.encoder_id_ = "lesion-" + encoder_id_of(self.store_identity())
         return self
 
@@ -314,16 +262,37 @@ class LesionFeatures(CachedImageFeaturizer, TransformerMixin, BaseEstimator):
         index = X.index if isinstance(X, (pd.Series, pd.DataFrame)) else None
         return pd.DataFrame(values.astype(float), columns=list(LESION_FEATURES), index=index)
 
-    def store_identity(self) -> dict[str, Any]:
+    def store_identity(self, version: int | None = None) -> dict[str, Any]:
         """What the store records about these features: their version, names and pixel spacing.
+
+        Parameters
+        ----------
+        version : int, default=None
+            The feature version described; None: the one these features measure (``feature_version_``, the
+            current version for a new fit; a model file fitted on version 1 keeps measuring version 1).
 
         Returns
         -------
         identity : dict
             The description ``encoder_id_`` hashes.
         """
+        if version is None:
+            version = self.measured_version()
         return {"features": "melagbm.lesion",  # a stable name of the store key, not the module path
-                "version": _FEATURES_VERSION, "names": list(LESION_FEATURES), "pixel_spacing_mm": self.pixel_spacing_mm}
+                "version": version, "names": list(LESION_FEATURES), "pixel_spacing_mm": self.pixel_spacing_mm}
+
+    def measured_version(self) -> int:
+        """The feature version these features measure: ``feature_version_``, else (a model pickled before it was
+        recorded) the version its ``encoder_id_`` names, else the current one."""
+        version = getattr(self, "feature_version_", None)
+        if version is None:
+            version = self.earlier_encoder_ids().get(getattr(self, "encoder_id_", None), _FEATURES_VERSION)
+        return int(version)
+
+    def earlier_encoder_ids(self) -> dict[str, int]:
+        """The ``encoder_id_`` these parameters had under each earlier feature version -> that version."""
+        return {"lesion-" + encoder_id_of(self.store_identity(version)): version
+                for version in range(1, _FEATURES_VERSION)}
 
     def compute_batches(self, items: list[Any], rows: list[Any]) -> Iterator[tuple[int, np.ndarray, list[str]]]:
         """Segment and measure ``items`` (the images the store did not have), ``n_jobs`` processes at a time.
@@ -351,7 +320,8 @@ class LesionFeatures(CachedImageFeaturizer, TransformerMixin, BaseEstimator):
         parallel = Parallel(n_jobs=self.n_jobs)
         start = 0
         while batch := list(islice(pending, _BATCH)):
-            measured = parallel(delayed(_measure)(items[i], rows[i], self.pixel_spacing_mm) for i in batch)
+            version = self.measured_version()
+            measured = parallel(delayed(_measure)(items[i], rows[i], self.pixel_spacing_mm, version) for i in batch)
             yield start, np.asarray(measured, dtype=np.float32), [""] * len(batch)
             start += len(batch)
 
@@ -377,9 +347,17 @@ class LesionFeatures(CachedImageFeaturizer, TransformerMixin, BaseEstimator):
         return tags
 
 
-def _measure(item: Any, row: Any, pixel_spacing_mm: float | None) -> list[float]:
+def _measure(item: Any, row: Any, pixel_spacing_mm: float | None, version: int = _FEATURES_VERSION) -> list[float]:
+    """One image's features: decoded once, converted to CIE L*a*b* once for both segmentation and measuring
+    (``version`` 1: as melagbm 0.1 measured them, for models fitted on those)."""
     rgb = np.asarray(read_image(item, row=row))
-    measures = lesion_measurements(rgb, segment_lesion(rgb), pixel_spacing_mm)
+    if version == 1:
+        from . import lesion_v1
+
+        return lesion_v1.measure(rgb, pixel_spacing_mm)
+    lab = cie_lab(rgb)
+    mask = lesion_mask(lab[..., 0]) if working_size(rgb.shape) is None else segment_lesion(rgb)
+    measures = _measurements(lab, mask, pixel_spacing_mm)
     return [measures[name] for name in LESION_FEATURES]
 
 

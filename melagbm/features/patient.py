@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 
+from .image_score import is_score_column
+
 __all__ = ["CONTEXT_COLUMNS", "PatientContext", "patient_context"]
 
 #: The family of the columns, and the start of their names.
@@ -75,17 +77,13 @@ def patient_context(
         z, rank, diff = _within(values, patients)
         out[f"{PREFIX}__{column}_z"], out[f"{PREFIX}__{column}_rank"] = z, rank
         outlying += (z.abs() > OUTLYING_Z).astype(float)
-        if _is_image_score(column):
+        if is_score_column(column):
             out[f"{PREFIX}__{column}_diff"] = diff
             if sites is not None:
                 out[f"{PREFIX}__{column}_site_z"], out[f"{PREFIX}__{column}_site_rank"], _ = _within(values, sites)
     if compared:
         out[f"{PREFIX}__n_outlying"] = outlying
     return pd.DataFrame(out, index=table.index)
-
-
-def _is_image_score(column: str) -> bool:
-    return column.startswith("image") and column.endswith("__score")
 
 
 def _within(values: pd.Series, groups: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
@@ -135,7 +133,7 @@ class PatientContext(BaseEstimator):
         names = [f"{PREFIX}__n_images"]
         for column in compared:
             names += [f"{PREFIX}__{column}_z", f"{PREFIX}__{column}_rank"]
-            if _is_image_score(column):
+            if is_score_column(column):
                 names += [f"{PREFIX}__{column}_diff"]
                 names += [f"{PREFIX}__{column}_site_{kind}" for kind in ("z", "rank") if SITE_COLUMN in table_columns]
         self.feature_families_ = dict.fromkeys(names + [f"{PREFIX}__n_outlying"] * bool(compared), FAMILY)
