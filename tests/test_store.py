@@ -342,11 +342,11 @@ def test_the_lesion_measurer_stores_batch_by_batch_and_measures_each_image_once(
     measured: list = []
     real = lesion_module._measure
 
-    def measure_until_the_seventh(item, row, spacing):
+    def measure_until_the_seventh(item, row, spacing, version):
         if len(measured) == 6:
             raise KeyboardInterrupt  # the user stops the job while the second batch is measured
         measured.append(item)
-        return real(item, row, spacing)
+        return real(item, row, spacing, version)
 
     monkeypatch.setattr(lesion_module, "_measure", measure_until_the_seventh)
     measurer = LesionFeatures(cache=tmp_path / "store", verbose=0).fit()
@@ -354,8 +354,8 @@ def test_the_lesion_measurer_stores_batch_by_batch_and_measures_each_image_once(
         measurer.transform(images + images[:2])
     assert EmbeddingStore(tmp_path / "store").stats()["entries"] == 4  # the first batch survived
     measured.clear()
-    monkeypatch.setattr(lesion_module, "_measure", lambda item, row, spacing: measured.append(item) or real(
-        item, row, spacing))
+    monkeypatch.setattr(lesion_module, "_measure", lambda item, row, spacing, version: measured.append(item) or real(
+        item, row, spacing, version))
     table = measurer.transform(images + images[:2])
     assert sorted(measured) == sorted(images[4:])  # the stored four are read back, the repeats measured once
     np.testing.assert_array_equal(table.iloc[10:].to_numpy(), table.iloc[:2].to_numpy())
