@@ -10,11 +10,13 @@ whole fit, the ratio between the revisions, and both test ROC AUCs (the same mod
     python benchmarks/cold_fit.py                          # this checkout only (about 4 min on 2 cores)
     python benchmarks/cold_fit.py --against bd70fdc        # beside the code before issue 19 (about 12 min)
     python benchmarks/cold_fit.py --n-images 400           # a quick run
+    python benchmarks/cold_fit.py --device cuda            # on a GPU machine
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import subprocess
@@ -38,34 +40,39 @@ STAGES = {
 }
 
 
-def _timed(function, seconds: dict, stage: str):  # noqa: ANN001, ANN202
+def _timed(function, seconds: dict, stage: str):
     """``function`` adding its time (for a generator: the time spent producing its items) to ``seconds[stage]``."""
-    import inspect
-
     if inspect.isgeneratorfunction(function):
-        def generator(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
-            items = function(*args, **kwargs)
-            while True:
-                started = time.perf_counter()
-                try:
-                    item = next(items)
-                except StopIteration:
-                    seconds[stage] += time.perf_counter() - started
-                    return
-                seconds[stage] += time.perf_counter() - started
-                yield item
+        def generator(*args, **kwargs):
+            return _iterate_timed(function(*args, **kwargs), seconds, stage)
         return generator
 
-    def timed(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def timed(*args, **kwargs):
         started = time.perf_counter()
         try:
-            return function(*args, **kwargs)
+            result = function(*args, **kwargs)
         finally:
             seconds[stage] += time.perf_counter() - started
+        if inspect.isgenerator(result):  # a function handing back a generator: time its items too
+            return _iterate_timed(result, seconds, stage)
+        return result
     return timed
 
 
-def worker(data: Path, n_images: int | None, store: Path) -> dict:
+def _iterate_timed(items, seconds: dict, stage: str):
+    """``items`` (an iterator), adding the time spent producing each to ``seconds[stage]``."""
+    while True:
+        started = time.perf_counter()
+        try:
+            item = next(items)
+        except StopIteration:
+            seconds[stage] += time.perf_counter() - started
+            return
+        seconds[stage] += time.perf_counter() - started
+        yield item
+
+
+def worker(data: Path, n_images: int | None, store: Path, device: str) -> dict:
     """One cold fit in this process (whichever melagbm is importable); its stage times and test AUC."""
     import importlib
 
@@ -86,7 +93,7 @@ def worker(data: Path, n_images: int | None, store: Path) -> dict:
         X, y, groups = X.iloc[:n_images], y.iloc[:n_images], groups.iloc[:n_images]
     train, test = next(GroupShuffleSplit(1, test_size=0.2, random_state=0).split(X, y, groups))
     started = time.perf_counter()
-    model = FusionClassifier(cache=EmbeddingStore(store), random_state=0, verbose=0)
+    model = FusionClassifier(cache=EmbeddingStore(store), device=device, random_state=0, verbose=0)
     model.fit(X.iloc[train], y.iloc[train])
     total = time.perf_counter() - started
     auc = roc_auc_score(y.iloc[test], model.predict_proba(X.iloc[test])[:, 1])
@@ -94,12 +101,11 @@ def worker(data: Path, n_images: int | None, store: Path) -> dict:
             "melagbm": str(Path(importlib.import_module("melagbm").__file__).parent)}
 
 
-def run_revision(source: Path, data: Path, n_images: int | None) -> dict:
+def run_revision(source: Path, data: Path, n_images: int | None, device: str) -> dict:
     """A cold fit by the melagbm at ``source`` (a checkout), in a fresh process with an empty store."""
     with tempfile.TemporaryDirectory(prefix="melagbm-cold-") as store:
         command = [sys.executable, str(Path(__file__).resolve()), "--worker", "--store", store, "--data", str(data)]
-        if n_images:
-            command += ["--n-images", str(n_images)]
+        command += ["--device", device] + (["--n-images", str(n_images)] if n_images else [])
         environment = {**os.environ, "PYTHONPATH": str(source)}
         result = subprocess.run(command, env=environment, check=True, capture_output=True, text=True,
                                 cwd=str(REPO / "benchmarks"))
@@ -111,11 +117,12 @@ def main() -> None:
     add_data_argument(parser)
     parser.add_argument("--n-images", type=int, default=None, help="first N images only (default: all 2,701)")
     parser.add_argument("--against", default=None, help="a git revision to time beside this checkout")
+    parser.add_argument("--device", default="auto", help="FusionClassifier's device (cuda: the GPU cold fit)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--store", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.data, args.n_images, args.store)))
+        print(json.dumps(worker(args.data, args.n_images, args.store, args.device)))
         return
 
     runs = {}
@@ -124,10 +131,10 @@ def main() -> None:
             subprocess.run(["git", "worktree", "add", "--detach", folder, args.against], cwd=REPO, check=True,
                            capture_output=True)
             try:
-                runs[f"git {args.against}"] = run_revision(Path(folder), args.data, args.n_images)
+                runs[f"git {args.against}"] = run_revision(Path(folder), args.data, args.n_images, args.device)
             finally:
                 subprocess.run(["git", "worktree", "remove", "--force", folder], cwd=REPO, check=False)
-    runs["this checkout"] = run_revision(REPO, args.data, args.n_images)
+    runs["this checkout"] = run_revision(REPO, args.data, args.n_images, args.device)
     first = next(iter(runs.values()))
     print(f"SIIM-ISIC 2020 subset: cold fit of the default model on {first['rows']} images (patient-grouped 80 %), "
           f"{os.cpu_count()} cores, an empty store each\n")

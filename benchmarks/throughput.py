@@ -3,8 +3,8 @@
 On the same images:
 
 (a) a naive loop: open one image, preprocess it, one forward pass, next image;
-(b) melagbm's CPU path: ``ImageEmbedder(device="cpu")`` (batches, DataLoader decoding, thread
-    settings; no store, so every image is computed);
+(b) melagbm's CPU path: ``ImageEmbedder(device="cpu")`` (OpenVINO, batches, DataLoader decoding,
+    thread settings; no store, so every image is computed), and the same on PyTorch (``runtime="torch"``);
 (c) melagbm's CUDA path, when torch sees a GPU: batched GPU JPEG decoding, bf16 autocast,
     channels_last, pinned memory;
 
@@ -57,6 +57,43 @@ def melagbm_path(paths: list[str], backbone: str, device: str, batch_size: int, 
     embedder = ImageEmbedder(backbone=backbone, device=device, batch_size=batch_size, cache=None, **options).fit()
     embedder.transform(paths[:batch_size])  # warm-up: workers, kernels, cuDNN autotuning
     seconds, _ = timed(lambda: embedder.transform(paths))
+    return seconds
+
+
+def cuda_stages(paths: list[str], backbone: str, batch_size: int) -> dict[str, float]:
+    """Seconds of each stage of the CUDA path over ``paths``, synchronised between stages: reading the JPEG
+    bytes, nvJPEG decoding, preprocessing (resize, normalise) and the bf16 forward pass with the copy back."""
+    import timm
+    import torch
+
+    from melagbm import ImageEmbedder
+    from melagbm.images.decoding import decode_jpeg_batch, tensor_transform
+
+    device = torch.device("cuda")
+    embedder = ImageEmbedder(backbone=backbone, layers=4, device="cuda", cache=None).fit()
+    model = embedder._loaded_model().to(device, memory_format=torch.channels_last)
+    transform = tensor_transform(timm.data.create_transform(**embedder.data_config_, is_training=False))
+    seconds = dict.fromkeys(("read bytes", "decode (nvJPEG)", "preprocess", "forward (bf16) and copy back"), 0.0)
+
+    def clock(stage: str, work):  # noqa: ANN001, ANN202 - ``work`` runs at once, inside the loop
+        torch.cuda.synchronize()
+        started = time.perf_counter()
+        result = work()
+        torch.cuda.synchronize()
+        seconds[stage] += time.perf_counter() - started
+        return result
+
+    with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16):
+        for warm_up in (True, False):
+            for start in range(0, batch_size if warm_up else len(paths), batch_size):
+                chunk = paths[start:start + batch_size]
+                blobs = clock("read bytes", lambda: [Path(path).read_bytes() for path in chunk])  # noqa: B023
+                images = clock("decode (nvJPEG)", lambda: decode_jpeg_batch(blobs, device))  # noqa: B023
+                batch = clock("preprocess", lambda: torch.stack([transform(image) for image in images])  # noqa: B023
+                              .contiguous(memory_format=torch.channels_last))
+                clock("forward (bf16) and copy back", lambda: embedder._forward(model, batch).float().cpu())  # noqa: B023
+            if warm_up:
+                seconds.update(dict.fromkeys(seconds, 0.0))
     return seconds
 
 
@@ -137,8 +174,9 @@ def main() -> None:
         naive = naive_loop(paths, args.backbone)
         rows.append(("(a) naive loop, CPU, one image per forward", naive))
         cpu = melagbm_path(paths, args.backbone, "cpu", args.batch_size)
-        rows.append((f"(b) melagbm CPU path, defaults (batch {args.batch_size}, channels_last, "
-                     f"num_workers='auto')", cpu))
+        rows.append((f"(b) melagbm CPU path, defaults (OpenVINO, batch {args.batch_size}, num_workers='auto')", cpu))
+        rows.append(("(b) with runtime='torch' (channels_last, threads on the free cores)",
+                     melagbm_path(paths, args.backbone, "cpu", args.batch_size, runtime="torch")))
         rows.append(("(b) with 1 decode worker", melagbm_path(paths, args.backbone, "cpu", args.batch_size,
                                                             num_workers=1)))
         threads = torch.get_num_threads()
@@ -152,6 +190,19 @@ def main() -> None:
         print("\n| embedding | images/s | vs (a) |\n|---|---|---|")
         for name, seconds in rows:
             print(f"| {name} | {len(paths) / seconds:.1f} | {naive / seconds:.2f}x |")
+        if gpu:
+            stages = cuda_stages(paths, args.backbone, args.batch_size * 4)
+            total = sum(stages.values())
+            print(f"\nCUDA path stage by stage ({card}, batch {args.batch_size * 4}, synchronised between stages):\n"
+                  "| stage | ms/image | share |\n|---|---|---|")
+            for stage, seconds in stages.items():
+                print(f"| {stage} | {1000 * seconds / len(paths):.3f} | {seconds / total:.0%} |")
+            with tempfile.TemporaryDirectory() as store:  # JPEG files in, vectors in the store out
+                embedder = ImageEmbedder(backbone=args.backbone, layers=4, device="cuda", batch_size=args.batch_size * 4,
+                                         cache=store, verbose=0).fit()
+                seconds, _ = timed(lambda: embedder.transform(paths))
+            print(f"| end to end into an empty store (layers=4, as FusionClassifier) | "
+                  f"{len(paths) / seconds:.0f} images/s | |")
 
         print(f"\nCPU forward pass alone, ms/image ({torch.get_num_threads()} torch threads):\n"
               "| images per forward | NCHW | channels_last |\n|---|---|---|")

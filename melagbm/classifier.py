@@ -168,6 +168,8 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         Folds of the internal cross-validation behind ``calibration`` and ``threshold_``.
     device : {"auto", "cpu", "cuda"}, default="auto"
         Where embedding and (XGBoost) boosting run.
+    runtime : {"auto", "torch", "openvino"}, default="auto"
+        What runs the image encoders; see :class:`~melagbm.ImageEmbedder` ("auto": OpenVINO on the CPU).
     cache : "auto", None, path or EmbeddingStore, default="auto"
         Embedding store; see :class:`~melagbm.ImageEmbedder`.
     on_bad_image : {"raise", "skip"}, default="raise"
@@ -291,6 +293,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         target_sensitivity: float | None = 0.9,
         calibration_folds: int = 5,
         device: str = "auto",
+        runtime: str = "auto",
         cache: Any = "auto",
         on_bad_image: str = "raise",
         batch_size: int = 32,
@@ -326,6 +329,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         self.target_sensitivity = target_sensitivity
         self.calibration_folds = calibration_folds
         self.device = device
+        self.runtime = runtime
         self.cache = cache
         self.on_bad_image = on_bad_image
         self.batch_size = batch_size
@@ -802,7 +806,7 @@ def _image_step(model: FusionClassifier) -> ImageFeatures:
         backbones=(model.backbone,) if isinstance(model.backbone, str) else tuple(model.backbone),
         embedder=ImageEmbedder(
             checkpoint_path=model.checkpoint_path, layers=model.layers, tta=model.tta,
-            preprocessing=model.preprocessing, batch_size=model.batch_size, cache=model.cache,
+            preprocessing=model.preprocessing, batch_size=model.batch_size, runtime=model.runtime, cache=model.cache,
             on_bad_image=model.on_bad_image, verbose=model.verbose,
         ),
         scorer=ImageSignal(mode=model.image_features, n_components=model.n_components, probe_C=model.probe_C,

@@ -67,7 +67,7 @@ _STATE = {
     "OperatingPoint": {"calibration_", "chosen_threshold_", "oof_roc_auc_"},
     "LesionFeatures": {"feature_families_", "n_features_out_", "encoder_id_", "feature_version_"},
     "ImageEmbedder": {"device_", "data_config_", "n_features_out_", "weights_digest_", "encoder_identity_",
-                      "encoder_id_", "layers_", "license_"},
+                      "encoder_id_", "layers_", "license_", "runtime_"},
     "ImageSignal": {"classes_", "positive_classes_", "probe_", "pca_", "n_features_in_", "C_"},
     "MetadataEncoder": {"columns_", "feature_families_", "categories_", "n_features_in_", "feature_names_in_"},
     "StandardScaler": {"mean_", "var_", "scale_", "n_samples_seen_", "n_features_in_", "feature_names_in_"},

@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "melagbm"
 
 #: Lowest first. A module may import its own layer and the layers below, never above.
 LAYERS = [
-    ("shared helpers", {"melagbm._atomic", "melagbm._device", "melagbm._figures", "melagbm._checks",
+    ("shared helpers", {"melagbm._atomic", "melagbm._cores", "melagbm._device", "melagbm._figures", "melagbm._checks",
                         "melagbm._progress", "melagbm._splits", "melagbm._warnings", "melagbm.exceptions"}),
     ("images, stores and encoders", {"melagbm.images", "melagbm.store", "melagbm.backbones"}),
     ("features", {"melagbm.embedding", "melagbm.features", "melagbm.leakage"}),

@@ -225,7 +225,7 @@ class DaskFusionClassifier(FusionClassifier):
         """Embeddings of every row in row order, computed (and stored) partition by partition on the workers."""
         import dask
 
-        self.image_features_.fit_embedders("cpu")  # loaded here for their identity only
+        self.image_features_.fit_embedders("cpu", runs_on=self.device_)  # loaded here for their identity only
         for embedder in self.embedders_:
             embedder.device = self.device  # each worker resolves it: GPU workers embed on their GPU
         parts = [part for part, length in zip(frame.to_delayed(), lengths) if length]

@@ -6,13 +6,15 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from .._cores import free_cores
 from .._device import resolve_device
 from .._progress import progress
 from .._warnings import warn
@@ -21,8 +23,16 @@ from ..exceptions import BadImageWarning
 from ..images.decoding import JPEG_DECODING, decode_jpeg_batch, plain_jpeg_bytes, tensor_transform
 from ..images.reading import ImageReadError, as_image_list, content_hash, read_image
 from ..store.cached import CachedImageFeaturizer
+from .runtime import (
+    OpenVINOForward,
+    exported_model_folder,
+    network,
+    openvino_version,
+    resolve_runtime,
+    runtime_identity,
+)
 
-__all__ = ["BadImageWarning", "ImageEmbedder", "TTA_MODES", "embedding_feature_names"]
+__all__ = ["TTA_MODES", "BadImageWarning", "ImageEmbedder", "embedding_feature_names"]
 
 _logger = logging.getLogger(__name__)
 
@@ -140,6 +150,11 @@ class ImageEmbedder(CachedImageFeaturizer, TransformerMixin, BaseEstimator):
         CPU. Other formats, and JPEGs torchvision cannot decode, always go through PIL.
     device : {"auto", "cpu", "cuda"}, default="auto"
         "auto" takes CUDA when available (with bf16 autocast and channels_last).
+    runtime : {"auto", "torch", "openvino"}, default="auto"
+        What runs the network. "auto": OpenVINO on the CPU (2.7x PyTorch on Lite0, the same vectors to six
+        decimals), PyTorch on a GPU. The network is exported to OpenVINO once per encoder and machine (into
+        ``<melagbm cache>/runtimes/``). The runtime is part of the encoder's identity: "torch" reuses
+        vectors stored by PyTorch.
     cache : "auto", None, path or EmbeddingStore, default="auto"
         Where vectors are kept; "auto" is the user cache directory, None disables it.
     on_bad_image : {"raise", "skip"}, default="raise"
@@ -158,7 +173,9 @@ class ImageEmbedder(CachedImageFeaturizer, TransformerMixin, BaseEstimator):
     encoder_id_ : str
         Hash of ``encoder_identity_``; with the image's SHA-256 it keys the store.
     encoder_identity_ : dict
-        Backbone, weights digest, preprocessing, layers and tta: anything that changes a vector.
+        Backbone, weights digest, preprocessing, layers, tta and runtime: anything that changes a vector.
+    runtime_ : {"torch", "openvino"}
+        The runtime in use (``runtime`` with "auto" resolved).
     layers_ : int
         The levels in use (``layers`` with "auto" resolved).
     license_ : str
@@ -189,6 +206,7 @@ class ImageEmbedder(CachedImageFeaturizer, TransformerMixin, BaseEstimator):
         num_workers: int | str = "auto",
         jpeg_decoding: str = "auto",
         device: str = "auto",
+        runtime: str = "auto",
         cache: Any = "auto",
         on_bad_image: str = "raise",
         verbose: int = 1,
@@ -202,6 +220,7 @@ class ImageEmbedder(CachedImageFeaturizer, TransformerMixin, BaseEstimator):
         self.num_workers = num_workers
         self.jpeg_decoding = jpeg_decoding
         self.device = device
+        self.runtime = runtime
         self.cache = cache
         self.on_bad_image = on_bad_image
         self.verbose = verbose
@@ -231,6 +250,7 @@ class ImageEmbedder(CachedImageFeaturizer, TransformerMixin, BaseEstimator):
         if self.layers != "auto" and (not isinstance(self.layers, (int, np.integer)) or self.layers < 1):
             raise ValueError(f"layers must be a positive integer or 'auto', got {self.layers!r}")
         self.device_ = resolve_device(self.device)
+        runtime = resolve_runtime(self.runtime, self.device_)
         model = load_backbone(self.backbone, checkpoint_path=self.checkpoint_path)
         self.data_config_ = _apply_preprocessing(dict(timm.data.resolve_model_data_config(model)), self.preprocessing)
         stage_channels = [info["num_chs"] for info in getattr(model, "feature_info", [])][::-1]
@@ -255,9 +275,27 @@ class ImageEmbedder(CachedImageFeaturizer, TransformerMixin, BaseEstimator):
             "tta": self.tta,
             "format": _EMBEDDING_FORMAT,
         }
-        self.encoder_id_ = encoder_id_of(self.encoder_identity_)
         self._model = model
+        self._openvino = None
+        self._set_runtime(runtime)
+        if self.runtime_ == "openvino":
+            try:  # exported now (once per machine), so that a network OpenVINO cannot take is known at fit
+                self._openvino_forward(model)
+            except Exception as exc:
+                if self.runtime != "auto":
+                    raise
+                warn(f"OpenVINO could not export {self.backbone!r} ({type(exc).__name__}: {exc}); "
+                     "it runs on PyTorch")
+                self._set_runtime("torch")
         return self
+
+    def _set_runtime(self, runtime: str) -> None:
+        """Set ``runtime_`` and the encoder identity and id that go with it."""
+        self.runtime_ = runtime
+        self.encoder_identity_.pop("runtime", None)
+        if runtime_identity(runtime) is not None:  # PyTorch's vectors keep the ids they always had
+            self.encoder_identity_["runtime"] = runtime_identity(runtime)
+        self.encoder_id_ = encoder_id_of(self.encoder_identity_)
 
     def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
         tags = super().__sklearn_tags__()
@@ -269,6 +307,7 @@ class ImageEmbedder(CachedImageFeaturizer, TransformerMixin, BaseEstimator):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state.pop("_model", None)  # never pickle a torch module; reloaded on demand
+        state.pop("_openvino", None)
         return state
 
     def _loaded_model(self) -> Any:
@@ -357,9 +396,10 @@ class ImageEmbedder(CachedImageFeaturizer, TransformerMixin, BaseEstimator):
         from torch.utils.data import DataLoader
 
         model = self._loaded_model()
-        device = torch.device(self.device_)
+        device = torch.device("cpu" if self._runtime() == "openvino" else self.device_)
         on_gpu = device.type == "cuda"
         model = model.to(device, memory_format=torch.channels_last)  # faster on CPU too (benchmarks/throughput.py)
+        forward = self._openvino_forward(model) if self._runtime() == "openvino" else self._torch_forward(model)
         transform = timm.data.create_transform(**self.data_config_, is_training=False)
         on_device = None  # timm's preprocessing for tensors decoded by torchvision, when that is the path
         if self.jpeg_decoding == "torchvision" or (self.jpeg_decoding == "auto" and on_gpu):
@@ -381,8 +421,9 @@ class ImageEmbedder(CachedImageFeaturizer, TransformerMixin, BaseEstimator):
         batches = progress(loader, desc=f"embedding ({self.backbone})", unit="batch",
                            verbose=self.verbose and len(loader) > 1)
         start = 0
-        with torch.inference_mode():
+        with torch.inference_mode(), _torch_threads(None if on_gpu else self._runtime()) as adjust_threads:
             for batch, errors in batches:
+                adjust_threads()
                 if on_device is not None:
                     batch, errors = _decode_on_device(batch, errors, start, dataset, on_device, device)
                 batch = batch.to(device, non_blocking=on_gpu).contiguous(memory_format=torch.channels_last)
@@ -394,11 +435,36 @@ class ImageEmbedder(CachedImageFeaturizer, TransformerMixin, BaseEstimator):
                     view = view.contiguous(memory_format=torch.channels_last)
                     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=on_gpu):
                         chunks = (view,) if on_gpu else view.split(_CPU_MICRO_BATCH)  # cache-sized on the CPU
-                        features = torch.cat([self._forward(model, chunk) for chunk in chunks]).float()
+                        features = torch.cat([forward(chunk) for chunk in chunks]).float()
                     total = features if total is None else total + features
                 vectors = (total / len(views)).cpu().numpy().astype(np.float32, copy=False)
                 yield start, vectors, list(errors)
                 start += len(vectors)
+
+    def _runtime(self) -> str:
+        return getattr(self, "runtime_", "torch")  # embedders saved without one ran on PyTorch
+
+    def _torch_forward(self, model: Any) -> Any:
+        return lambda batch: self._forward(model, batch)
+
+    def _openvino_forward(self, model: Any) -> OpenVINOForward:
+        """The network compiled by OpenVINO (exported once per encoder and machine; kept for later calls)."""
+        import torch
+
+        compiled = getattr(self, "_openvino", None)
+        if compiled is None:
+            fitted_with = self.encoder_identity_["runtime"]["version"]
+            if openvino_version() is None:
+                raise BackboneUnavailableError(
+                    f"this embedder ran {self.backbone!r} on OpenVINO {fitted_with}, which is not installed here: "
+                    "pip install openvino")
+            if openvino_version() != fitted_with:
+                warn(f"{self.backbone!r} was embedded with OpenVINO {fitted_with}, this is {openvino_version()}: "
+                     "new images' vectors may differ from the training images' in the last decimals")
+            compiled = OpenVINOForward(network(self._forward, model), tuple(self.data_config_["input_size"]),
+                                       exported_model_folder(self.encoder_id_), threads=torch.get_num_threads())
+            self._openvino = compiled
+        return compiled
 
     def _forward(self, model: Any, batch: Any) -> Any:
         import torch
@@ -425,6 +491,30 @@ class ImageEmbedder(CachedImageFeaturizer, TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self, "n_features_out_")
         return np.asarray(embedding_feature_names(self.n_features_out_), dtype=object)
+
+
+@contextmanager
+def _torch_threads(runtime: str | None) -> Iterator[Callable[[], None]]:
+    """While embedding on the CPU: a function that sets PyTorch's threads (called before each batch), restored after.
+
+    ``runtime`` "torch": as many as the cores other processes leave free (PyTorch's threads wait on each
+    other at every layer, so one busy neighbour on 2 cores made two threads 14x slower). "openvino": one
+    (PyTorch only turns and flips the batch; its idle threads would spin beside OpenVINO's). None: unchanged.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+
+    def adjust() -> None:
+        if runtime == "torch":
+            torch.set_num_threads(max(1, min(before, free_cores())))
+        elif runtime == "openvino":
+            torch.set_num_threads(1)
+
+    try:
+        yield adjust
+    finally:
+        torch.set_num_threads(before)
 
 
 def _decode_on_device(

@@ -83,13 +83,16 @@ class ImageFeatures(BaseEstimator):
         check_on_bad_image(self.embedder.on_bad_image)
         return self
 
-    def fit_embedders(self, device: str) -> ImageFeatures:
+    def fit_embedders(self, device: str, runs_on: str | None = None) -> ImageFeatures:
         """Load each backbone (its weights, not yet any image) onto ``device``.
 
         Parameters
         ----------
         device : str
             The device the embedders run on ("auto", "cpu", "cuda", ...).
+        runs_on : str, default=None
+            Where they will embed when that is not ``device`` (Dask: identities are made on the client,
+            vectors on the workers' ``runs_on``); it decides the runtime "auto" picks.
 
         Returns
         -------
@@ -97,6 +100,8 @@ class ImageFeatures(BaseEstimator):
             With ``embedders_`` set.
         """
         options = self.embedder.get_params(deep=False)  # the store object itself, not a copy
+        if options["runtime"] == "auto" and runs_on not in (None, "cpu"):
+            options["runtime"] = "torch"  # OpenVINO is a CPU runtime
         self.embedders_ = [ImageEmbedder(**{**options, "backbone": name, "device": device}).fit()
                            for name in self.backbones]
         restricted = {name: license for name, license in self.licenses().items() if restricts_commercial_use(license)}
