@@ -96,8 +96,9 @@ def worker(data: Path, n_images: int | None, store: Path, device: str) -> dict:
     model = FusionClassifier(cache=EmbeddingStore(store), device=device, random_state=0, verbose=0)
     model.fit(X.iloc[train], y.iloc[train])
     total = time.perf_counter() - started
+    fit_seconds = dict(seconds)  # predicting the test rows below embeds and measures them too: not the fit's time
     auc = roc_auc_score(y.iloc[test], model.predict_proba(X.iloc[test])[:, 1])
-    return {"seconds": seconds, "total": total, "auc": float(auc), "rows": len(train),
+    return {"seconds": fit_seconds, "total": total, "auc": float(auc), "rows": len(train),
             "melagbm": str(Path(importlib.import_module("melagbm").__file__).parent)}
 
 

@@ -1,4 +1,4 @@
-"""CPU runtimes for the image encoders, side by side: PyTorch eager (today), torch.compile, ONNX Runtime, OpenVINO.
+"""CPU runtimes for the image encoders, side by side: PyTorch eager, torch.compile, ONNX Runtime, OpenVINO (default).
 
 The same SIIM-ISIC 2020 images, preprocessed once as melagbm preprocesses them, go through each
 runtime's forward pass of the exact function melagbm embeds with (the pooled final features plus
@@ -16,6 +16,7 @@ runtime that does not load is reported and skipped). torch.compile takes minutes
 
     python benchmarks/cpu_runtimes.py                   # Lite0 and Lite2, 128 images (about 15 min on 2 cores)
     python benchmarks/cpu_runtimes.py --images 64 --backbones tf_efficientnet_lite0
+    python benchmarks/cpu_runtimes.py --backbones tf_efficientnet_lite2 --no-compile   # about 4 min
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def lowest_cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.min((a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))))
 
 
-def runtimes(module: Embedding, threads: int, folder: Path):  # noqa: ANN201
+def runtimes(module: Embedding, threads: int, folder: Path, compile_too: bool = True):  # noqa: ANN201
     """name -> (export seconds, forward callable) for each runtime that loads here."""
     example = torch.zeros(MICRO_BATCH, 3, *module.embedder.data_config_["input_size"][1:])
     out = {}
@@ -78,8 +79,16 @@ def runtimes(module: Embedding, threads: int, folder: Path):  # noqa: ANN201
         with torch.inference_mode():
             return module(batch.contiguous(memory_format=torch.channels_last)).numpy()
 
-    out["PyTorch eager (today)"] = (0.0, eager)
+    out["PyTorch eager (runtime='torch')"] = (0.0, eager)
 
+    if compile_too:
+        out["torch.compile"] = _compiled(module, example)
+    _other_runtimes(module, example, threads, folder, out)
+    return out
+
+
+def _compiled(module: Embedding, example: torch.Tensor):  # noqa: ANN202
+    """(compile seconds, forward) of ``torch.compile(module)``."""
     started = time.perf_counter()
     compiled = torch.compile(module)
     with torch.inference_mode():
@@ -89,7 +98,11 @@ def runtimes(module: Embedding, threads: int, folder: Path):  # noqa: ANN201
         with torch.inference_mode():
             return compiled(batch.contiguous(memory_format=torch.channels_last)).numpy()
 
-    out["torch.compile"] = (time.perf_counter() - started, compiled_forward)
+    return time.perf_counter() - started, compiled_forward
+
+
+def _other_runtimes(module: Embedding, example: torch.Tensor, threads: int, folder: Path, out: dict) -> None:
+    """Add ONNX Runtime and OpenVINO to ``out``, each where it loads."""
 
     try:
         import onnxruntime
@@ -118,7 +131,6 @@ def runtimes(module: Embedding, threads: int, folder: Path):  # noqa: ANN201
                                  lambda batch: network(batch.numpy())[network.output(0)])
     except Exception as error:  # noqa: BLE001
         print(f"(OpenVINO unavailable: {type(error).__name__}: {error})")
-    return out
 
 
 def roofline(threads: int) -> tuple[float, float]:
@@ -147,6 +159,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=128)
     parser.add_argument("--backbones", default="tf_efficientnet_lite0,tf_efficientnet_lite2")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--no-compile", action="store_true", help="skip torch.compile (minutes per backbone)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     paths = sorted((args.data / "isic2020" / "train").glob("*.jpg"))[: args.images]
@@ -160,7 +173,8 @@ def main() -> None:
         images = preprocessed(embedder, paths)
         with tempfile.TemporaryDirectory() as folder:
             baseline, reference = None, None
-            for name, (export_seconds, forward) in runtimes(module, args.threads, Path(folder)).items():
+            for name, (export_seconds, forward) in runtimes(module, args.threads, Path(folder),
+                                                                  not args.no_compile).items():
                 rate, vectors = run(forward, images)
                 baseline = baseline or rate
                 reference = vectors if reference is None else reference

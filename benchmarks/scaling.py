@@ -13,6 +13,7 @@ memory): 30 SIIM-ISIC 2020 images, each predicted alone against an empty store, 
 
     python benchmarks/scaling.py                 # about 25 min on 2 cores (10,015 images embedded once)
     python benchmarks/scaling.py --no-ham        # ISIC sizes only (about 8 min)
+    python benchmarks/scaling.py --latency-only  # the single-image latency alone (about 1 min, warm store)
 """
 
 from __future__ import annotations
@@ -48,43 +49,53 @@ def row(name: str, n: int, fit_seconds: float, predict_seconds: float) -> str:
             f"{1000 * predict_seconds / n:.2f} |")
 
 
+def single_image_latency(model: FusionClassifier, isic: tuple, folder: str) -> None:
+    """Print the latency of ``predict_proba`` on one new image at a time (an empty store: every image is new)."""
+    model.set_params(cache=EmbeddingStore(os.path.join(folder, "latency")))
+    new = isic[0].sample(LATENCY_IMAGES, random_state=0)
+    model.predict_proba(new.iloc[:1])  # the first call loads the encoders
+    latencies = []
+    for index in range(1, len(new)):
+        started = time.perf_counter()
+        model.predict_proba(new.iloc[index:index + 1])
+        latencies.append(time.perf_counter() - started)
+    median, p95 = np.percentile(latencies, [50, 95]) * 1000
+    print(f"\npredict_proba on one new image (cold store, model warm; {len(latencies)} SIIM-ISIC 2020 images, one "
+          f"call each): median {median:.0f} ms, 95th percentile {p95:.0f} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_data_argument(parser)
     parser.add_argument("--no-ham", action="store_true", help="skip the 10,015 HAM10000 images")
+    parser.add_argument("--latency-only", action="store_true", help="only the single-image latency")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     isic = load_isic2020(args.data / "isic2020")
-    ham = load_ham10000(args.data / "ham10000")
+    warm = EmbeddingStore(default_store_path())  # the user's store: filled once, reused by later benchmarks
     print(f"default FusionClassifier (Lite0 + Lite2, lesion features), {os.cpu_count()} cores\n")
+    with tempfile.TemporaryDirectory(prefix="melagbm-scaling-") as folder:
+        if not args.latency_only:
+            sizes(isic, warm, folder, with_ham=not args.no_ham, data=args.data)
+        single_image_latency(fit_and_predict(*isic, warm)[2], isic, folder)  # the model fitted on all 2,701
+
+
+def sizes(isic: tuple, warm: EmbeddingStore, folder: str, *, with_ham: bool, data) -> None:  # noqa: ANN001
+    """Print the fit and predict time of each size, cold and warm."""
     print("| store | images | fit s | fit ms/image | predict s | predict ms/image |")
     print("|---|---|---|---|---|---|", flush=True)
-    with tempfile.TemporaryDirectory(prefix="melagbm-scaling-") as folder:
-        for n in COLD_SIZES:
-            X, y, groups = (part.iloc[:n] for part in isic)
-            cold = EmbeddingStore(os.path.join(folder, f"cold-{n}"))
-            print(row("cold (SIIM-ISIC 2020)", n, *fit_and_predict(X, y, groups, cold)[:2]), flush=True)
-        warm = EmbeddingStore(default_store_path())  # the user's store: filled once, reused by later benchmarks
-        fit_and_predict(*isic, warm)  # fills the store
-        for n in SIZES:
-            X, y, groups = (part.iloc[:n] for part in isic)
-            fit_seconds, predict_seconds, model = fit_and_predict(X, y, groups, warm)
-            print(row("warm (SIIM-ISIC 2020)", n, fit_seconds, predict_seconds), flush=True)
-        if not args.no_ham:
-            fit_and_predict(*ham, warm)  # fills the store
-            print(row("warm (HAM10000)", len(ham[0]), *fit_and_predict(*ham, warm)[:2]), flush=True)
-
-        model.cache = EmbeddingStore(os.path.join(folder, "latency"))  # the model fitted on all 2,701 ISIC images
-        new = isic[0].sample(LATENCY_IMAGES, random_state=0)
-        model.predict_proba(new.iloc[:1])  # the first call loads the encoders
-        latencies = []
-        for index in range(1, len(new)):
-            started = time.perf_counter()
-            model.predict_proba(new.iloc[index:index + 1])
-            latencies.append(time.perf_counter() - started)
-    median, p95 = np.percentile(latencies, [50, 95]) * 1000
-    print(f"\npredict_proba on one new image (cold store, model warm; {len(latencies)} HAM10000 images, one call "
-          f"each): median {median:.0f} ms, 95th percentile {p95:.0f} ms")
+    for n in COLD_SIZES:
+        X, y, groups = (part.iloc[:n] for part in isic)
+        cold = EmbeddingStore(os.path.join(folder, f"cold-{n}"))
+        print(row("cold (SIIM-ISIC 2020)", n, *fit_and_predict(X, y, groups, cold)[:2]), flush=True)
+    fit_and_predict(*isic, warm)  # fills the store
+    for n in SIZES:
+        X, y, groups = (part.iloc[:n] for part in isic)
+        print(row("warm (SIIM-ISIC 2020)", n, *fit_and_predict(X, y, groups, warm)[:2]), flush=True)
+    if with_ham:
+        ham = load_ham10000(data / "ham10000")
+        fit_and_predict(*ham, warm)  # fills the store
+        print(row("warm (HAM10000)", len(ham[0]), *fit_and_predict(*ham, warm)[:2]), flush=True)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from .boosting import BoostingStep, fit_booster, n_rounds
 from .boosting import margin as booster_margin
 from .decision import Calibration, OperatingPoint
 from .embedding.embedder import BadImageWarning, ImageEmbedder, check_on_bad_image
-from .exceptions import DuplicateImageWarning, UngroupedFitWarning
+from .exceptions import DuplicateImageWarning, EncoderLeakageWarning, UngroupedFitWarning
 from .features._names import current_name
 from .features.image_features import ImageFeatures
 from .features.image_score import ImageSignal
@@ -30,6 +30,7 @@ from .features.metadata import MetadataEncoder
 from .features.patient import CONTEXT_COLUMNS, PatientContext
 from .features.table import FeatureTable
 from .images.reading import ImageReadError
+from .leakage import encoder_training_overlap
 from .pooling import LesionPooling
 
 __all__ = ["FITTED_ATTRIBUTES", "ID_COLUMNS", "LESION_ID_COLUMN", "PATIENT_ID_COLUMN", "FusionClassifier",
@@ -40,6 +41,7 @@ FITTED_ATTRIBUTES = (
     "classes_", "n_features_in_", "feature_names_in_", "device_", "patient_col_", "image_features_",
     "skipped_rows_", "metadata_encoder_", "lesion_features_", "patient_context_", "feature_names_",
     "feature_families_", "booster_", "operating_point_", "n_groups_", "lesion_col_", "lesion_pooling_",
+    "model_card_",
 )
 
 
@@ -238,6 +240,9 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         ``lesion_size__diameter_px``, ``patient_context__n_images``, ...).
     family_to_columns_ : dict
         Family -> list of booster columns.
+    model_card_ : dict
+        The model card computed at fit (training data, out-of-fold metrics with 95 % CIs, operating point,
+        encoders and their licences, limits); saved in the model file. See :mod:`melagbm.card`.
     device_ : str
     n_features_in_ : int
     feature_names_in_ : ndarray
@@ -406,6 +411,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
                 group_ids = None if group_ids is None else group_ids[~bad]
             image_part = self.image_features_.fit_scores(embeddings, y_codes, group_ids, seed,
                                                          targets=gate.diagnoses(frame))
+        leaks = encoder_leaks(self, frame, _dataset_names(X))
         self.metadata_encoder_ = MetadataEncoder(other_cols=gate.other_metadata()).fit(gate.metadata(frame))
         self.lesion_features_ = steps["lesion"]
         self.patient_context_ = steps["context"] if self.patient_col_ is not None else None
@@ -421,6 +427,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         self.booster_ = boosting.fit(table, y_codes, group_ids, device=self.device_, seed=seed,
                                      sample_weight=weights).booster_
         self.operating_point_ = steps["decision"].start(y_codes, weights if len(self.classes_) == 2 else None)
+        margin, splits = None, None
         if len(self.classes_) == 2:
             splits = self.operating_point_.splits(y_codes, group_ids, seed)
             if splits is not None:
@@ -430,6 +437,8 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
                     margin = self.lesion_pooling_.pool(margin, gate.lesions(frame))
                 self.operating_point_.fit(margin, y_codes)
         self.n_groups_ = None if group_ids is None else int(len(np.unique(group_ids)))
+        self.model_card_ = model_card(self, frame, y_codes, group_ids, margin, len(splits or []), seed,
+                                      datasets=_dataset_names(X), warnings=leaks)
         self.report_fit(len(y_codes), int((y_codes == 1).sum()))
         return self
 
@@ -461,9 +470,19 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         )
 
     # -- fitted state ------------------------------------------------------------------
+    def steps_use_cache(self) -> None:
+        """Point the fitted steps that read the store (embedders, lesion measurer) at ``cache`` as it is now."""
+        for embedder in self.embedders_:
+            embedder.cache = self.cache
+        if self.image_features_ is not None:  # the options new backbones' embedders would be made with
+            self.image_features_.embedder.cache = self.cache
+        if getattr(self, "lesion_features_", None) is not None:
+            self.lesion_features_.cache = self.cache
+
     @property
     def feature_steps_(self) -> FeatureTable:
         """The fitted feature steps as one assembler: rows of X -> the booster's table."""
+        self.steps_use_cache()  # ``set_params(cache=...)`` after fit reaches the steps that read the store
         return FeatureTable(inputs=fitted_input_gate(self), metadata=self.metadata_encoder_,
                             image=self.image_features_, lesion=self.lesion_features_, context=self.patient_context_)
 
@@ -779,6 +798,75 @@ def make_steps(model: FusionClassifier) -> dict[str, Any]:
     }
     check_on_bad_image(model.on_bad_image)
     return steps
+
+
+def encoder_leaks(model: FusionClassifier, frame: pd.DataFrame, datasets: list[str]) -> list[str]:
+    """Each encoder of ``model`` whose weights were trained on these training images, said loudly (a warning)
+    and returned for the model card."""
+    if model.image_features_ is None:
+        return []
+    reasons = [encoder_training_overlap(embedder.backbone, frame[model.image_col], datasets)
+               for embedder in model.embedders_]
+    for reason in filter(None, reasons):
+        warn(reason, EncoderLeakageWarning)
+    return [reason for reason in reasons if reason]
+
+
+def _dataset_names(X: Any) -> list[str]:
+    """The dataset names ``X`` carries (``X.attrs["dataset"]``, set by melagbm's loaders; a name or a list)."""
+    names = getattr(X, "attrs", {}).get("dataset")
+    return [] if names is None else [str(names)] if isinstance(names, str) else [str(name) for name in names]
+
+
+def model_card(
+    model: FusionClassifier, frame: pd.DataFrame, y: np.ndarray, groups: np.ndarray | None,
+    margin: np.ndarray | None, folds: int, seed: int, *, datasets: list[str], warnings: list[str],
+) -> dict[str, Any]:
+    """The model card of ``model``, just fitted on ``frame`` (its readable rows) and ``y``.
+
+    ``margin``: the out-of-fold margins the operating point was fitted on (None: there were none).
+    """
+    from . import card
+    from .backbones.registry import weights_source
+    from ._versions import library_versions
+
+    gate = fitted_input_gate(model)
+    metadata = model.metadata_encoder_.transform(gate.metadata(frame))
+    ids = {kind: frame[column] for kind, column in (("patients", model.patient_col_), ("lesions", model.lesion_col_))
+           if column is not None and column in frame.columns}
+    images = list(frame[model.image_col]) if model.image_features_ is not None else None
+    data = card.facts.training_data(y, metadata, model.metadata_encoder_.feature_families_, ids=ids,
+                                    split_groups=groups, images=images, skipped=len(model.skipped_rows_),
+                                    datasets=datasets)
+    point = model.operating_point_
+    performance = None
+    if margin is not None:
+        performance = card.facts.performance(y, point.probability(margin), model.threshold_, groups, folds=folds,
+                                             pooled_by_lesion=model.lesion_pooling_ is not None, seed=seed)
+    encoders = []
+    for embedder in model.embedders_:
+        license = getattr(embedder, "license_", None) or "unknown"
+        runtime = embedder.encoder_identity_.get("runtime")
+        encoders.append({
+            "backbone": embedder.backbone, "weights": embedder.weights_digest_,
+            "source": weights_source(embedder.backbone, embedder.checkpoint_path), "license": license,
+            "non_commercial": restricts_commercial_use(license),
+            "runtime": "PyTorch" if runtime is None else f"{runtime['name']} {runtime['version']}",
+        })
+    families: dict[str, int] = {}
+    for family in model.feature_families_.values():
+        families[family] = families.get(family, 0) + 1
+    booster = model.booster if isinstance(model.booster, str) else type(model.booster).__name__
+    versions = library_versions()
+    return card.build_card(
+        model={"class": type(model).__name__, "melagbm": versions.get("melagbm"), "booster": booster,
+               "rounds": int(model.n_estimators_), "features": len(model.feature_names_), "families": families},
+        data=data, performance_facts=performance,
+        operating_point={"threshold": float(model.threshold_),
+                         "target_sensitivity": None if point.chosen_threshold_ is None else model.target_sensitivity,
+                         "calibration": model.calibration if margin is not None else None},
+        encoders=encoders, warnings=warnings, versions=versions,
+    )
 
 
 def license_note(licenses: dict[str, str]) -> str:

@@ -26,7 +26,7 @@ __all__ = ["UsageError", "main"]
 DESCRIPTION = (
     "melagbm: melanoma detection fusing dermoscopic images with patient metadata.\n"
     "Commands: demo (synthetic data, runs anywhere), fit, predict, evaluate (grouped CV report), "
-    "explain (SHAP report), embed (fill the embedding store).\n"
+    "explain (SHAP report), embed (fill the embedding store), card (a saved model's model card).\n"
     "Run 'melagbm <command> --help' for a command's options."
 )
 
@@ -337,6 +337,23 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescrip
         return super()._get_help_string(action)
 
 
+def _card(args: argparse.Namespace) -> int:
+    from .card import to_html, to_markdown
+
+    model = _load_model(args.model)
+    card = getattr(model, "model_card_", None)
+    if card is None:
+        raise UsageError(f"{args.model} was saved by a melagbm without model cards: refit it to get one")
+    text = to_html(card) if args.html else to_markdown(card)
+    if args.out is None:
+        print(text)
+    else:
+        with atomic_write(args.out) as out:
+            out.write(text.encode())
+        print(f"model card written to {args.out}")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     from . import FusionClassifier, __version__
     from .backbones.registry import ENCODERS
@@ -466,6 +483,12 @@ def _parser() -> argparse.ArgumentParser:
     embed.add_argument("--device", default=defaults["device"], help="auto, cpu or cuda")
     embed.add_argument("--quiet", action="store_true", help="no progress bar")
     embed.set_defaults(run=_embed)
+
+    card = command("card", "print a saved model's model card (training data, out-of-fold metrics, limits)")
+    card.add_argument("model", type=Path, help="a .melagbm model file")
+    card.add_argument("--html", action="store_true", help="a self-contained HTML page instead of Markdown")
+    card.add_argument("--out", type=Path, default=None, help="write it to this file instead of printing it")
+    card.set_defaults(run=_card)
     return parser
 
 

@@ -127,6 +127,7 @@ def load_ham10000(
         },
         index=pd.Index(meta["image_id"], name="image_id"),
     )
+    X.attrs["dataset"] = "HAM10000"  # named in the model card of a model fitted on it
     y = pd.Series((meta["dx"] == "mel").astype(int).to_numpy(), index=X.index, name="melanoma")
     groups = pd.Series(meta["lesion_id"].to_numpy(), index=X.index, name="lesion_id")
     if n_samples is not None:
@@ -193,6 +194,7 @@ def load_isic2020(
         },
         index=pd.Index(meta["image_name"], name="image_name"),
     )
+    X.attrs["dataset"] = "SIIM-ISIC 2020"
     y = pd.Series(meta["target"].astype(int).to_numpy(), index=X.index, name="melanoma")
     groups = pd.Series(meta["patient_id"].to_numpy(), index=X.index, name="patient_id")
     if n_samples is not None:

@@ -12,6 +12,7 @@ __all__ = [
     "BadImageWarning",
     "CorruptEntryWarning",
     "DuplicateImageWarning",
+    "EncoderLeakageWarning",
     "ImageReadError",
     "LabelLeakError",
     "MelagbmError",
@@ -68,6 +69,10 @@ class UngroupedFitWarning(MelagbmWarning):
 
 class UnseenCategoryWarning(MelagbmWarning):
     """A categorical value at predict time was not seen at fit; it is treated as unknown."""
+
+
+class EncoderLeakageWarning(MelagbmWarning):
+    """An encoder's weights were trained on the images a model is fitted on: its scores are not a fair estimate."""
 
 
 class RestrictedLicenseWarning(MelagbmWarning):

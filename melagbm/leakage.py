@@ -1,8 +1,10 @@
-"""Refuse metadata columns that give the label away: ``diagnosis``, ``benign_malignant``, ``dx``, ...
+"""Leakage a fit can see: metadata columns that give the label away, and encoders trained on the images.
 
 A user who builds ``X`` from a ground-truth CSV and drops only ``target`` keeps the
 label's siblings as features, and every score looks perfect. :func:`check_label_leakage`
 stops that at fit, by a column's name and by how well it alone separates the classes.
+:func:`encoder_training_overlap` finds an encoder whose weights were trained on the images being fitted
+(``derm_xception`` on HAM10000), by the images' content hashes or the dataset's name.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from .exceptions import LabelLeakError
+from .images.reading import ImageReadError, content_hash
 
 __all__ = ["KNOWN_LABEL_COLUMNS", "LabelLeakError", "MAX_SINGLE_COLUMN_AUC", "check_label_leakage",
-           "single_column_auc"]
+           "encoder_training_overlap", "single_column_auc"]
 
 #: Column names that hold the diagnosis itself or how it was reached (lower-cased): HAM10000's
 #: ``dx``/``dx_type``, ISIC's ``diagnosis``/``benign_malignant``/``target``, and common label names.
@@ -124,3 +127,44 @@ def check_label_leakage(frame: pd.DataFrame, y: np.ndarray, *, allowed: Iterable
             f"metadata column(s) {list(reasons)} give the label away ({listed}). Drop them from X, or, if one "
             "is truly known before the diagnosis, name it in metadata_cols to use it anyway"
         )
+
+
+def encoder_training_overlap(backbone: str, images: Iterable, datasets: Iterable[str]) -> str | None:
+    """Why ``backbone``'s weights were trained on (some of) these images, or None when they are not known to be.
+
+    Parameters
+    ----------
+    backbone : str
+        A backbone name.
+    images : iterable
+        The training images (paths, bytes, arrays or PIL images): their SHA-256 is looked up among the
+        images the weights were trained on.
+    datasets : iterable of str
+        The names the data carries (``X.attrs["dataset"]``).
+
+    Returns
+    -------
+    reason : str or None
+        A sentence naming the dataset and how the overlap was found.
+    """
+    from .backbones.derm_xception import DERM_XCEPTION, TRAINED_ON, training_image_hashes
+
+    if backbone != DERM_XCEPTION:
+        return None
+    named = [name for name in datasets if name.lower().replace("-", "") in TRAINED_ON]
+    known = training_image_hashes()
+    images = list(images)
+    seen = 0
+    for item in images:
+        try:
+            prefix = np.uint64(int(content_hash(item)[:16], 16))
+        except ImageReadError:
+            continue
+        position = np.searchsorted(known, prefix)
+        seen += bool(position < len(known) and known[position] == prefix)
+    if not seen and not named:
+        return None
+    found = [f"{seen} of the {len(images)} training images are HAM10000 images (by content hash)"] if seen else []
+    found += [f"the data is named {named[0]}"] if named else []
+    return (f"{backbone}'s weights were trained on HAM10000, and {' and '.join(found)}: its scores and every "
+            "metric of this model are optimistic (leakage); evaluate it on images the encoder never saw")

@@ -32,13 +32,13 @@ import json
 import os
 import time
 import zipfile
-from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ._atomic import atomic_write
+from ._versions import library_versions
 from ._warnings import warn
 from .boosting import ADAPTERS, adapter_for
 from .exceptions import ModelFileError
@@ -60,6 +60,7 @@ _STATE = {
         "classes_", "n_features_in_", "feature_names_in_", "device_", "patient_col_", "image_features_",
         "skipped_rows_", "metadata_encoder_", "lesion_features_", "patient_context_", "feature_names_",
         "feature_families_", "booster_", "operating_point_", "n_groups_", "lesion_col_", "lesion_pooling_",
+        "model_card_",
     },
     "ImageFeatures": {"embedders_", "signals_", "feature_families_"},
     "PatientContext": {"feature_families_"},
@@ -83,7 +84,6 @@ _STATE_OF_0_1 = {
     "FusionClassifier": {"embedders_", "image_signal_", "family_to_columns_", "n_estimators_", "calibration_",
                          "threshold_", "threshold_log_odds_", "oof_roc_auc_"},
 }
-_LIBRARIES = ("melagbm", "lightgbm", "xgboost", "scikit-learn", "numpy", "pandas", "timm", "torch")
 
 
 #: melagbm's classes a model file may name: the stable name the file stores -> where the class lives now.
@@ -115,16 +115,6 @@ def _allowed_classes() -> dict[str, type]:
                 *(adapter.estimator_class() for adapter in ADAPTERS.values())):
         classes[f"{cls.__module__}.{cls.__qualname__}"] = cls
     return classes
-
-
-def _versions() -> dict[str, str | None]:
-    versions: dict[str, str | None] = {}
-    for name in _LIBRARIES:
-        try:
-            versions[name] = importlib_metadata.version(name)
-        except importlib_metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
 
 
 # -- encoding ------------------------------------------------------------------------
@@ -282,7 +272,7 @@ def save(model: Any, path: str | os.PathLike) -> Path:
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "libraries": _versions(),
+        "libraries": library_versions(),
         "booster_file": booster_member,
         "weights_licenses": model.weights_licenses_,
         "model": encoded,
@@ -392,9 +382,7 @@ def _check_encoders(path: Path, model: Any) -> None:
     for embedder in model.embedders_:
         if embedder.encoder_id_ != encoder_id_of(embedder.encoder_identity_):
             raise ModelFileError(f"{path}: an embedder's id does not match its identity (edited)")
-        embedder.cache = model.cache
-    if model.image_features_ is not None:  # the options new backbones' embedders would be made with
-        model.image_features_.embedder.cache = model.cache
+    model.steps_use_cache()
     lesion = getattr(model, "lesion_features_", None)
     if lesion is not None:
         from .features.lesion import LesionFeatures
@@ -407,7 +395,6 @@ def _check_encoders(path: Path, model: Any) -> None:
             lesion.feature_version_ = current.feature_version_
         else:
             raise ModelFileError(f"{path}: the lesion features' id does not match their parameters (edited)")
-        lesion.cache = model.cache
 
 
 def _use_available_device(model: Any) -> None:
@@ -426,7 +413,7 @@ def _use_available_device(model: Any) -> None:
 
 
 def _check_versions(path: Path, saved: dict[str, Any]) -> None:
-    installed = _versions()
+    installed = library_versions()
     for name in ("lightgbm", "xgboost", "scikit-learn", "melagbm"):
         if saved.get(name) and installed.get(name) and saved[name] != installed[name]:
             warn(

@@ -10,8 +10,9 @@ from .registry import (
     restricts_commercial_use,
     weights_digest,
     weights_license,
+    weights_source,
 )
 
 __all__ = ["DERM_XCEPTION", "ENCODERS", "KNOWN_LICENSES", "TRAINED_ON", "BackboneUnavailableError", "EncoderSpec",
            "derm_xception_path", "load_backbone", "load_derm_xception", "load_open_clip_tower",
-           "restricts_commercial_use", "weights_digest", "weights_license"]
+           "restricts_commercial_use", "weights_digest", "weights_license", "weights_source"]

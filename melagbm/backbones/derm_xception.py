@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 from ..exceptions import BackboneUnavailableError
 
-__all__ = ["DERM_XCEPTION", "TRAINED_ON", "derm_xception_path", "load_derm_xception"]
+__all__ = ["DERM_XCEPTION", "TRAINED_ON", "derm_xception_path", "load_derm_xception", "training_image_hashes"]
 
 #: The name ``backbone=`` takes for these weights.
 DERM_XCEPTION = "derm_xception"
@@ -38,6 +38,14 @@ DERM_XCEPTION = "derm_xception"
 TRAINED_ON = ("ham10000",)
 _INPUT = 254
 _ENV = "MELAGBM_SKLESION_MODEL"
+
+
+def training_image_hashes() -> np.ndarray:
+    """The first 8 bytes (as sorted uint64) of the SHA-256 of every HAM10000 image, the data these weights saw.
+
+    Made by ``tests/fixtures/make_ham10000_hashes.py`` from the images as distributed.
+    """
+    return np.load(Path(__file__).with_name("ham10000_sha256_prefixes.npy"))
 
 
 def derm_xception_path() -> Path:

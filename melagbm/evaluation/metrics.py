@@ -21,6 +21,7 @@ from .._checks import check_groups, check_scores
 from .._progress import progress
 from .._splits import stratified_group_splits
 from ..decision import threshold_for_sensitivity
+from ..features.inputs import ID_COLUMNS
 
 __all__ = [
     "CVResult",
@@ -417,6 +418,7 @@ def cross_validate(
     top_k: int | None = 1,
     random_state: int = 0,
     verbose: int = 1,
+    allow_ungrouped: bool = False,
 ) -> CVResult:
     """Cross-validate a melanoma classifier by patient (or lesion), stratified by label.
 
@@ -444,6 +446,9 @@ def cross_validate(
         Seed of the folds and of the bootstrap.
     verbose : int, default=1
         1: a progress bar over the folds (shown once they last 2 s); 0: none.
+    allow_ungrouped : bool, default=False
+        Without ``groups``, a DataFrame ``X`` with a ``patient_id`` or ``lesion_id`` column is refused
+        (ValueError naming the column): its images would land on both sides of the split. True runs it anyway.
 
     Returns
     -------
@@ -451,6 +456,13 @@ def cross_validate(
         The out-of-fold predictions and their metrics table.
     """
     y = pd.Series(_check_binary(y, "y"), index=getattr(X, "index", None))
+    id_columns = [column for column in ID_COLUMNS if column in getattr(X, "columns", ())]
+    if groups is None and id_columns and not allow_ungrouped:
+        raise ValueError(
+            f"X has a {id_columns[0]!r} column but no groups were given: ungrouped folds put images of one "
+            f"{id_columns[0].split('_')[0]} on both sides and the estimate is optimistic. Pass "
+            f"groups=X[{id_columns[0]!r}], or allow_ungrouped=True to split images freely anyway."
+        )
     group_ids = check_groups(groups, getattr(X, "index", None))
     if group_ids is not None and len(group_ids) != len(y):
         raise ValueError(f"groups has {len(group_ids)} entries but y has {len(y)}")

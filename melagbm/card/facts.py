@@ -1,0 +1,242 @@
+"""The facts of a model card, each computed at fit from the training rows and the fitted steps.
+
+Nothing here is free text about the data: every number comes from the rows a model was fitted on, its
+out-of-fold predictions, or its fitted steps. The fixed sentences (intended use, what was not measured)
+are the library's statements about every melagbm model and say so.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["CARD_SCHEMA", "INTENDED_USE", "NOT_MEASURED", "build_card", "image_sizes", "performance",
+           "training_data"]
+
+#: Bump when a key of the card changes meaning.
+CARD_SCHEMA = 1
+#: What every melagbm model is for, and is not (the library's statement, the same on every card).
+INTENDED_USE = (
+    "Research and decision support: estimates the probability that a dermoscopic image of a skin lesion, with "
+    "the patient's age, sex and the lesion's body site, shows a melanoma, to help decide which lesions to refer "
+    "for a dermatologist's assessment. Not a diagnostic device: not cleared by any regulator, not evaluated "
+    "prospectively, and never a replacement for a clinician's examination or histopathology."
+)
+#: What a fit cannot know, stated on every card.
+NOT_MEASURED = (
+    "Performance is internal: estimated out of fold on the training data, never on an external population.",
+    "Skin tone (Fitzpatrick type) is not recorded by melagbm: performance across skin tones is unknown.",
+    "Only the kinds of images in the training data were seen: performance on other imaging (for example "
+    "clinical photographs without a dermatoscope) is unknown.",
+)
+_BOOTSTRAP = 1000
+_SHOWN_VALUES = 20  # at most this many categories of a field are listed (the rest counted together)
+
+
+def image_sizes(images: Sequence[Any]) -> dict[str, Any]:
+    """Width and height (minimum, median, maximum, in pixels) of the images, read from their headers.
+
+    Parameters
+    ----------
+    images : sequence
+        Paths, bytes, arrays or PIL images.
+
+    Returns
+    -------
+    sizes : dict
+        ``{"width": [min, median, max], "height": [...], "read": n}``; images whose header cannot be read are
+        not counted (``read`` says how many were).
+    """
+    from PIL import Image
+
+    widths, heights = [], []
+    for item in images:
+        try:
+            if isinstance(item, np.ndarray):
+                height, width = item.shape[:2]
+            elif isinstance(item, Image.Image):
+                width, height = item.size
+            else:
+                source = io.BytesIO(item) if isinstance(item, (bytes, bytearray)) else Path(item)
+                with Image.open(source) as image:  # the header only: nothing is decoded
+                    width, height = image.size
+        except (OSError, TypeError, ValueError):
+            continue
+        widths.append(int(width))
+        heights.append(int(height))
+    if not widths:
+        return {"width": None, "height": None, "read": 0}
+    spread = (lambda values: [int(np.min(values)), float(np.median(values)), int(np.max(values))])
+    return {"width": spread(widths), "height": spread(heights), "read": len(widths)}
+
+
+def training_data(
+    y: np.ndarray,
+    encoded_metadata: pd.DataFrame,
+    families: dict[str, str],
+    *,
+    ids: dict[str, pd.Series],
+    split_groups: np.ndarray | None,
+    images: Sequence[Any] | None,
+    skipped: int,
+    datasets: list[str],
+) -> dict[str, Any]:
+    """Who and what a model was fitted on: rows, melanomas, patients and lesions, age, sex, site, image sizes.
+
+    Parameters
+    ----------
+    y : ndarray of 0/1
+        The training labels (1 = melanoma), after unreadable images were skipped.
+    encoded_metadata : DataFrame
+        The metadata encoder's output for those rows (``age__years``, ``sex__category``, ``site__general``).
+    families : dict
+        Its column -> family ("age", "sex", "site", "metadata").
+    ids : dict
+        "patients" / "lesions" -> their id column for those rows (where the data had one).
+    split_groups : ndarray or None
+        The ids the internal splits were grouped by.
+    images : sequence or None
+        The training images (None: a metadata-only model).
+    skipped : int
+        Rows dropped as unreadable.
+    datasets : list of str
+        Dataset names the data carried (``X.attrs["dataset"]``, set by melagbm's loaders).
+    """
+    facts: dict[str, Any] = {
+        "datasets": datasets,
+        "rows": int(len(y)),
+        "melanomas": int(np.sum(y == 1)),
+        "prevalence": float(np.mean(y == 1)) if len(y) else None,
+        "skipped_unreadable": int(skipped),
+        **{kind: int(column.nunique()) for kind, column in ids.items()},
+        "split_groups": None if split_groups is None else int(len(np.unique(split_groups))),
+    }
+    for column, family in families.items():
+        values = encoded_metadata[column]
+        if family == "age":
+            known = pd.to_numeric(values, errors="coerce").dropna()
+            facts["age"] = None if known.empty else {
+                "median": float(known.median()), "q1": float(known.quantile(0.25)),
+                "q3": float(known.quantile(0.75)), "min": float(known.min()), "max": float(known.max()),
+                "missing": int(len(values) - len(known)),
+            }
+        elif family in ("sex", "site"):
+            facts[family] = _counts(values.astype("string").fillna("missing"))
+    if images is not None:
+        facts["image_size"] = image_sizes(images)
+    return facts
+
+
+def _counts(values: pd.Series) -> dict[str, int]:
+    counts = values.value_counts()
+    shown = {str(value): int(count) for value, count in counts.iloc[:_SHOWN_VALUES].items()}
+    if len(counts) > _SHOWN_VALUES:
+        shown["(other values)"] = int(counts.iloc[_SHOWN_VALUES:].sum())
+    return shown
+
+
+def performance(
+    y: np.ndarray, probability: np.ndarray, threshold: float, groups: np.ndarray | None, *, folds: int,
+    pooled_by_lesion: bool, seed: int,
+) -> dict[str, Any]:
+    """Out-of-fold metrics with 95 % bootstrap CIs (resampled by group): ROC AUC, pAUC above 80 % TPR,
+    sensitivity at 90 % specificity, sensitivity and specificity at the operating threshold, Brier score, and
+    mean probability against prevalence.
+
+    Parameters
+    ----------
+    y : ndarray of 0/1
+    probability : ndarray
+        Out-of-fold calibrated melanoma probabilities (the model's own reading of each row).
+    threshold : float
+        The operating threshold on the probability.
+    groups : ndarray or None
+        The split groups (the bootstrap draws whole groups).
+    folds : int
+        How many folds made the out-of-fold predictions.
+    pooled_by_lesion : bool
+        Whether a lesion's images were read together (as predict reads them).
+    seed : int
+        Seed of the bootstrap.
+    """
+    from ..evaluation.metrics import metrics_table
+
+    predicted = (probability >= threshold).astype(int)
+    table = metrics_table(y, probability, predicted=predicted, groups=groups, top_k=None,
+                          n_bootstrap=_BOOTSTRAP, random_state=seed)
+    keep = ("roc_auc", "pauc_80", "sens_at_spec90", "sensitivity", "specificity", "brier")
+    metrics = {name: {"value": _number(row["value"]), "ci_low": _number(row["ci_low"]),
+                      "ci_high": _number(row["ci_high"]), "label": str(row["label"])}
+               for name, row in table.iterrows() if name in keep}
+    return {
+        "method": f"{folds}-fold out-of-fold predictions inside fit, folds "
+                  + ("grouped" if groups is not None else "NOT grouped (no patient or lesion ids)")
+                  + (", a lesion's images pooled" if pooled_by_lesion else ""),
+        "folds": int(folds),
+        "rows": int(len(y)),
+        "confidence": 0.95,
+        "bootstrap": _BOOTSTRAP,
+        "metrics": metrics,
+        "mean_probability": float(np.mean(probability)),
+        "prevalence": float(np.mean(y == 1)),
+    }
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None or not np.isfinite(value) else float(value)
+
+
+def build_card(
+    *,
+    model: dict[str, Any],
+    data: dict[str, Any],
+    performance_facts: dict[str, Any] | None,
+    operating_point: dict[str, Any],
+    encoders: list[dict[str, Any]],
+    warnings: list[str],
+    versions: dict[str, str | None],
+) -> dict[str, Any]:
+    """The card: every section, with the limits that follow from the training data."""
+    return {
+        "schema": CARD_SCHEMA,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "intended_use": INTENDED_USE,
+        "model": model,
+        "training_data": data,
+        "performance": performance_facts,
+        "operating_point": operating_point,
+        "encoders": encoders,
+        "warnings": warnings,
+        "limits": data_limits(data, encoders) + list(NOT_MEASURED),
+        "libraries": versions,
+    }
+
+
+def data_limits(data: dict[str, Any], encoders: list[dict[str, Any]]) -> list[str]:
+    """The populations and images a model was not trained on, from its training data's facts."""
+    limits = []
+    age = data.get("age")
+    if age:
+        limits.append(f"Ages seen in training: {age['min']:g} to {age['max']:g} years (median {age['median']:g}); "
+                      "patients outside that range were not seen.")
+    else:
+        limits.append("No age was known for the training rows: age takes no part in its predictions.")
+    for field in ("sex", "site"):
+        seen = [value for value in data.get(field, {}) if value not in ("missing", "unknown", "(other values)")]
+        if seen:
+            limits.append(f"{field.capitalize()} values seen in training: {', '.join(seen)}; others read as unknown.")
+    size = data.get("image_size")
+    if size and size.get("width"):
+        limits.append(f"Training images were {size['width'][0]}-{size['width'][2]} px wide and "
+                      f"{size['height'][0]}-{size['height'][2]} px high.")
+    if data.get("datasets"):
+        limits.append(f"Trained on {', '.join(data['datasets'])} only.")
+    if any(encoder.get("non_commercial") for encoder in encoders):
+        limits.append("An encoder's weights are licensed for non-commercial use only: so is this model.")
+    return limits

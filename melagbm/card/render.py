@@ -1,0 +1,153 @@
+"""A model card as Markdown or as a self-contained HTML page, sections named after the TRIPOD+AI topics."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+__all__ = ["to_html", "to_markdown"]
+
+
+def _figure(value: Any, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def _metric_rows(performance: dict[str, Any]) -> list[str]:
+    rows = ["| metric | value | 95 % CI |", "|---|---|---|"]
+    for metric in performance["metrics"].values():
+        interval = (f"[{_figure(metric['ci_low'])}, {_figure(metric['ci_high'])}]"
+                    if metric["ci_low"] is not None else "n/a")
+        rows.append(f"| {metric['label']} | {_figure(metric['value'])} | {interval} |")
+    return rows
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{value} {count}" for value, count in counts.items())
+
+
+def _data_lines(data: dict[str, Any]) -> list[str]:
+    lines = [f"- Datasets: {', '.join(data['datasets']) or 'not named at fit'}",
+             f"- Images (rows): {data['rows']}, of which melanomas: {data['melanomas']} "
+             f"(prevalence {_figure(data['prevalence'])}); unreadable and skipped: {data['skipped_unreadable']}"]
+    for kind in ("patients", "lesions"):
+        if kind in data:
+            lines.append(f"- {kind.capitalize()}: {data[kind]}")
+    lines.append(f"- Internal splits grouped by: {data['split_groups']} groups" if data["split_groups"] is not None
+                 else "- Internal splits NOT grouped: no patient or lesion ids")
+    age = data.get("age")
+    if age:
+        lines.append(f"- Age (years): median {age['median']:g} (IQR {age['q1']:g}-{age['q3']:g}), range "
+                     f"{age['min']:g}-{age['max']:g}, missing {age['missing']}")
+    for field in ("sex", "site"):
+        if data.get(field):
+            lines.append(f"- {field.capitalize()}: {_counts(data[field])}")
+    size = data.get("image_size")
+    if size and size.get("width"):
+        lines.append(f"- Image size (px): width {size['width'][0]}-{size['width'][2]} (median {size['width'][1]:g}), "
+                     f"height {size['height'][0]}-{size['height'][2]} (median {size['height'][1]:g})")
+    return lines
+
+
+def to_markdown(card: dict[str, Any]) -> str:
+    """The card as Markdown.
+
+    Parameters
+    ----------
+    card : dict
+        A fitted model's ``model_card_``.
+
+    Returns
+    -------
+    markdown : str
+        The card's sections (warnings first, when there are any) as Markdown headings, lists and tables.
+    """
+    model, point, performance = card["model"], card["operating_point"], card["performance"]
+    lines = [f"# Model card: {model['class']} (melagbm {model['melagbm']})", "",
+             f"Fitted {card['created']}.", ""]
+    if card["warnings"]:
+        lines += ["## Warnings", ""] + [f"- **{warning}**" for warning in card["warnings"]] + [""]
+    lines += ["## Intended use and target population", "", card["intended_use"], ""]
+    lines += ["## Training data (source, participants, outcome)", "",
+              "Outcome: melanoma (1) against every other diagnosis (0), as labelled in the training data.", ""]
+    lines += _data_lines(card["training_data"]) + [""]
+    lines += ["## Predictors and model", "",
+              f"- Booster: {model['booster']}, {model['rounds']} rounds, {model['features']} features",
+              "- Feature families: " + ", ".join(f"{family} ({count})" for family, count in model["families"].items()),
+              ""]
+    lines += ["| encoder | weights (SHA-256 prefix) | source | licence | runtime |", "|---|---|---|---|---|"]
+    for encoder in card["encoders"]:
+        licence = encoder["license"] + (" (NON-COMMERCIAL use only)" if encoder["non_commercial"] else "")
+        lines.append(f"| {encoder['backbone']} | {encoder['weights']} | {encoder['source']} | {licence} | "
+                     f"{encoder['runtime']} |")
+    lines += ["", "## Performance (internal validation)", ""]
+    if performance is None:
+        lines += ["Not estimated: the fit made no out-of-fold predictions (no calibration or threshold, or too few "
+                  "melanomas for folds).", ""]
+    else:
+        lines += [f"{performance['method']}; {performance['rows']} rows; 95 % CIs from {performance['bootstrap']} "
+                  "bootstrap resamples of whole groups.", ""] + _metric_rows(performance)
+        lines += ["", f"Calibration: mean out-of-fold probability {_figure(performance['mean_probability'])} "
+                      f"against a prevalence of {_figure(performance['prevalence'])}.", ""]
+    lines += ["## Operating point", ""]
+    if point["target_sensitivity"] is not None and performance is not None:
+        caught = performance["metrics"]["sensitivity"]["value"]
+        lines.append(f"Refer at a probability of {point['threshold']:.3g} or more: the threshold chosen out of fold "
+                     f"for {point['target_sensitivity']:.0%} sensitivity, where the model caught {caught:.0%} of "
+                     "the training melanomas out of fold.")
+    else:
+        lines.append(f"Refer at a probability of {point['threshold']:.3g} or more (no sensitivity target).")
+    calibration = point["calibration"] or "not calibrated (the booster's own probability)"
+    lines += [f"Probabilities: {calibration}.", ""]
+    lines += ["## Limits", ""] + [f"- {limit}" for limit in card["limits"]] + [""]
+    lines += ["## Libraries", "", ", ".join(f"{name} {version}" for name, version in card["libraries"].items()
+                                            if version is not None), ""]
+    return "\n".join(lines)
+
+
+def to_html(card: dict[str, Any]) -> str:
+    """The card as one self-contained HTML page (no scripts, no external resources).
+
+    Parameters
+    ----------
+    card : dict
+        A fitted model's ``model_card_``.
+
+    Returns
+    -------
+    page : str
+        The Markdown rendering as HTML, every value from the card escaped.
+    """
+    body: list[str] = []
+    open_block = ""  # "table" or "ul" while one is open
+    for line in to_markdown(card).splitlines():
+        block = "table" if line.startswith("|") else "ul" if line.startswith("- ") else ""
+        if open_block and block != open_block:
+            body.append(f"</{open_block}>")
+            open_block = ""
+        if block and not open_block:
+            body.append(f"<{block}>")
+            open_block = block
+        if block == "table":
+            cells = [html.escape(cell.strip()) for cell in line.strip("|").split("|")]
+            if set("".join(cells)) <= {"-"}:
+                continue
+            tag = "th" if body[-1] == "<table>" else "td"
+            body.append("<tr>" + "".join(f"<{tag}>{cell}</{tag}>" for cell in cells) + "</tr>")
+        elif block == "ul":
+            text = html.escape(line[2:])
+            if text.startswith("**") and text.endswith("**"):
+                text = f"<strong>{text[2:-2]}</strong>"
+            body.append(f"<li>{text}</li>")
+        elif line.startswith("# "):
+            body.append(f"<h1>{html.escape(line[2:])}</h1>")
+        elif line.startswith("## "):
+            body.append(f"<h2>{html.escape(line[3:])}</h2>")
+        elif line:
+            body.append(f"<p>{html.escape(line)}</p>")
+    if open_block:
+        body.append(f"</{open_block}>")
+    title = html.escape(f"Model card: {card['model']['class']}")
+    style = ("body{font-family:system-ui,sans-serif;max-width:56rem;margin:2rem auto;padding:0 1rem;line-height:1.45}"
+             "table{border-collapse:collapse}td,th{border:1px solid #bbb;padding:.25rem .5rem;text-align:left}")
+    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title>"
+            f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
