@@ -26,7 +26,8 @@ __all__ = ["UsageError", "main"]
 DESCRIPTION = (
     "melagbm: melanoma detection fusing dermoscopic images with patient metadata.\n"
     "Commands: demo (synthetic data, runs anywhere), fit, predict, evaluate (grouped CV report), "
-    "explain (SHAP report), embed (fill the embedding store), card (a saved model's model card).\n"
+    "explain (SHAP report), embed (fill the embedding store), card (a saved model's model card),\n"
+    "serve (the HTTP screening service).\n"
     "Run 'melagbm <command> --help' for a command's options."
 )
 
@@ -354,6 +355,26 @@ def _card(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    import os
+
+    if not args.model.is_file():
+        raise UsageError(f"no model file {args.model}")
+    if args.token_file is not None and not args.token_file.is_file():
+        raise UsageError(f"no token file {args.token_file} (--token-file)")
+    try:
+        import uvicorn
+    except ImportError as exc:
+        raise UsageError("the service needs FastAPI and uvicorn: pip install 'melagbm[serve]'") from exc
+    settings = {"MODEL": args.model.resolve(), "TOKEN_FILE": args.token_file.resolve() if args.token_file else "",
+                "MAX_LESIONS": args.max_lesions, "MAX_REQUEST_BYTES": int(args.max_request_mb * (1 << 20)),
+                "CORS_ORIGINS": ",".join(args.cors_origin or []), "STORE": args.store or ""}
+    os.environ.update({f"MELAGBM_SERVE_{key}": str(value) for key, value in settings.items()})
+    uvicorn.run("melagbm.serve:app_from_environment", factory=True, host=args.host, port=args.port,
+                workers=args.workers)
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     from . import FusionClassifier, __version__
     from .backbones.registry import ENCODERS
@@ -489,6 +510,22 @@ def _parser() -> argparse.ArgumentParser:
     card.add_argument("--html", action="store_true", help="a self-contained HTML page instead of Markdown")
     card.add_argument("--out", type=Path, default=None, help="write it to this file instead of printing it")
     card.set_defaults(run=_card)
+
+    serve = command("serve", "serve a saved model over HTTP: POST /v1/predict, GET /v1/model, /healthz, /readyz")
+    serve.add_argument("model", type=Path, help="a .melagbm model file (two classes, with images)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on")
+    serve.add_argument("--workers", type=int, default=1,
+                       help="worker processes, each with its own copy of the model (about one per 2 cores)")
+    serve.add_argument("--token-file", type=Path, default=None,
+                       help="file holding the bearer token every /v1 route then asks for")
+    serve.add_argument("--cors-origin", action="append", default=None,
+                       help="an origin allowed to call from a browser (repeat; default: CORS off)")
+    serve.add_argument("--max-lesions", type=int, default=16, help="lesions per request")
+    serve.add_argument("--max-request-mb", type=float, default=32.0, help="request body size limit")
+    serve.add_argument("--store", default=None,
+                       help="embedding store for the clients' images ('auto': the default store; default: none)")
+    serve.set_defaults(run=_serve)
     return parser
 
 

@@ -12,12 +12,14 @@ __all__ = [
     "BadImageWarning",
     "CorruptEntryWarning",
     "DuplicateImageWarning",
+    "FieldError",
     "EncoderLeakageWarning",
     "ImageReadError",
     "LabelLeakError",
     "MelagbmError",
     "MelagbmWarning",
     "ModelFileError",
+    "RequestTooLargeError",
     "RestrictedLicenseWarning",
     "UngroupedFitWarning",
     "UnseenCategoryWarning",
@@ -48,6 +50,18 @@ class LabelLeakError(MelagbmError, ValueError):
 
 class ModelFileError(MelagbmError, ValueError):
     """A model file is damaged, tampered with, or from an unsupported version."""
+
+
+class FieldError(MelagbmError, ValueError):
+    """A field of a service request that cannot be used; ``location`` names it (``("lesions", 2, "image")``)."""
+
+    def __init__(self, location: tuple, message: str) -> None:
+        super().__init__(message)
+        self.location = location
+
+
+class RequestTooLargeError(MelagbmError):
+    """A service request's body grew past the size limit while it was read (answered with 413)."""
 
 
 class UsageError(MelagbmError):

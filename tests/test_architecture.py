@@ -25,7 +25,8 @@ LAYERS = [
                                         "melagbm.persistence"}),
     ("plots, reports, data", {"melagbm.evaluation.plots", "melagbm.evaluation.report", "melagbm.explain.plots",
                               "melagbm.explain.report", "melagbm.datasets"}),
-    ("entry points and old paths", {"melagbm", "melagbm.cli", "melagbm.dask", "melagbm.boosters", "melagbm._moved",
+    ("entry points and old paths", {"melagbm", "melagbm.cli", "melagbm.dask", "melagbm.serve", "melagbm.boosters",
+                                    "melagbm._moved",
                                     *MOVED_MODULES}),
 ]
 

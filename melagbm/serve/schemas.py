@@ -1,0 +1,59 @@
+"""The service's request and response bodies (pydantic models: the OpenAPI schema is made from them)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["LesionFields", "LesionJSON", "LesionResult", "Outline", "PredictRequest", "PredictResponse"]
+
+
+class LesionFields(BaseModel):
+    """What is known of a lesion beside its image (each optional)."""
+
+    model_config = ConfigDict(extra="forbid")
+    age: float | None = Field(None, ge=0, le=120, description="the patient's age in years")
+    sex: str | None = Field(None, max_length=32, description="male, female, ...")
+    site: str | None = Field(None, max_length=64, description="anatomical site (back, face, lower extremity, ...)")
+    patient_id: str | None = Field(None, max_length=128,
+                                   description="lesions of one request with the same id are one patient's")
+
+
+class LesionJSON(LesionFields):
+    """A lesion sent as JSON: the image base64-encoded."""
+
+    image: str = Field(description="the image file (JPEG, PNG, ...), base64-encoded")
+
+
+class PredictRequest(BaseModel):
+    """One or several lesions."""
+
+    model_config = ConfigDict(extra="forbid")
+    lesions: list[LesionJSON] = Field(min_length=1)
+
+
+class Outline(BaseModel):
+    """The lesion's outline as the segmentation found it, in the image's pixels."""
+
+    width: int
+    height: int
+    polygon: list[list[int]]
+
+
+class LesionResult(BaseModel):
+    """What the model says of one lesion."""
+
+    probability: float = Field(description="calibrated melanoma probability")
+    refer: bool = Field(description="the probability reaches the model's operating threshold")
+    threshold: float = Field(description="the operating threshold, chosen out of fold for the card's sensitivity")
+    contributions: dict[str, float] = Field(description="SHAP contribution of each feature family (log-odds)")
+    base_value: float = Field(description="the log-odds the contributions add to")
+    outline: Outline
+    model_id: str
+    fitted: str | None
+    melagbm: str | None
+
+
+class PredictResponse(BaseModel):
+    """One result per lesion, in the request's order."""
+
+    lesions: list[LesionResult]

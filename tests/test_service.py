@@ -1,0 +1,181 @@
+"""The screening service on a real saved model and real dermoscopy images: answers, bad requests, limits, auth."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("httpx")
+from fastapi.testclient import TestClient  # noqa: E402
+
+import melagbm  # noqa: E402
+from melagbm import FusionClassifier  # noqa: E402
+from melagbm.serve import ServiceSettings, create_app  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def model_file(ham_sample, tmp_path_factory):
+    X, y, groups = ham_sample
+    model = FusionClassifier(backbone="tf_efficientnet_lite0", n_seeds=1, verbose=0).fit(X, y, groups=groups)
+    path = tmp_path_factory.mktemp("service") / "model.melagbm"
+    model.save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def client(model_file):
+    with TestClient(create_app(ServiceSettings(model=model_file, max_lesions=4, max_request_bytes=1 << 20))) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def lesions(ham_sample):
+    X = ham_sample[0].iloc[:2]
+    return [{"image": base64.b64encode(open(path, "rb").read()).decode(), "age": age, "sex": sex, "site": site}
+            for path, age, sex, site in zip(X["image"], X["age"].fillna(50), X["sex"], X["site"])], X
+
+
+def test_health_and_readiness_name_the_model(client, model_file) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["ready"] is True
+    assert ready.json()["model_id"] == hashlib.sha256(model_file.read_bytes()).hexdigest()[:16]
+
+
+def test_predict_answers_as_the_model_does(client, lesions, model_file) -> None:
+    body, X = lesions
+    answer = client.post("/v1/predict", json={"lesions": body})
+    assert answer.status_code == 200, answer.text
+    results = answer.json()["lesions"]
+    model = melagbm.load(model_file)
+    frame = X.assign(age=X["age"].fillna(50), lesion_id=[f"request-lesion-{i}" for i in range(len(X))])
+    expected = model.predict_proba(frame)[:, 1]
+    np.testing.assert_allclose([r["probability"] for r in results], expected, atol=1e-6)
+    explanation = model.explain(frame, grouped=True)
+    for index, result in enumerate(results):
+        assert result["refer"] == (result["probability"] >= model.threshold_)
+        assert list(result["contributions"]) == list(explanation.feature_names)
+        np.testing.assert_allclose(list(result["contributions"].values()), explanation.values[index], atol=1e-6)
+        outline = result["outline"]
+        assert (outline["width"], outline["height"]) == (200, 150) and len(outline["polygon"]) >= 3
+        xs, ys = np.array(outline["polygon"]).T
+        assert xs.min() >= 0 and xs.max() < 200 and ys.min() >= 0 and ys.max() < 150
+        assert result["model_id"] == client.get("/readyz").json()["model_id"]
+
+
+def test_multipart_uploads_answer_like_json(client, lesions) -> None:
+    body, X = lesions
+    files = [("image", (f"lesion{i}.jpg", open(path, "rb").read(), "image/jpeg")) for i, path in enumerate(X["image"])]
+    data = {"age": [str(lesion["age"]) for lesion in body], "sex": [lesion["sex"] for lesion in body],
+            "site": [lesion["site"] for lesion in body]}
+    answer = client.post("/v1/predict", files=files, data=data)
+    assert answer.status_code == 200, answer.text
+    as_json = client.post("/v1/predict", json={"lesions": body}).json()["lesions"]
+    np.testing.assert_allclose([r["probability"] for r in answer.json()["lesions"]],
+                               [r["probability"] for r in as_json], atol=1e-9)
+
+
+@pytest.mark.parametrize("change, status, where, says", [
+    (lambda b: [{**b[0], "image": "not base64!"}], 422, ["body", "lesions", 0, "image"], "base64"),
+    (lambda b: [b[0], {**b[1], "image": base64.b64encode(b"no image here").decode()}], 422,
+     ["body", "lesions", 1, "image"], "cannot"),
+    (lambda b: [{**b[0], "age": -3}], 422, ["body", "lesions", 0, "age"], "greater than or equal"),
+    (lambda b: [{**b[0], "path": "/etc/passwd"}], 422, ["body", "lesions", 0, "path"], "Extra inputs"),
+    (lambda b: [b[0]] * 5, 422, ["body", "lesions"], "at most 4 lesions"),
+    (lambda b: [], 422, ["body", "lesions"], "at least 1"),
+])
+def test_a_bad_request_gets_a_4xx_naming_the_field_and_the_service_keeps_serving(
+        client, lesions, change, status, where, says) -> None:
+    body, _ = lesions
+    answer = client.post("/v1/predict", json={"lesions": change(body)})
+    assert answer.status_code == status
+    detail = answer.json()["detail"][0]
+    assert detail["loc"] == where and says.lower() in detail["msg"].lower()
+    assert client.post("/v1/predict", json={"lesions": body[:1]}).status_code == 200
+
+
+def test_limits_and_content_types(client, lesions) -> None:
+    body, X = lesions
+    huge = {"lesions": [{**body[0], "image": base64.b64encode(bytes(2 << 20)).decode()}]}
+    assert client.post("/v1/predict", json=huge).status_code == 413
+    assert client.post("/v1/predict", content=b"x", headers={"content-type": "text/plain"}).status_code == 415
+    files = [("image", ("a.jpg", open(X["image"].iloc[0], "rb").read(), "image/jpeg"))]
+    mismatched = client.post("/v1/predict", files=files, data={"age": ["40", "50"]})
+    assert mismatched.status_code == 422 and mismatched.json()["detail"][0]["loc"] == ["body", "age"]
+    assert "access-control-allow-origin" not in client.get("/healthz", headers={"origin": "https://x.org"}).headers
+
+
+def test_the_model_card_is_served(client, model_file) -> None:
+    served = client.get("/v1/model").json()
+    assert served["card"] == json.loads(json.dumps(melagbm.load(model_file).model_card_))
+
+
+def test_bearer_token_and_cors_when_configured(model_file, lesions, tmp_path) -> None:
+    body, _ = lesions
+    (tmp_path / "token").write_text("s3cret\n")
+    settings = ServiceSettings(model=model_file, token_file=tmp_path / "token", cors_origins=["https://clinic.example"])
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/healthz").status_code == 200  # probes need no token
+        assert client.get("/v1/model").status_code == 401
+        assert client.get("/v1/model", headers={"authorization": "Bearer wrong"}).status_code == 401
+        good = {"authorization": "Bearer s3cret"}
+        assert client.post("/v1/predict", json={"lesions": body[:1]}, headers=good).status_code == 200
+        preflight = client.options("/v1/predict", headers={"origin": "https://clinic.example",
+                                                           "access-control-request-method": "POST"})
+        assert preflight.headers["access-control-allow-origin"] == "https://clinic.example"
+
+
+def test_melagbm_serve_runs_the_service_as_documented(model_file, lesions) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "melagbm.cli", "serve", str(model_file), "--port", str(port)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as ready:
+                    if ready.status == 200:
+                        break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"the service did not start: {server.stdout.read().decode()[-2000:]}")
+                time.sleep(0.5)
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/predict",
+                                         data=json.dumps({"lesions": lesions[0][:1]}).encode(),
+                                         headers={"content-type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            assert 0.0 <= json.loads(answer.read())["lesions"][0]["probability"] <= 1.0
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_a_model_the_service_cannot_screen_with_is_refused(isic_root, tmp_path) -> None:
+    from melagbm.datasets import load_isic2020
+
+    X, y, groups = load_isic2020(isic_root)
+    FusionClassifier(image_col=None, n_seeds=1, verbose=0).fit(X.drop(columns="image"), y, groups=groups) \
+        .save(tmp_path / "metadata.melagbm")
+    with pytest.raises(ValueError, match="needs a two-class model fitted on images"):
+        create_app(ServiceSettings(model=tmp_path / "metadata.melagbm"))
+
+
+def test_frames_never_carry_a_client_path(model_file) -> None:
+    from melagbm.serve.screening import Screening
+
+    screening = Screening(melagbm.load(model_file), model_file)
+    frame = screening.frame([{"image": b"\xff\xd8", "age": 30.0, "sex": "female", "site": None}])
+    assert isinstance(frame.loc[0, "image"], bytes) and pd.isna(frame.loc[0, "site"])
