@@ -437,7 +437,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
                     margin = self.lesion_pooling_.pool(margin, gate.lesions(frame))
                 self.operating_point_.fit(margin, y_codes)
         self.n_groups_ = None if group_ids is None else int(len(np.unique(group_ids)))
-        self.model_card_ = model_card(self, frame, y_codes, group_ids, margin, len(splits or []), seed,
+        self.model_card_ = model_card(self, frame, table, y_codes, group_ids, margin, len(splits or []), seed,
                                       datasets=_dataset_names(X), warnings=leaks)
         self.report_fit(len(y_codes), int((y_codes == 1).sum()))
         return self
@@ -819,10 +819,11 @@ def _dataset_names(X: Any) -> list[str]:
 
 
 def model_card(
-    model: FusionClassifier, frame: pd.DataFrame, y: np.ndarray, groups: np.ndarray | None,
+    model: FusionClassifier, frame: pd.DataFrame, table: pd.DataFrame, y: np.ndarray, groups: np.ndarray | None,
     margin: np.ndarray | None, folds: int, seed: int, *, datasets: list[str], warnings: list[str],
 ) -> dict[str, Any]:
-    """The model card of ``model``, just fitted on ``frame`` (its readable rows) and ``y``.
+    """The model card of ``model``, just fitted on ``frame`` (its readable rows; ``table``: their booster
+    features, the metadata already encoded) and ``y``.
 
     ``margin``: the out-of-fold margins the operating point was fitted on (None: there were none).
     """
@@ -830,8 +831,7 @@ def model_card(
     from .backbones.registry import weights_source
     from ._versions import library_versions
 
-    gate = fitted_input_gate(model)
-    metadata = model.metadata_encoder_.transform(gate.metadata(frame))
+    metadata = table[list(model.metadata_encoder_.feature_families_)]
     ids = {kind: frame[column] for kind, column in (("patients", model.patient_col_), ("lesions", model.lesion_col_))
            if column is not None and column in frame.columns}
     images = list(frame[model.image_col]) if model.image_features_ is not None else None
