@@ -555,11 +555,15 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
     def _margin(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
         """(the booster's margin of each row, pooled over its lesion's images when the model pools; unreadable mask)."""
         features, bad, lesions = self._rows(X)
+        return self._pooled_margin(features, bad, lesions), bad
+
+    def _pooled_margin(self, features: pd.DataFrame, bad: np.ndarray, lesions: np.ndarray | None) -> np.ndarray:
+        """The booster's margin of each row of its table, pooled over each lesion's images when the model pools."""
         margin = booster_margin(self.booster_, features).astype(float)
         if lesions is not None:
             margin[bad] = np.nan  # an unreadable image's placeholder row joins no lesion mean
             margin = self.lesion_pooling_.pool(margin, lesions)
-        return margin, bad
+        return margin
 
     def transform_features(self, X: Any) -> pd.DataFrame:
         """The table the booster sees for ``X`` (columns ``feature_names_``).
@@ -593,12 +597,14 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         proba : ndarray of shape (n_samples, n_classes)
             Column 1 is the melanoma probability for two classes.
         """
-        check_is_fitted(self, "booster_")
+        return self._proba(*self._rows(X))
+
+    def _proba(self, features: pd.DataFrame, bad: np.ndarray, lesions: np.ndarray | None) -> np.ndarray:
+        """predict_proba from the booster's table (see ``_rows``)."""
         if len(self.classes_) != 2:
-            features, bad = self._features(X)
             proba = self.booster_.predict_proba(features)
         else:
-            margin, bad = self._margin(X)
+            margin = self._pooled_margin(features, bad, lesions)
             positive = self.operating_point_.probability(np.nan_to_num(margin))
             proba = np.column_stack([1.0 - positive, positive])
         proba[bad] = np.nan
@@ -680,9 +686,36 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         explanation : shap.Explanation
             ``values`` of shape (n_samples, n_columns) in log-odds.
         """
+        return self._explanation(X, *self._rows(X), grouped=grouped)
+
+    def predict_proba_explained(self, X: Any, *, grouped: bool = False) -> tuple[np.ndarray, Any]:
+        """``predict_proba(X)`` and ``explain(X, grouped=grouped)`` from one pass over the images (each image
+        embedded and measured once, where calling both would do it twice without a store).
+
+        Parameters
+        ----------
+        X : DataFrame
+            One row per image, with the columns fit saw (a numeric array for ``image_col=None``).
+        grouped : bool, default=False
+            One column per feature family instead of per booster feature.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            As ``predict_proba`` gives it.
+        explanation : shap.Explanation
+            As ``explain`` gives it.
+        """
+        rows = self._rows(X)
+        return self._proba(*rows), self._explanation(X, *rows, grouped=grouped)
+
+    def _explanation(
+        self, X: Any, features: pd.DataFrame, bad: np.ndarray, lesions: np.ndarray | None, *, grouped: bool
+    ) -> Any:
+        """explain from the booster's table (see ``_rows``)."""
         from .explain.contributions import group_explanation, make_explanation, tree_contributions
 
-        features, bad, lesions = self._rows(X)
+        features = features.copy(deep=False)
         if isinstance(X, pd.DataFrame):
             features.index = X.index
         values, base_values = tree_contributions(self.booster_, features)

@@ -368,7 +368,8 @@ def _serve(args: argparse.Namespace) -> int:
         raise UsageError("the service needs FastAPI and uvicorn: pip install 'melagbm[serve]'") from exc
     settings = {"MODEL": args.model.resolve(), "TOKEN_FILE": args.token_file.resolve() if args.token_file else "",
                 "MAX_LESIONS": args.max_lesions, "MAX_REQUEST_BYTES": int(args.max_request_mb * (1 << 20)),
-                "CORS_ORIGINS": ",".join(args.cors_origin or []), "STORE": args.store or ""}
+                "CORS_ORIGINS": ",".join(args.cors_origin or []), "STORE": args.store or "",
+                "MAX_BATCH": args.max_batch, "MAX_IMAGE_PIXELS": args.max_image_pixels}
     os.environ.update({f"MELAGBM_SERVE_{key}": str(value) for key, value in settings.items()})
     uvicorn.run("melagbm.serve:app_from_environment", factory=True, host=args.host, port=args.port,
                 workers=args.workers)
@@ -523,6 +524,10 @@ def _parser() -> argparse.ArgumentParser:
                        help="an origin allowed to call from a browser (repeat; default: CORS off)")
     serve.add_argument("--max-lesions", type=int, default=16, help="lesions per request")
     serve.add_argument("--max-request-mb", type=float, default=32.0, help="request body size limit")
+    serve.add_argument("--max-image-pixels", type=int, default=36_000_000,
+                       help="pixels (width x height) of one image, read from its header before decoding")
+    serve.add_argument("--max-batch", type=int, default=32,
+                       help="lesions of concurrent requests run through the model as one batch (1: no batching)")
     serve.add_argument("--store", default=None,
                        help="embedding store for the clients' images ('auto': the default store; default: none)")
     serve.set_defaults(run=_serve)

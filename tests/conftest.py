@@ -54,3 +54,16 @@ def ham_sample(ham_root: Path):
     from melagbm.datasets import load_ham10000
 
     return load_ham10000(ham_root, n_samples=300, random_state=0)
+
+
+@pytest.fixture(scope="session")
+def isic_model_file(isic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A saved model fitted on about 400 ISIC 2020 images (whole patients, so with patient context)."""
+    from melagbm import FusionClassifier
+    from melagbm.datasets import load_isic2020
+
+    X, y, groups = load_isic2020(isic_root, n_samples=400, random_state=0)
+    model = FusionClassifier(backbone="tf_efficientnet_lite0", n_seeds=1, verbose=0).fit(X, y, groups=groups)
+    path = tmp_path_factory.mktemp("isic-model") / "isic.melagbm"
+    model.save(path)
+    return path

@@ -59,7 +59,7 @@ def test_predict_answers_as_the_model_does(client, lesions, model_file) -> None:
     assert answer.status_code == 200, answer.text
     results = answer.json()["lesions"]
     model = melagbm.load(model_file)
-    frame = X.assign(age=X["age"].fillna(50), lesion_id=[f"request-lesion-{i}" for i in range(len(X))])
+    frame = X.assign(age=X["age"].fillna(50), lesion_id=[f"request-0-lesion-{i}" for i in range(len(X))])
     expected = model.predict_proba(frame)[:, 1]
     np.testing.assert_allclose([r["probability"] for r in results], expected, atol=1e-6)
     explanation = model.explain(frame, grouped=True)
@@ -173,9 +173,91 @@ def test_a_model_the_service_cannot_screen_with_is_refused(isic_root, tmp_path) 
         create_app(ServiceSettings(model=tmp_path / "metadata.melagbm"))
 
 
-def test_frames_never_carry_a_client_path(model_file) -> None:
+def test_frames_hold_the_decoded_pixels_and_scope_ids_to_their_request(model_file) -> None:
     from melagbm.serve.screening import Screening
 
     screening = Screening(melagbm.load(model_file), model_file)
-    frame = screening.frame([{"image": b"\xff\xd8", "age": 30.0, "sex": "female", "site": None}])
-    assert isinstance(frame.loc[0, "image"], bytes) and pd.isna(frame.loc[0, "site"])
+    pixels = np.zeros((8, 8, 3), np.uint8)
+    frame = screening.frame([[{"image": pixels, "age": 30.0, "sex": "female", "site": None}],
+                             [{"image": pixels}, {"image": pixels}]])
+    assert frame.loc[0, "image"] is pixels and pd.isna(frame.loc[0, "site"]) and pd.isna(frame.loc[1, "age"])
+    assert list(frame["lesion_id"]) == ["request-0-lesion-0", "request-1-lesion-0", "request-1-lesion-1"]
+
+
+def test_fhir_format_is_a_valid_r4_bundle_of_risk_assessments(client, lesions, model_file) -> None:
+    pytest.importorskip("fhir.resources")
+    from fhir.resources.R4B.bundle import Bundle
+
+    body, _ = lesions
+    payload = {"lesions": [{**body[0], "patient_id": "p-17"}, body[1]]}
+    plain = client.post("/v1/predict", json=payload).json()["lesions"]
+    answer = client.post("/v1/predict?format=fhir", json=payload)
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("application/fhir+json")
+    bundle = Bundle.model_validate(answer.json())  # raises on anything FHIR does not allow
+    assert bundle.type == "collection" and len(bundle.entry) == 2
+    sensitivity = melagbm.load(model_file).model_card_["performance"]["metrics"]["sensitivity"]["value"]
+    for entry, result in zip(bundle.entry, plain):
+        assessment = entry.resource
+        assert assessment.get_resource_type() == "RiskAssessment" and assessment.status == "final"
+        [prediction] = assessment.prediction
+        assert prediction.outcome.coding[0].system == "http://snomed.info/sct"
+        assert float(prediction.probabilityDecimal) == pytest.approx(result["probability"], abs=1e-6)
+        assert prediction.qualitativeRisk.coding[0].code == ("high" if result["refer"] else "low")
+        assert f"caught {100 * sensitivity:.0f} % of melanomas" in prediction.rationale
+        assert (assessment.mitigation is not None) == result["refer"]
+    assert bundle.entry[0].resource.subject.identifier.value == "p-17"
+    assert bundle.entry[1].resource.subject.identifier is None
+    wrong = client.post("/v1/predict?format=xml", json=payload)
+    assert wrong.status_code == 422 and wrong.json()["detail"][0]["loc"] == ["query", "format"]
+
+
+def test_the_clinic_page_and_its_files_are_served_from_the_package_alone(client) -> None:
+    import re
+
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert sorted(assets) == ["/page/clinic.css", "/page/clinic.js"]
+    assert all(client.get(asset).status_code == 200 for asset in assets)
+    for text in [page.text, *(client.get(asset).text for asset in assets)]:
+        fetched = text.replace("http://www.w3.org/2000/svg", "")  # SVG's namespace name, never fetched
+        assert "http://" not in fetched and "https://" not in fetched and "//cdn" not in fetched
+    assert client.get("/page/../app.py").status_code == 404
+    fields = client.get("/v1/model").json()["fields"]
+    assert "male" in fields["sex"] and "unknown" not in fields["sex"] and len(fields["site"]) >= 5
+
+
+def test_the_pixel_limits_refuse_before_decoding_and_the_budget_lets_requests_wait(model_file, lesions) -> None:
+    body, _ = lesions
+    settings = ServiceSettings(model=model_file, max_image_pixels=20_000, pixels_in_flight=1)
+    with TestClient(create_app(settings)) as small:
+        refused = small.post("/v1/predict", json={"lesions": body[:1]})
+        assert refused.status_code == 422
+        detail = refused.json()["detail"][0]
+        assert detail["loc"] == ["body", "lesions", 0, "image"] and "200 x 150 pixels exceeds" in detail["msg"]
+    with TestClient(create_app(ServiceSettings(model=model_file, pixels_in_flight=1))) as tight:
+        assert tight.post("/v1/predict", json={"lesions": body}).status_code == 200  # larger than the budget: alone
+
+
+def test_the_pixel_budget_holds_requests_until_pixels_are_given_back() -> None:
+    import asyncio
+
+    from melagbm.serve.batching import PixelBudget
+
+    async def scenario() -> list[str]:
+        budget, events = PixelBudget(100), []
+        await budget.acquire(60)
+
+        async def second() -> None:
+            await budget.acquire(60)
+            events.append("second holds")
+
+        waiting = asyncio.create_task(second())
+        await asyncio.sleep(0.05)
+        events.append("first releases")
+        await budget.release(60)
+        await waiting
+        return events
+
+    assert asyncio.run(scenario()) == ["first releases", "second holds"]

@@ -17,10 +17,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..exceptions import RequestTooLargeError
 
 __all__ = ["ServiceSettings", "app_from_environment", "create_app"]
 
+#: The clinic page's files (HTML, script, style: no build step, nothing from a CDN).
+_PAGE = Path(__file__).parent / "page"
+#: The page runs only its own script and shows only its own images and the photos chosen on the device.
+_PAGE_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; "
+                                            "style-src 'self'; script-src 'self'; frame-ancestors 'none'",
+                 "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 _ENVIRONMENT = "MELAGBM_SERVE_"  # app_from_environment reads MELAGBM_SERVE_MODEL, ..._TOKEN_FILE, ...
 
 
@@ -41,7 +49,13 @@ class ServiceSettings:
     cors_origins : list of str, default=[]
         Origins allowed to call the service from a browser (none: CORS off).
     store : str or None, default=None
-        The embedding store for the clients' images ("auto": the default store; None: kept in memory only).
+        The embedding store for the clients' images ("auto": the default store; None: nothing kept).
+    max_image_pixels : int, default=36,000,000
+        Pixels (width x height) of one image, read from its header before anything is decoded.
+    max_batch : int, default=32
+        Lesions the inference thread runs as one batch (1: no batching).
+    pixels_in_flight : int, default=128,000,000
+        Decoded pixels held at once by the requests in flight (the others wait): bounds the memory.
     """
 
     model: str | Path
@@ -50,6 +64,9 @@ class ServiceSettings:
     max_request_bytes: int = 32 << 20
     cors_origins: list[str] = field(default_factory=list)
     store: str | None = None
+    max_image_pixels: int = 36_000_000
+    max_batch: int = 32
+    pixels_in_flight: int = 128_000_000
 
 
 class _BodyLimit:
@@ -99,41 +116,49 @@ def create_app(settings: ServiceSettings) -> Any:
     Returns
     -------
     app : fastapi.FastAPI
-        Routes: ``POST /v1/predict``, ``GET /v1/model``, ``GET /healthz``, ``GET /readyz``, ``GET /openapi.json``.
+        Routes: ``GET /`` (the clinic page), ``POST /v1/predict`` (``?format=fhir`` for FHIR R4),
+        ``GET /v1/model``, ``GET /healthz``, ``GET /readyz``, ``GET /openapi.json``.
     """
+    from contextlib import asynccontextmanager
+    from typing import Literal
+
     import anyio
-    from fastapi import Depends, FastAPI, HTTPException, Request
+    from fastapi import Depends, FastAPI, HTTPException, Query, Request
     from fastapi.middleware.cors import CORSMiddleware
-    from fastapi.responses import JSONResponse
+    from fastapi.responses import FileResponse, JSONResponse
+    from fastapi.staticfiles import StaticFiles
     from pydantic import ValidationError
 
     from ..exceptions import FieldError
     from ..persistence import load
+    from .batching import MicroBatcher, PixelBudget
+    from .fhir import risk_assessment_bundle
     from .schemas import LesionFields, LesionJSON, PredictRequest, PredictResponse
-    from .screening import Screening
+    from .screening import Screening, image_pixels
 
     model = load(settings.model)
     model.set_params(cache=settings.store, verbose=0)
     screening = Screening(model, settings.model)
+    card = getattr(model, "model_card_", None)
     token = None if settings.token_file is None else Path(settings.token_file).read_text().strip()
     if token == "":
         raise ValueError(f"{settings.token_file}: the token file is empty")
-    state = {"ready": False}
-
-    async def warm_up() -> None:
-        import numpy as np
-
-        image = np.full((64, 64, 3), 180, np.uint8)
-        image[16:48, 16:48] = 60
-        await anyio.to_thread.run_sync(screening.predict, [{"image": image}])
-        state["ready"] = True
-
-    from contextlib import asynccontextmanager
+    state: dict[str, Any] = {"ready": False, "batcher": None}
 
     @asynccontextmanager
     async def lifespan(app: Any):
-        await warm_up()
-        yield
+        budget = PixelBudget(settings.pixels_in_flight)
+        batcher = MicroBatcher(screening.predict, max_lesions=settings.max_batch)
+        state.update(budget=budget, batcher=batcher)
+        try:
+            warm = np.full((64, 64, 3), 180, np.uint8)
+            warm[16:48, 16:48] = 60
+            await batcher.submit(await anyio.to_thread.run_sync(screening.decode, [{"image": warm}]))
+            state["ready"] = True
+            yield
+        finally:
+            state["ready"] = False
+            await anyio.to_thread.run_sync(batcher.close)
 
     app = FastAPI(title="melagbm screening service", version=screening.model_id, lifespan=lifespan,
                   docs_url=None, redoc_url=None)  # the interactive docs load scripts from a CDN: none here
@@ -149,6 +174,12 @@ def create_app(settings: ServiceSettings) -> Any:
     def unprocessable(location: tuple, message: str) -> JSONResponse:
         return JSONResponse(status_code=422, content={"detail": [{"loc": ["body", *location], "msg": message}]})
 
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(_PAGE / "index.html", headers=_PAGE_HEADERS)
+
+    app.mount("/page", StaticFiles(directory=_PAGE), name="page")
+
     @app.get("/healthz")
     async def healthz() -> dict:
         return {"status": "ok"}
@@ -156,37 +187,49 @@ def create_app(settings: ServiceSettings) -> Any:
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
         ready = state["ready"]
-        return JSONResponse(status_code=200 if ready else 503, content={"ready": ready, **screening.version})
+        served = state["batcher"].stats() if state["batcher"] is not None else {}
+        return JSONResponse(status_code=200 if ready else 503,
+                            content={"ready": ready, **screening.version, "served": served})
 
     @app.get("/v1/model", dependencies=[Depends(authorised)])
     async def model_card() -> dict:
-        card = getattr(model, "model_card_", None)
-        return {**screening.version, "card": card}
+        return {**screening.version, "fields": screening.field_values(), "card": card}
 
     @app.post("/v1/predict", response_model=PredictResponse, dependencies=[Depends(authorised)],
               openapi_extra={"requestBody": {"content": {"application/json": {
                   "schema": PredictRequest.model_json_schema()}}}})
-    async def predict(request: Request) -> Any:
+    async def predict(request: Request, format: Literal["json", "fhir"] = Query(
+            "json", description="json: melagbm's answer; fhir: a FHIR R4 Bundle of RiskAssessment")) -> Any:
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
         try:
             if kind == "application/json":
-                lesions = _json_lesions(await request.body(), PredictRequest, LesionJSON)
+                lesions = await anyio.to_thread.run_sync(_json_lesions, await request.body(), PredictRequest,
+                                                         LesionJSON)
             elif kind == "multipart/form-data":
                 lesions = await _form_lesions(request, LesionFields)
             else:
                 raise HTTPException(415, "send application/json (base64 images) or multipart/form-data")
+            if len(lesions) > settings.max_lesions:
+                raise FieldError(("lesions",), f"at most {settings.max_lesions} lesions per request, "
+                                               f"got {len(lesions)}")
+            pixels = sum(image_pixels(lesion["image"], ("lesions", index, "image"), settings.max_image_pixels)
+                         for index, lesion in enumerate(lesions))
+            budget: PixelBudget = state["budget"]
+            await budget.acquire(pixels)
+            try:
+                decoded = await anyio.to_thread.run_sync(screening.decode, lesions)
+                del lesions  # the encoded bytes are not needed past here
+                results = await state["batcher"].submit(decoded)
+            finally:
+                await budget.release(pixels)
         except ValidationError as exc:
             return JSONResponse(status_code=422, content={"detail": [
                 {"loc": ["body", *error["loc"]], "msg": error["msg"]} for error in exc.errors()]})
         except FieldError as exc:
             return unprocessable(exc.location, str(exc))
-        if len(lesions) > settings.max_lesions:
-            return unprocessable(("lesions",), f"at most {settings.max_lesions} lesions per request, "
-                                               f"got {len(lesions)}")
-        try:
-            results = await anyio.to_thread.run_sync(screening.predict, lesions)
-        except FieldError as exc:
-            return unprocessable(exc.location, str(exc))
+        if format == "fhir":
+            return JSONResponse(risk_assessment_bundle(results, decoded, card),
+                                media_type="application/fhir+json")
         return {"lesions": results}
 
     if settings.cors_origins:
@@ -237,22 +280,35 @@ async def _form_lesions(request: Any, fields_model: Any) -> list[dict[str, Any]]
 
 
 def app_from_environment() -> Any:
-    """The app for ``uvicorn --factory melagbm.serve:app_from_environment``, set by environment variables:
-    ``MELAGBM_SERVE_MODEL`` (required), ``..._TOKEN_FILE``, ``..._MAX_LESIONS``, ``..._MAX_REQUEST_BYTES``,
-    ``..._CORS_ORIGINS`` (comma-separated) and ``..._STORE``.
+    """The app for ``uvicorn --factory melagbm.serve:app_from_environment``, set by environment variables named
+    after :class:`ServiceSettings`' fields: ``MELAGBM_SERVE_MODEL`` (required), ``..._TOKEN_FILE``,
+    ``..._MAX_LESIONS``, ``..._MAX_REQUEST_BYTES``, ``..._CORS_ORIGINS`` (comma-separated), ``..._STORE``,
+    ``..._MAX_IMAGE_PIXELS``, ``..._MAX_BATCH`` and ``..._PIXELS_IN_FLIGHT``.
 
     Returns
     -------
     app : fastapi.FastAPI
     """
+    from dataclasses import fields
+
     environ = {key[len(_ENVIRONMENT):].lower(): value for key, value in os.environ.items()
                if key.startswith(_ENVIRONMENT)}
     if "model" not in environ:
         raise RuntimeError(f"set {_ENVIRONMENT}MODEL to the model file to serve")
-    return create_app(ServiceSettings(
-        model=environ["model"], token_file=environ.get("token_file") or None,
-        max_lesions=int(environ.get("max_lesions", 16)),
-        max_request_bytes=int(environ.get("max_request_bytes", 32 << 20)),
-        cors_origins=[origin for origin in environ.get("cors_origins", "").split(",") if origin],
-        store=environ.get("store") or None,
-    ))
+    known = {setting.name: setting for setting in fields(ServiceSettings)}
+    unknown = sorted(set(environ) - set(known))
+    if unknown:
+        raise RuntimeError(f"unknown setting(s) {[_ENVIRONMENT + name.upper() for name in unknown]}; "
+                           f"known: {[_ENVIRONMENT + name.upper() for name in known]}")
+    values: dict[str, Any] = {}
+    for name, text in environ.items():
+        if name == "cors_origins":
+            values[name] = [origin for origin in text.split(",") if origin]
+        elif isinstance(known[name].default, int):
+            try:
+                values[name] = int(text)
+            except ValueError:
+                raise RuntimeError(f"{_ENVIRONMENT}{name.upper()} must be a whole number, got {text!r}") from None
+        else:
+            values[name] = text or None
+    return create_app(ServiceSettings(**values))

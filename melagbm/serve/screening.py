@@ -1,9 +1,9 @@
-"""One screening request's lesions -> the model's input rows -> what the service answers for each lesion."""
+"""Screening requests' lesions -> the model's input rows -> what the service answers for each lesion."""
 
 from __future__ import annotations
 
 import hashlib
-import threading
+import io
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +31,15 @@ def lesion_outline(image: Any) -> dict[str, Any]:
     outline : dict
         ``{"width", "height", "polygon": [[x, y], ...]}``; an empty polygon where no lesion was found.
     """
+    return outline_of(np.asarray(read_image(image)))
+
+
+def outline_of(rgb: np.ndarray) -> dict[str, Any]:
+    """:func:`lesion_outline` of decoded RGB pixels."""
     import cv2
 
     from ..features.segmentation import segment_lesion
 
-    rgb = np.asarray(read_image(image))
     mask = segment_lesion(rgb).astype(np.uint8)
     contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     polygon: list[list[int]] = []
@@ -45,9 +49,29 @@ def lesion_outline(image: Any) -> dict[str, Any]:
     return {"width": int(rgb.shape[1]), "height": int(rgb.shape[0]), "polygon": polygon}
 
 
+def image_pixels(image: bytes, location: tuple, limit: int) -> int:
+    """Width x height from the image's header (nothing decoded); FieldError at ``location`` when it is not an
+    image or has more than ``limit`` pixels."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(image)) as opened:
+            width, height = opened.size
+    except Image.DecompressionBombError as exc:  # Pillow's own refusal, far above ``limit``
+        raise FieldError(location, f"refused as a decompression bomb: {exc}") from exc
+    except UnidentifiedImageError as exc:
+        raise FieldError(location, "cannot read the image: not an image file Pillow can open (JPEG, PNG, ...)") \
+            from exc
+    except (OSError, ValueError) as exc:
+        raise FieldError(location, f"cannot read the image: {exc}") from exc
+    if width * height > limit:
+        raise FieldError(location, f"{width} x {height} pixels exceeds the service's limit of {limit} pixels")
+    return width * height
+
+
 class Screening:
-    """A loaded model answering screening requests, one request at a time (its encoders are not shared
-    between threads).
+    """A loaded model answering batches of screening requests (call it from one thread at a time: its
+    encoders are not shared between threads).
 
     Parameters
     ----------
@@ -65,54 +89,76 @@ class Screening:
         card = getattr(model, "model_card_", None) or {}
         self.version = {"model_id": self.model_id, "fitted": card.get("created"),
                         "melagbm": (card.get("model") or {}).get("melagbm")}
-        self._lock = threading.Lock()
         columns = model.metadata_encoder_.columns_
         families = model.metadata_encoder_.feature_families_
-        self._field_columns = {field: columns[feature] for feature, family in families.items()
-                               for field in FIELDS if family == FIELDS[field]}
+        self._field_features = {field: feature for feature, family in families.items()
+                                for field in FIELDS if family == FIELDS[field]}
+        self._field_columns = {field: columns[feature] for field, feature in self._field_features.items()}
 
-    def frame(self, lesions: list[dict[str, Any]]) -> pd.DataFrame:
-        """The model's input rows for ``lesions`` (each: image bytes, age, sex, site, patient_id)."""
-        model = self.model
-        rows = []
-        for index, lesion in enumerate(lesions):
-            row: dict[str, Any] = dict.fromkeys(getattr(model, "feature_names_in_", []), np.nan)
-            row[model.image_col] = lesion["image"]
-            for field, column in self._field_columns.items():
-                row[column] = np.nan if lesion.get(field) is None else lesion[field]
-            if model.patient_col_ is not None:  # a lesion without a patient id is its own patient
-                row[model.patient_col_] = lesion.get("patient_id") or f"request-lesion-{index}"
-            if getattr(model, "lesion_col_", None) is not None:  # each lesion of a request is a lesion of its own
-                row[model.lesion_col_] = f"request-lesion-{index}"
-            rows.append(row)
-        return pd.DataFrame(rows, index=pd.RangeIndex(len(rows), name="lesion"))
+    def field_values(self) -> dict[str, list[str]]:
+        """The values the model knows for each categorical request field (``sex``, ``site``; its unknown
+        token left out: an empty field is unknown)."""
+        from ..features.metadata import UNKNOWN
 
-    def check_images(self, lesions: list[dict[str, Any]]) -> None:
-        """Raise FieldError naming the first lesion whose image cannot be read."""
+        known = self.model.metadata_encoder_.categories_
+        return {field: [str(value) for value in known[feature] if value != UNKNOWN]
+                for field, feature in self._field_features.items() if feature in known}
+
+    @staticmethod
+    def decode(lesions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The lesions with each image decoded once to RGB pixels, and its outline (FieldError naming the first
+        unreadable image). Runs on the request's own thread, beside the inference thread."""
+        decoded = []
         for index, lesion in enumerate(lesions):
             try:
-                read_image(lesion["image"], row=index)
+                pixels = np.asarray(read_image(lesion["image"]))
             except ImageReadError as exc:
                 raise FieldError(("lesions", index, "image"), str(exc)) from exc
+            decoded.append({**lesion, "image": pixels, "outline": outline_of(pixels)})
+        return decoded
 
-    def predict(self, lesions: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """For each lesion: probability, referral decision, SHAP contribution by family, outline, model id."""
-        self.check_images(lesions)
-        frame = self.frame(lesions)
-        with self._lock:
-            probability = self.model.predict_proba(frame)[:, 1]
-            explanation = self.model.explain(frame, grouped=True)
+    def frame(self, requests: list[list[dict[str, Any]]]) -> pd.DataFrame:
+        """The model's input rows for every lesion of ``requests`` (each lesion: image, age, sex, site,
+        patient_id). Patient and lesion ids are scoped to their request: two clients' "patient 1" are two
+        patients, and a lesion without a patient id is a patient of its own."""
+        model = self.model
+        rows = []
+        for number, lesions in enumerate(requests):
+            for index, lesion in enumerate(lesions):
+                row: dict[str, Any] = dict.fromkeys(getattr(model, "feature_names_in_", []), np.nan)
+                row[model.image_col] = lesion["image"]
+                for field, column in self._field_columns.items():
+                    row[column] = np.nan if lesion.get(field) is None else lesion[field]
+                own = f"request-{number}-lesion-{index}"
+                if model.patient_col_ is not None:
+                    given = lesion.get("patient_id")
+                    row[model.patient_col_] = own if given is None else f"request-{number}-patient-{given}"
+                if getattr(model, "lesion_col_", None) is not None:
+                    row[model.lesion_col_] = own
+                rows.append(row)
+        return pd.DataFrame(rows, index=pd.RangeIndex(len(rows), name="lesion"))
+
+    def predict(self, requests: list[list[dict[str, Any]]]) -> list[list[dict[str, Any]]]:
+        """For each lesion of each request (as :meth:`decode` gave it): probability, referral decision, SHAP
+        contribution by family, outline and model id. All lesions go through the model as one batch."""
+        frame = self.frame(requests)
+        proba, explanation = self.model.predict_proba_explained(frame, grouped=True)
         threshold = float(self.model.threshold_)
         families = list(explanation.feature_names)
-        results = []
-        for index, lesion in enumerate(lesions):
-            results.append({
-                "probability": float(probability[index]),
-                "refer": bool(probability[index] >= threshold),
-                "threshold": threshold,
-                "contributions": {family: float(value) for family, value in zip(families, explanation.values[index])},
-                "base_value": float(np.ravel(explanation.base_values)[index]),
-                "outline": lesion_outline(lesion["image"]),
-                **self.version,
-            })
-        return results
+        base_values = np.ravel(explanation.base_values)
+        answers, row = [], 0
+        for lesions in requests:
+            results = []
+            for lesion in lesions:
+                results.append({
+                    "probability": float(proba[row, 1]),
+                    "refer": bool(proba[row, 1] >= threshold),
+                    "threshold": threshold,
+                    "contributions": {family: float(value) for family, value in zip(families, explanation.values[row])},
+                    "base_value": float(base_values[row]),
+                    "outline": lesion["outline"],
+                    **self.version,
+                })
+                row += 1
+            answers.append(results)
+        return answers

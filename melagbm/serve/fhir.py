@@ -1,0 +1,86 @@
+"""The service's answers as FHIR R4: a ``Bundle`` (type "collection") of one ``RiskAssessment`` per lesion."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+__all__ = ["MELANOMA", "risk_assessment_bundle"]
+
+#: The predicted outcome: SNOMED CT 372244006 |Malignant melanoma (disorder)|.
+MELANOMA = {"coding": [{"system": "http://snomed.info/sct", "code": "372244006",
+                        "display": "Malignant melanoma (disorder)"}], "text": "melanoma"}
+_RISK_PROBABILITY = "http://terminology.hl7.org/CodeSystem/risk-probability"
+
+
+def _percent(value: float | None) -> str:
+    return "unknown" if value is None else f"{100 * value:.0f} %"
+
+
+def referral_rationale(result: dict[str, Any], card: dict[str, Any]) -> str:
+    """The referral decision in words, with what the operating point did out of fold (from the card)."""
+    at_point = ((card.get("performance") or {}).get("metrics") or {})
+    sensitivity = (at_point.get("sensitivity") or {}).get("value")
+    specificity = (at_point.get("specificity") or {}).get("value")
+    decision = "refer" if result["refer"] else "no referral"
+    side = "at or above" if result["refer"] else "below"
+    return (f"{decision}: probability {result['probability']:.3f} is {side} the operating threshold "
+            f"{result['threshold']:.3f}; at this threshold the model caught {_percent(sensitivity)} of melanomas "
+            f"and cleared {_percent(specificity)} of other lesions out of fold")
+
+
+def _assessment(result: dict[str, Any], lesion: dict[str, Any], card: dict[str, Any], issued: str) -> dict[str, Any]:
+    patient = lesion.get("patient_id")
+    subject = ({"identifier": {"value": str(patient)}} if patient is not None
+               else {"display": "a patient not identified in the request"})
+    drivers = ", ".join(f"{family} {value:+.2f}" for family, value in
+                        sorted(result["contributions"].items(), key=lambda item: -abs(item[1])))
+    refer = result["refer"]
+    resource: dict[str, Any] = {
+        "resourceType": "RiskAssessment",
+        "status": "final",
+        "method": {"text": f"melagbm {result.get('melagbm') or ''} model {result['model_id']}".replace("  ", " ")},
+        "code": {"text": "melanoma risk of a skin lesion from a dermoscopic image and patient metadata"},
+        "subject": subject,
+        "occurrenceDateTime": issued,
+        "prediction": [{
+            "outcome": MELANOMA,
+            "probabilityDecimal": round(float(result["probability"]), 6),
+            "qualitativeRisk": {"coding": [{"system": _RISK_PROBABILITY, "code": "high" if refer else "low",
+                                            "display": "High likelihood" if refer else "Low likelihood"}],
+                                "text": "refer" if refer else "no referral"},
+            "rationale": referral_rationale(result, card),
+        }],
+        "note": [
+            {"text": f"What drove it (SHAP, log-odds from a base of {result['base_value']:+.2f}): {drivers}."},
+            {"text": card.get("intended_use") or "Decision support only; not a diagnostic device."},
+        ],
+    }
+    if refer:
+        resource["mitigation"] = "Refer the lesion for a dermatologist's assessment."
+    return resource
+
+
+def risk_assessment_bundle(results: list[dict[str, Any]], lesions: list[dict[str, Any]],
+                           card: dict[str, Any] | None) -> dict[str, Any]:
+    """The answers of one request as a FHIR R4 ``Bundle`` of ``RiskAssessment`` resources, in lesion order.
+
+    Parameters
+    ----------
+    results : list of dict
+        The service's answer for each lesion (probability, refer, threshold, contributions, ...).
+    lesions : list of dict
+        The request's lesions (their ``patient_id`` becomes the subject's identifier).
+    card : dict or None
+        The model's card (its out-of-fold sensitivity and specificity explain the referral).
+
+    Returns
+    -------
+    bundle : dict
+        A JSON-ready ``Bundle`` resource.
+    """
+    issued = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    entries = [{"fullUrl": f"urn:uuid:{uuid.uuid4()}", "resource": _assessment(result, lesion, card or {}, issued)}
+               for result, lesion in zip(results, lesions)]
+    return {"resourceType": "Bundle", "type": "collection", "timestamp": issued, "entry": entries}
