@@ -191,12 +191,17 @@ def _labelled_frame(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.Series]:
 
 def _fit(args: argparse.Namespace) -> int:
     from . import FusionClassifier
+    from .card import attach_cross_validation
 
     X, y = _labelled_frame(args)
     model = FusionClassifier(
         group_col=args.group_col, metadata_cols=_metadata_cols(args), on_bad_image=args.on_bad_image,
-        diagnosis_col=args.diagnosis_col, **_model_options(args),
-    ).fit(X, y)
+        target_sensitivity=args.target_sensitivity, diagnosis_col=args.diagnosis_col, **_model_options(args),
+    )
+    result = _cross_validated(args, model, X, y)[0] if args.evaluate else None
+    model.fit(X, y)
+    if result is not None:  # the card then states what 'melagbm evaluate' reports for the same data and seed
+        attach_cross_validation(model, result, folds=args.folds, seed=args.seed)
     _save_model(model, Path(args.model))
     skipped = len(model.skipped_rows_)
     note = f" ({skipped} unreadable image(s) skipped: {model.skipped_rows_[:5]})" if skipped else ""
@@ -205,30 +210,40 @@ def _fit(args: argparse.Namespace) -> int:
     return 0
 
 
-def _evaluate(args: argparse.Namespace) -> int:
-    from . import FusionClassifier
+def _cross_validated(args: argparse.Namespace, model: Any, X: pd.DataFrame, y: pd.Series) -> tuple[Any, float]:
+    """(``cross_validate``'s result for ``model`` on the CSV's rows, seconds): the evaluation 'melagbm evaluate'
+    reports and 'melagbm fit --evaluate' writes into the card, run the same way for both."""
+    from sklearn.base import clone
+
     from .classifier import ID_COLUMNS, LESION_ID_COLUMN
     from .evaluation.metrics import cross_validate
-    from .evaluation.report import write_report
 
-    X, y = _labelled_frame(args)
     group_col = args.group_col or next((c for c in ID_COLUMNS if c in X.columns), None)
     groups = X[group_col] if group_col else None
-    model = FusionClassifier(
-        group_col=args.group_col, metadata_cols=_metadata_cols(args), target_sensitivity=args.target_sensitivity,
-        diagnosis_col=args.diagnosis_col, **_model_options(args),
-    )
     if groups is None:
         print("warning: no --group-col (and no patient_id/lesion_id column): images of one patient may land in "
               "both training and test folds")
     started = time.perf_counter()
     lesions = group_col == LESION_ID_COLUMN  # groups of one lesion's images: no "top-k within the patient"
-    result = cross_validate(model, X, y, groups, n_splits=args.folds, n_bootstrap=args.bootstrap,
+    result = cross_validate(clone(model), X, y, groups, n_splits=args.folds, n_bootstrap=args.bootstrap,
                             top_k=None if lesions else 1, random_state=args.seed)
+    return result, time.perf_counter() - started
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from . import FusionClassifier
+    from .evaluation.report import write_report
+
+    X, y = _labelled_frame(args)
+    model = FusionClassifier(
+        group_col=args.group_col, metadata_cols=_metadata_cols(args), target_sensitivity=args.target_sensitivity,
+        diagnosis_col=args.diagnosis_col, **_model_options(args),
+    )
+    result, seconds = _cross_validated(args, model, X, y)
     notes = [
         f"model: FusionClassifier, backbone {model.backbone}, booster {model.booster}, "
         f"target sensitivity {args.target_sensitivity:.0%}",
-        f"data: {args.metadata} with images from {args.images}; {time.perf_counter() - started:.0f} s",
+        f"data: {args.metadata} with images from {args.images}; {seconds:.0f} s",
     ]
     report = write_report(result, args.out, title=f"melagbm evaluation: {Path(args.metadata).name}", notes=notes)
     table = result.metrics
@@ -437,6 +452,12 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--images", required=True, help="folder holding the images")
         sub.add_argument("--image-col", default="image_name", help="CSV column naming each image file")
 
+    def add_evaluation_options(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--folds", type=int, default=5, help="cross-validation folds")
+        sub.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the CIs")
+        sub.add_argument("--target-sensitivity", type=float, default=defaults["target_sensitivity"],
+                         help="sensitivity the operating threshold is chosen for")
+
     fit = command("fit", "fit a FusionClassifier on a CSV and an image folder, and save it")
     add_data_options(fit)
     fit.add_argument("--target", default="target", help="label column (1 = melanoma)")
@@ -449,6 +470,10 @@ def _parser() -> argparse.ArgumentParser:
                      help="where to write the fitted model (melagbm's safe format; .joblib for a pickle)")
     fit.add_argument("--on-bad-image", default="raise", choices=["raise", "skip"],
                      help="skip: train without rows whose image cannot be read")
+    fit.add_argument("--evaluate", action="store_true",
+                     help="first cross-validate as 'melagbm evaluate' does (same --folds, --bootstrap, --seed) and "
+                          "write its metrics into the model card")
+    add_evaluation_options(fit)
     add_model_options(fit)
     add_lesion_options(fit)
     fit.set_defaults(run=_fit)
@@ -462,10 +487,7 @@ def _parser() -> argparse.ArgumentParser:
     add_metadata_cols(evaluate)
     add_diagnosis_option(evaluate)
     evaluate.add_argument("--out", required=True, help="folder for report.md, roc.png, calibration.png, CSVs")
-    evaluate.add_argument("--folds", type=int, default=5, help="cross-validation folds")
-    evaluate.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the CIs")
-    evaluate.add_argument("--target-sensitivity", type=float, default=defaults["target_sensitivity"],
-                          help="sensitivity the operating threshold is chosen for")
+    add_evaluation_options(evaluate)
     add_model_options(evaluate)
     add_lesion_options(evaluate)
     evaluate.set_defaults(run=_evaluate)

@@ -58,7 +58,10 @@ def ham_sample(ham_root: Path):
 
 @pytest.fixture(scope="session")
 def isic_model_file(isic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A saved model fitted on about 400 ISIC 2020 images (whole patients, so with patient context)."""
+    """A saved model fitted on about 400 ISIC 2020 images (whole patients, so with patient context), or the
+    model file ``$MELAGBM_ISIC_MODEL`` names (benchmarks/service.py saves one fitted on all 2,701)."""
+    if os.environ.get("MELAGBM_ISIC_MODEL"):
+        return Path(os.environ["MELAGBM_ISIC_MODEL"])
     from melagbm import FusionClassifier
     from melagbm.datasets import load_isic2020
 

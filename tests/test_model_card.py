@@ -7,6 +7,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -160,3 +161,26 @@ def test_set_params_cache_after_fit_reaches_the_steps_that_read_the_store(ham_sa
     model.predict_proba(X.iloc[:5])
     assert first.stats() == before
     assert second.misses == 10  # 5 embeddings and 5 lesion rows, computed again into the new store
+
+
+def test_fit_evaluate_writes_into_the_card_what_melagbm_evaluate_reports(isic_root, tmp_path) -> None:
+    metadata = pd.read_csv(isic_root / "subset_metadata.csv")
+    counts = metadata.groupby("patient_id")["target"].agg(["size", "sum"]).sort_values("size")
+    patients = list(counts[counts["sum"] > 0].index[:10]) + list(counts[counts["sum"] == 0].index[:25])
+    metadata[metadata["patient_id"].isin(patients)].to_csv(tmp_path / "rows.csv", index=False)
+    common = ["--metadata", str(tmp_path / "rows.csv"), "--images", str(isic_root / "train"),
+              "--backbone", "tf_efficientnet_lite0", "--no-lesion-features", "--folds", "3", "--bootstrap", "200",
+              "--seed", "3"]
+    assert main(["evaluate", *common, "--out", str(tmp_path / "report")]) == 0
+    reported = pd.read_csv(tmp_path / "report" / "metrics.csv", index_col=0)
+    assert main(["fit", *common, "--evaluate", "--model", str(tmp_path / "model.melagbm")]) == 0
+    card = melagbm.load(tmp_path / "model.melagbm").model_card_
+    evaluation = card["cross_validation"]
+    assert evaluation["rows"] == len(pd.read_csv(tmp_path / "rows.csv")) and evaluation["folds"] == 3
+    assert set(evaluation["metrics"]) == {"roc_auc", "pauc_80", "sens_at_spec90", "sensitivity", "specificity",
+                                          "brier"}
+    for name, metric in evaluation["metrics"].items():
+        for key in ("value", "ci_low", "ci_high"):
+            assert metric[key] == pytest.approx(reported.loc[name, key], rel=1e-9, abs=1e-12), (name, key)
+    assert "## Performance (cross-validation)" in to_markdown(card)
+    assert card["performance"]["metrics"]["roc_auc"]["value"] != evaluation["metrics"]["roc_auc"]["value"]

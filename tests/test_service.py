@@ -218,7 +218,7 @@ def test_the_clinic_page_and_its_files_are_served_from_the_package_alone(client)
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert "default-src 'self'" in page.headers["content-security-policy"]
     assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
-    assert sorted(assets) == ["/page/clinic.css", "/page/clinic.js"]
+    assert sorted(assets) == ["/page/clinic.css", "/page/clinic.js", "/page/icon.svg"]
     assert all(client.get(asset).status_code == 200 for asset in assets)
     for text in [page.text, *(client.get(asset).text for asset in assets)]:
         fetched = text.replace("http://www.w3.org/2000/svg", "")  # SVG's namespace name, never fetched

@@ -4,7 +4,8 @@ Every fit computes its card (``FusionClassifier.model_card_``, a JSON-able dict)
 model file, ``melagbm card MODEL`` prints it as Markdown (``--html``: a page).
 """
 
-from .facts import CARD_SCHEMA, INTENDED_USE, NOT_MEASURED, build_card
+from .facts import CARD_SCHEMA, INTENDED_USE, NOT_MEASURED, attach_cross_validation, build_card
 from .render import to_html, to_markdown
 
-__all__ = ["CARD_SCHEMA", "INTENDED_USE", "NOT_MEASURED", "build_card", "to_html", "to_markdown"]
+__all__ = ["CARD_SCHEMA", "INTENDED_USE", "NOT_MEASURED", "attach_cross_validation", "build_card", "to_html",
+           "to_markdown"]

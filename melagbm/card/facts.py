@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["CARD_SCHEMA", "INTENDED_USE", "NOT_MEASURED", "build_card", "image_sizes", "performance",
-           "training_data"]
+__all__ = ["CARD_SCHEMA", "INTENDED_USE", "NOT_MEASURED", "attach_cross_validation", "build_card", "image_sizes",
+           "performance", "training_data"]
 
 #: Bump when a key of the card changes meaning.
 CARD_SCHEMA = 1
@@ -170,10 +170,7 @@ def performance(
     predicted = (probability >= threshold).astype(int)
     table = metrics_table(y, probability, predicted=predicted, groups=groups, top_k=None,
                           n_bootstrap=_BOOTSTRAP, random_state=seed)
-    keep = ("roc_auc", "pauc_80", "sens_at_spec90", "sensitivity", "specificity", "brier")
-    metrics = {name: {"value": _number(row["value"]), "ci_low": _number(row["ci_low"]),
-                      "ci_high": _number(row["ci_high"]), "label": str(row["label"])}
-               for name, row in table.iterrows() if name in keep}
+    metrics = _card_metrics(table)
     return {
         "method": f"{folds}-fold out-of-fold predictions inside fit, folds "
                   + ("grouped" if groups is not None else "NOT grouped (no patient or lesion ids)")
@@ -185,6 +182,40 @@ def performance(
         "metrics": metrics,
         "mean_probability": float(np.mean(probability)),
         "prevalence": float(np.mean(y == 1)),
+    }
+
+
+_CARD_METRICS = ("roc_auc", "pauc_80", "sens_at_spec90", "sensitivity", "specificity", "brier")
+
+
+def _card_metrics(table: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """The card's metrics (value, 95 % CI, label) from a metrics table as ``metrics_table`` gives it."""
+    return {name: {"value": _number(row["value"]), "ci_low": _number(row["ci_low"]),
+                   "ci_high": _number(row["ci_high"]), "label": str(row["label"])}
+            for name, row in table.iterrows() if name in _CARD_METRICS}
+
+
+def attach_cross_validation(model: Any, result: Any, *, folds: int, seed: int) -> None:
+    """Write a cross-validation of ``model``'s settings on its training data (``cross_validate``'s result, as
+    ``melagbm evaluate`` reports it) into ``model.model_card_["cross_validation"]``.
+
+    Parameters
+    ----------
+    model : FusionClassifier
+        The model fitted on the same rows.
+    result : CVResult
+        What :func:`melagbm.evaluation.cross_validate` gave for the same rows, settings and seed.
+    folds : int
+        Its number of folds.
+    seed : int
+        Its ``random_state``.
+    """
+    grouped = bool(result.info.get("grouped", True))
+    model.model_card_["cross_validation"] = {
+        "method": f"{folds}-fold cross-validation, the whole fit repeated in each fold (melagbm evaluate), folds "
+                  + ("grouped" if grouped else "NOT grouped (no patient or lesion ids)"),
+        "folds": int(folds), "seed": int(seed), "rows": int(len(result.oof)),
+        "metrics": _card_metrics(result.metrics),
     }
 
 

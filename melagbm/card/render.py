@@ -88,6 +88,11 @@ def to_markdown(card: dict[str, Any]) -> str:
                   "bootstrap resamples of whole groups.", ""] + _metric_rows(performance)
         lines += ["", f"Calibration: mean out-of-fold probability {_figure(performance['mean_probability'])} "
                       f"against a prevalence of {_figure(performance['prevalence'])}.", ""]
+    evaluation = card.get("cross_validation")
+    if evaluation is not None:
+        lines += ["## Performance (cross-validation)", "",
+                  f"{evaluation['method']}; {evaluation['rows']} rows; seed {evaluation['seed']}.", ""]
+        lines += _metric_rows(evaluation) + [""]
     lines += ["## Operating point", ""]
     if point["target_sensitivity"] is not None and performance is not None:
         caught = performance["metrics"]["sensitivity"]["value"]

@@ -154,7 +154,8 @@ function drawChart(contributions, baseValue) {
     track.append(bar);
     const words = document.createElement("span");
     words.className = "bar-words";
-    words.textContent = `${value >= 0 ? "raised" : "lowered"} the melanoma score by ${Math.abs(value).toFixed(2)} log-odds`;
+    words.textContent = Math.abs(value) < 0.005 ? "made no difference to the melanoma score" :
+      `${value >= 0 ? "raised" : "lowered"} the melanoma score by ${Math.abs(value).toFixed(2)} log-odds`;
     row.append(name, track, words);
     row.dataset.family = family;
     row.dataset.value = String(value);
