@@ -411,7 +411,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
                 group_ids = None if group_ids is None else group_ids[~bad]
             image_part = self.image_features_.fit_scores(embeddings, y_codes, group_ids, seed,
                                                          targets=gate.diagnoses(frame))
-        leaks = encoder_leaks(self, frame, _dataset_names(X))
+        leaks = encoder_leaks(self, frame, dataset_names(X))
         self.metadata_encoder_ = MetadataEncoder(other_cols=gate.other_metadata()).fit(gate.metadata(frame))
         self.lesion_features_ = steps["lesion"]
         self.patient_context_ = steps["context"] if self.patient_col_ is not None else None
@@ -438,7 +438,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
                 self.operating_point_.fit(margin, y_codes)
         self.n_groups_ = None if group_ids is None else int(len(np.unique(group_ids)))
         self.model_card_ = model_card(self, frame, table, y_codes, group_ids, margin, len(splits or []), seed,
-                                      datasets=_dataset_names(X), warnings=leaks)
+                                      datasets=dataset_names(X), warnings=leaks)
         self.report_fit(len(y_codes), int((y_codes == 1).sum()))
         return self
 
@@ -845,7 +845,7 @@ def encoder_leaks(model: FusionClassifier, frame: pd.DataFrame, datasets: list[s
     return [reason for reason in reasons if reason]
 
 
-def _dataset_names(X: Any) -> list[str]:
+def dataset_names(X: Any) -> list[str]:
     """The dataset names ``X`` carries (``X.attrs["dataset"]``, set by melagbm's loaders; a name or a list)."""
     names = getattr(X, "attrs", {}).get("dataset")
     return [] if names is None else [str(names)] if isinstance(names, str) else [str(name) for name in names]
@@ -867,7 +867,8 @@ def model_card(
     metadata = table[list(model.metadata_encoder_.feature_families_)]
     ids = {kind: frame[column] for kind, column in (("patients", model.patient_col_), ("lesions", model.lesion_col_))
            if column is not None and column in frame.columns}
-    images = list(frame[model.image_col]) if model.image_features_ is not None else None
+    has_images = model.image_features_ is not None and model.image_col in frame.columns
+    images = list(frame[model.image_col]) if has_images else None  # (a Dask fit sends paths only)
     data = card.facts.training_data(y, metadata, model.metadata_encoder_.feature_families_, ids=ids,
                                     split_groups=groups, images=images, skipped=len(model.skipped_rows_),
                                     datasets=datasets)

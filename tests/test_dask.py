@@ -84,6 +84,20 @@ def test_distributed_fit_matches_the_local_model(fitted, lesions, booster) -> No
         np.testing.assert_allclose(ours, theirs, atol=1e-4)
 
 
+def test_the_twins_card_states_the_training_data_and_metrics_as_the_local_models(fitted, tmp_path) -> None:
+    distributed_model, local = fitted["xgboost"]  # the same model: the same card, but for when it was made
+    ours, theirs = distributed_model.model_card_, local.model_card_
+    assert ours["training_data"] == theirs["training_data"]
+    assert ours["training_data"]["image_size"]["read"] == ours["training_data"]["rows"]  # paths read on the client
+    assert ours["model"] == {**theirs["model"], "class": "DaskFusionClassifier"}
+    assert ours["operating_point"] == pytest.approx(theirs["operating_point"], abs=1e-4)
+    for name, metric in ours["performance"]["metrics"].items():
+        assert metric["value"] == pytest.approx(theirs["performance"]["metrics"][name]["value"], abs=0.01), name
+    assert ours["encoders"] == theirs["encoders"] and ours["limits"] == theirs["limits"]
+    distributed_model.save(tmp_path / "twin.melagbm")
+    assert load_dask(tmp_path / "twin.melagbm").model_card_ == ours
+
+
 def test_scores_dask_frames_on_the_workers(fitted, lesions) -> None:
     model, _ = fitted["xgboost"]
     _, _, X_test, _ = lesions

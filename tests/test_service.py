@@ -5,10 +5,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
 
 import numpy as np
@@ -17,11 +13,11 @@ import pytest
 
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
-from fastapi.testclient import TestClient  # noqa: E402
+from fastapi.testclient import TestClient
 
-import melagbm  # noqa: E402
-from melagbm import FusionClassifier  # noqa: E402
-from melagbm.serve import ServiceSettings, create_app  # noqa: E402
+import melagbm
+from melagbm import FusionClassifier
+from melagbm.serve import ServiceSettings, create_app
 
 
 @pytest.fixture(scope="module")
@@ -137,30 +133,13 @@ def test_bearer_token_and_cors_when_configured(model_file, lesions, tmp_path) ->
 
 
 def test_melagbm_serve_runs_the_service_as_documented(model_file, lesions) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "melagbm.cli", "serve", str(model_file), "--port", str(port)],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as ready:
-                    if ready.status == 200:
-                        break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"the service did not start: {server.stdout.read().decode()[-2000:]}")
-                time.sleep(0.5)
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/predict",
-                                         data=json.dumps({"lesions": lesions[0][:1]}).encode(),
+    from melagbm.serve.load import serving
+
+    with serving(model_file) as (url, _):
+        request = urllib.request.Request(f"{url}/v1/predict", data=json.dumps({"lesions": lesions[0][:1]}).encode(),
                                          headers={"content-type": "application/json"})
         with urllib.request.urlopen(request, timeout=60) as answer:
             assert 0.0 <= json.loads(answer.read())["lesions"][0]["probability"] <= 1.0
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def test_a_model_the_service_cannot_screen_with_is_refused(isic_root, tmp_path) -> None:

@@ -14,7 +14,9 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from .._device import resolve_device
 from .._splits import SEED_MAX
 from ..boosting import BoostingStep
-from ..classifier import FITTED_ATTRIBUTES, ID_COLUMNS, FusionClassifier, skip_unreadable
+from ..classifier import (
+    FITTED_ATTRIBUTES, ID_COLUMNS, FusionClassifier, dataset_names, encoder_leaks, model_card, skip_unreadable,
+)
 from ..features.inputs import InputGate
 from ..features.metadata import MetadataEncoder
 from ..features.table import FeatureTable
@@ -51,6 +53,15 @@ def _predicted(part: pd.DataFrame, model: FusionClassifier, method: str, meta: p
         model.image_features_.embedders_ = [on_this_worker(embedder) for embedder in model.embedders_]
     values = np.asarray(getattr(model, method)(part))
     return pd.DataFrame(values.reshape(len(part), -1), index=part.index, columns=meta.columns).astype(meta.dtypes)
+
+
+#: The column of ``_first_pass`` holding each row's image path (None where the image is not a path).
+_IMAGE_PATH = "__melagbm_image_path__"
+
+
+def _paths_only(images: pd.Series) -> pd.Series:
+    """Each image that is a path, as a string; None for bytes and arrays (they stay on the workers)."""
+    return images.map(lambda item: os.fspath(item) if isinstance(item, (str, os.PathLike)) else None).astype(object)
 
 
 class DaskFusionClassifier(FusionClassifier):
@@ -165,11 +176,20 @@ class DaskFusionClassifier(FusionClassifier):
         for fold, (_, test) in enumerate(splits or []):
             roles.iloc[test, roles.columns.get_loc(_FOLD)] = fold
         table = self._tables_on_workers(frame, lengths, dask_client, features, image_scores, roles)
-        self._train_on_workers(dask_client, boosting, table, weights is not None, validation is not None, seed,
-                               len(splits or []), pd.Series(0.0, index=rows_good), y_good, lesions_good)
+        margin = self._train_on_workers(dask_client, boosting, table, weights is not None, validation is not None,
+                                        seed, len(splits or []), pd.Series(0.0, index=rows_good), y_good,
+                                        lesions_good)
         for embedder in self.embedders_:  # the client embeds too (predicting pandas frames, to_local)
             embedder.device_ = _device_here(embedder.device)
         self.n_groups_ = None if groups_good is None else int(len(np.unique(groups_good)))
+        trained = small[good]
+        if _IMAGE_PATH in trained.columns and trained[_IMAGE_PATH].notna().all():  # paths: hashed and sized here
+            trained = trained.assign(**{self.image_col: trained[_IMAGE_PATH]})
+        datasets = dataset_names(X) or dataset_names(getattr(X, "_meta", None))  # a Dask frame's meta keeps attrs
+        leaks = encoder_leaks(self, trained, datasets) if self.image_col in trained.columns else []
+        encoded = self.metadata_encoder_.transform(gate.metadata(metadata[good]))
+        self.model_card_ = model_card(self, trained, encoded, y_good, groups_good, margin, len(splits or []), seed,
+                                      datasets=datasets, warnings=leaks)
         self.report_fit(len(y_good), int((y_good == 1).sum()))
         return self
 
@@ -186,9 +206,9 @@ class DaskFusionClassifier(FusionClassifier):
     def _train_on_workers(
         self, dask_client: Any, boosting: BoostingStep, table: Any, weighted: bool, stops_early: bool, seed: int,
         n_folds: int, margin: pd.Series, y_good: np.ndarray, lesions: np.ndarray | None = None,
-    ) -> None:
+    ) -> np.ndarray | None:
         """The booster, trained across the workers; then the operating point from out-of-fold margins (pooled
-        by ``lesions`` when given)."""
+        by ``lesions`` when given), which it returns (None without folds)."""
         features, labels = table[self.feature_names_], table[LABEL]
         weight = table[_WEIGHT] if weighted else None
         threads = min(dask_client.nthreads().values(), default=1)
@@ -199,7 +219,7 @@ class DaskFusionClassifier(FusionClassifier):
             validation=table[_HELD_OUT] if stops_early else None, n_iter_no_change=int(self.n_iter_no_change),
         )
         if not n_folds:
-            return
+            return None
         fixed = BoostingStep.with_rounds(estimator, self.booster_)
         for fold in range(n_folds):
             held = table[_FOLD] == fold
@@ -209,6 +229,7 @@ class DaskFusionClassifier(FusionClassifier):
             margin.loc[fold_margin.index] = fold_margin.to_numpy()
         pooled = margin.to_numpy() if lesions is None else self.lesion_pooling_.pool(margin.to_numpy(), lesions)
         self.operating_point_.fit(pooled, y_good)
+        return pooled
 
     def _first_pass(self, frame: Any, gate: InputGate, user_columns: pd.DataFrame) -> pd.DataFrame:
         """The small columns (row numbers, labels, groups, patient ids, metadata) in row order, on the client."""
@@ -216,6 +237,10 @@ class DaskFusionClassifier(FusionClassifier):
                   *ID_COLUMNS,
                   *gate.metadata(user_columns).columns]
         columns = [c for c in dict.fromkeys(wanted) if c is not None and c in frame.columns]
+        if self.image_col is not None and self.image_col in frame.columns:  # paths are small: the card reads them
+            frame = frame.assign(**{_IMAGE_PATH: frame[self.image_col].map_partitions(_paths_only,
+                                                                                      meta=(_IMAGE_PATH, object))})
+            columns.append(_IMAGE_PATH)
         small = frame[columns].compute()
         if len(small) == 0:
             raise ValueError("X has no rows")

@@ -193,14 +193,13 @@ def _send_declared(host: str, port: int, request: Request, headers: dict[str, st
         sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
         chunk, sent = bytes(1 << 16), 0
         while sent < request.declared_length:
-            readable, _, _ = select.select([sock], [], [], 0)
-            if readable:
+            readable, writable, _ = select.select([sock], [sock], [], timeout)
+            if readable or not writable:  # answered (or stuck): stop sending
                 break
             try:
-                sock.sendall(chunk[: request.declared_length - sent])
+                sent += sock.send(chunk[: request.declared_length - sent])  # never blocks on a full buffer
             except OSError:
                 break
-            sent += len(chunk)
         answer = http.client.HTTPResponse(sock)
         answer.begin()
         return answer.status, answer.read()
@@ -347,11 +346,15 @@ def serving(model_file: str | Path, *options: str, startup_timeout: float = 180.
     Yields
     ------
     url, process : str, subprocess.Popen
-        The service's base address and its process (its output is piped).
+        The service's base address and its process (its output goes to a temporary file, shown if it fails
+        to start).
     """
+    import tempfile
+
     port = free_port()
+    log = tempfile.TemporaryFile()  # not a pipe: a full pipe nobody reads would stop the server's event loop
     process = subprocess.Popen([sys.executable, "-m", "melagbm.cli", "serve", str(model_file), "--port", str(port),
-                                *options], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                                *options], stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + startup_timeout
@@ -366,7 +369,9 @@ def serving(model_file: str | Path, *options: str, startup_timeout: float = 180.
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
-                output = process.stdout.read().decode(errors="replace")[-3000:]
+                process.wait()
+                log.seek(0)
+                output = log.read().decode(errors="replace")[-3000:]
                 raise RuntimeError(f"the service did not start within {startup_timeout:.0f} s: {output}")
             time.sleep(0.3)
         yield url, process
@@ -376,3 +381,4 @@ def serving(model_file: str | Path, *options: str, startup_timeout: float = 180.
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
+        log.close()
