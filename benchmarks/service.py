@@ -9,10 +9,11 @@ then for each setting starts ``melagbm serve`` on 127.0.0.1 in its own process a
 2. ``--clients`` concurrent clients for ``--seconds`` (every 10th request a bad one: not an image, a decompression
    bomb, a truncated JPEG, a 58 MB body, wrong types, missing fields, ...): requests/s, p50/p95/p99 latency,
    errors (must be 0), /healthz latency meanwhile, server memory at the start, a quarter in, at the end;
-   once with micro-batching (``--max-batch 32``, the default) and once without (``--max-batch 1``);
+   once with micro-batching (``--max-batch 32``, the default), once without (``--max-batch 1``), and with two
+   worker processes (``--workers 2``);
 3. the bad-request table: request -> status -> message.
 
-    python benchmarks/service.py                        # about 5 min on 2 cores with a warm store
+    python benchmarks/service.py                        # about 6 min on 2 cores with a warm store
     python benchmarks/service.py --clients 8 --seconds 20
 
 The page's screenshot with this model:
@@ -112,7 +113,8 @@ def main() -> None:
              f"{args.clients} clients x {args.seconds:.0f} s per setting, every 10th request a bad one", ""]
     reports = {}
     for label, options in (("micro-batching (--max-batch 32)", ["--max-batch", "32"]),
-                           ("no batching (--max-batch 1)", ["--max-batch", "1"])):
+                           ("no batching (--max-batch 1)", ["--max-batch", "1"]),
+                           ("2 worker processes, micro-batching", ["--max-batch", "32", "--workers", "2"])):
         with serving(model_file, "--max-request-mb", str(MAX_REQUEST_MB), *options) as (url, process):
             if not reports:
                 latency = single_image_latency(url, good[: args.latency_requests + 1])
@@ -138,8 +140,10 @@ def main() -> None:
                      f"{report.served.get('batches')} / {report.served.get('requests')} | "
                      f"{s['memory_start_mb']:.0f} / {s['memory_settled_mb']:.0f} / {s['memory_end_mb']:.0f} / "
                      f"{s['memory_peak_mb']:.0f} |")
-    batched, single = (reports[label].summary()["requests_per_s"] for label in reports)
-    lines += ["", f"micro-batching / no batching, requests/s: {batched / single:.2f}x", ""]
+    batched, single, two = (reports[label].summary()["requests_per_s"] for label in reports)
+    lines += ["", f"micro-batching / no batching, requests/s: {batched / single:.2f}x",
+              f"2 worker processes / 1, both micro-batching, requests/s: {two / batched:.2f}x "
+              "(memory: the parent and both workers; batches and requests: the worker that answered /readyz)", ""]
     lines += ["## Bad requests (mixed into the load above, with batching)", "",
               "| request | status | message |", "|---|---|---|"]
     first = next(iter(reports.values()))

@@ -279,3 +279,22 @@ def test_plots_say_what_they_show(fused_models, ham_sample) -> None:
     assert values and not any(v.startswith("+") for v in values)  # a mean magnitude has no sign
     assert ax.get_title() and ax.get_xlabel().startswith(PUSH_LABEL)
     plt.close("all")
+
+
+def test_predict_proba_explained_is_both_answers_from_one_pass_over_the_images(fused_models, ham_sample,
+                                                                              monkeypatch) -> None:
+    X = ham_sample[0].iloc[:12]
+    model = fused_models["lightgbm"]
+    passes = []
+    table = type(model.feature_steps_)
+    original = table.transform
+    monkeypatch.setattr(table, "transform", lambda self, *args, **kwargs: passes.append(1) or original(self, *args,
+                                                                                                       **kwargs))
+    proba, explanation = model.predict_proba_explained(X, grouped=True)
+    assert len(passes) == 1  # the images went through the feature steps once (twice for the two calls below)
+    np.testing.assert_allclose(proba, model.predict_proba(X), atol=1e-12)
+    expected = model.explain(X, grouped=True)
+    assert len(passes) == 3
+    assert list(explanation.feature_names) == list(expected.feature_names)
+    np.testing.assert_allclose(explanation.values, expected.values, atol=1e-12)
+    np.testing.assert_allclose(explanation.base_values, expected.base_values, atol=1e-12)
