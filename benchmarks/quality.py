@@ -41,7 +41,7 @@ from melagbm.datasets import load_ham10000, load_isic2020
 from melagbm.evaluation import cross_validate
 from melagbm.evaluation.report import write_report
 
-LITE0, LITE2, DERM = "tf_efficientnet_lite0", "tf_efficientnet_lite2", "derm_xception"
+LITE0, LITE1, LITE2, DERM = "tf_efficientnet_lite0", "tf_efficientnet_lite1", "tf_efficientnet_lite2", "derm_xception"
 
 #: The dataset behind each --datasets key, as melagbm.backbones.derm_xception.TRAINED_ON names them.
 DATASET_IDS = {"ham": "ham10000", "isic": "isic2020", "isic-meta": "isic2020"}
@@ -79,6 +79,11 @@ CONFIGS: dict[str, tuple[str, dict]] = {
     ),
     "xgboost": ("fused, default, XGBoost booster", {"booster": "xgboost"}),
     "dx-target": ("default, the probe learns every diagnosis (diagnosis_col)", {"diagnosis_col": "diagnosis"}),
+    "lite012": ("default with all three packaged backbones (Lite0 + Lite1 + Lite2)",
+                {"backbone": (LITE0, LITE1, LITE2)}),
+    "flip": ("default, flip TTA on both backbones", {"tta": "flip"}),
+    "dx-lite012": ("default + diagnosis_col, Lite0 + Lite1 + Lite2",
+                   {"diagnosis_col": "diagnosis", "backbone": (LITE0, LITE1, LITE2)}),
     "dx-plain": ("plain, the probe learns every diagnosis (diagnosis_col)", {"diagnosis_col": "diagnosis", **PLAIN}),
     "per-backbone": (
         "plain, Lite0 + Lite2 with a probe each (image_signal=per_backbone)", {"image_signal": "per_backbone", **PLAIN}
