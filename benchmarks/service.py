@@ -7,7 +7,7 @@ then for each setting starts ``melagbm serve`` on 127.0.0.1 in its own process a
 
 1. the latency of ``POST /v1/predict`` for one image (one client, one request at a time, distinct images);
 2. ``--clients`` concurrent clients for ``--seconds`` (every 10th request a bad one: not an image, a decompression
-   bomb, a truncated JPEG, a 58 MB body, wrong types, missing fields, ...): requests/s, p50/p95/p99 latency,
+   bomb, a truncated JPEG, a 50 MB body, wrong types, missing fields, ...): requests/s, p50/p95/p99 latency,
    errors (must be 0), /healthz latency meanwhile, server memory at the start, a quarter in, at the end;
    once with micro-batching (``--max-batch 32``, the default), once without (``--max-batch 1``), and with two
    worker processes (``--workers 2``);

@@ -384,7 +384,8 @@ def _serve(args: argparse.Namespace) -> int:
     settings = {"MODEL": args.model.resolve(), "TOKEN_FILE": args.token_file.resolve() if args.token_file else "",
                 "MAX_LESIONS": args.max_lesions, "MAX_REQUEST_BYTES": int(args.max_request_mb * (1 << 20)),
                 "CORS_ORIGINS": ",".join(args.cors_origin or []), "STORE": args.store or "",
-                "MAX_BATCH": args.max_batch, "MAX_IMAGE_PIXELS": args.max_image_pixels}
+                "MAX_BATCH": args.max_batch, "MAX_IMAGE_PIXELS": args.max_image_pixels,
+                "PIXELS_IN_FLIGHT": args.pixels_in_flight, "BYTES_IN_FLIGHT": int(args.mb_in_flight * (1 << 20))}
     os.environ.update({f"MELAGBM_SERVE_{key}": str(value) for key, value in settings.items()})
     uvicorn.run("melagbm.serve:app_from_environment", factory=True, host=args.host, port=args.port,
                 workers=args.workers)
@@ -550,6 +551,11 @@ def _parser() -> argparse.ArgumentParser:
                        help="pixels (width x height) of one image, read from its header before decoding")
     serve.add_argument("--max-batch", type=int, default=32,
                        help="lesions of concurrent requests run through the model as one batch (1: no batching)")
+    serve.add_argument("--pixels-in-flight", type=int, default=128_000_000,
+                       help="decoded pixels the requests in flight hold at once; the others wait their turn")
+    serve.add_argument("--mb-in-flight", type=float, default=128.0,
+                       help="request bodies (by Content-Length) the requests in flight hold at once; the others "
+                            "wait before their body is read")
     serve.add_argument("--store", default=None,
                        help="embedding store for the clients' images ('auto': the default store; default: none)")
     serve.set_defaults(run=_serve)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import threading
 import urllib.request
 
 import numpy as np
@@ -168,7 +169,7 @@ def test_fhir_format_is_a_valid_r4_bundle_of_risk_assessments(client, lesions, m
     from fhir.resources.R4B.bundle import Bundle
 
     body, _ = lesions
-    payload = {"lesions": [{**body[0], "patient_id": "p-17"}, body[1]]}
+    payload = {"lesions": [{**body[0], "patient_id": "p-17"}, {**body[1], "patient_id": "  "}]}
     plain = client.post("/v1/predict", json=payload).json()["lesions"]
     answer = client.post("/v1/predict?format=fhir", json=payload)
     assert answer.status_code == 200 and answer.headers["content-type"].startswith("application/fhir+json")
@@ -180,12 +181,14 @@ def test_fhir_format_is_a_valid_r4_bundle_of_risk_assessments(client, lesions, m
         assert assessment.get_resource_type() == "RiskAssessment" and assessment.status == "final"
         [prediction] = assessment.prediction
         assert prediction.outcome.coding[0].system == "http://snomed.info/sct"
-        assert float(prediction.probabilityDecimal) == pytest.approx(result["probability"], abs=1e-6)
-        assert prediction.qualitativeRisk.coding[0].code == ("high" if result["refer"] else "low")
+        # R4 expresses probabilityDecimal as a percentage (invariant ras-2: <= 100)
+        assert float(prediction.probabilityDecimal) == pytest.approx(100 * result["probability"], abs=1e-4)
+        assert prediction.qualitativeRisk is None  # its codes are likelihoods: a referral is not "high likelihood"
+        assert prediction.rationale.startswith("refer:" if result["refer"] else "no referral:")
         assert f"caught {100 * sensitivity:.0f} % of melanomas" in prediction.rationale
         assert (assessment.mitigation is not None) == result["refer"]
     assert bundle.entry[0].resource.subject.identifier.value == "p-17"
-    assert bundle.entry[1].resource.subject.identifier is None
+    assert bundle.entry[1].resource.subject.identifier is None  # a blank id is no id
     wrong = client.post("/v1/predict?format=xml", json=payload)
     assert wrong.status_code == 422 and wrong.json()["detail"][0]["loc"] == ["query", "format"]
 
@@ -203,6 +206,11 @@ def test_the_clinic_page_and_its_files_are_served_from_the_package_alone(client)
         fetched = text.replace("http://www.w3.org/2000/svg", "")  # SVG's namespace name, never fetched
         assert "http://" not in fetched and "https://" not in fetched and "//cdn" not in fetched
     assert client.get("/page/../app.py").status_code == 404
+    for path in ("/", "/page/index.html", "/page/clinic.js"):  # however the page is addressed
+        headers = client.get(path).headers
+        assert "frame-ancestors 'none'" in headers["content-security-policy"]
+        assert headers["x-content-type-options"] == "nosniff"
+    assert client.get("/healthz").headers["x-frame-options"] == "DENY"
     fields = client.get("/v1/model").json()["fields"]
     assert "male" in fields["sex"] and "unknown" not in fields["sex"] and len(fields["site"]) >= 5
 
@@ -219,13 +227,89 @@ def test_the_pixel_limits_refuse_before_decoding_and_the_budget_lets_requests_wa
         assert tight.post("/v1/predict", json={"lesions": body}).status_code == 200  # larger than the budget: alone
 
 
+def test_blank_values_are_unknown_and_unknown_form_fields_are_refused(client, lesions) -> None:
+    body, X = lesions
+    omitted = client.post("/v1/predict", json={"lesions": [{"image": body[0]["image"]}]}).json()["lesions"][0]
+    blank = {"image": body[0]["image"], "age": "", "sex": " ", "site": "", "patient_id": ""}
+    assert client.post("/v1/predict", json={"lesions": [blank]}).json()["lesions"][0]["probability"] == \
+        pytest.approx(omitted["probability"], abs=1e-12)
+    files = [("image", ("a.jpg", open(X["image"].iloc[0], "rb").read(), "image/jpeg"))]
+    typo = client.post("/v1/predict", files=files, data={"Age": "61"})
+    assert typo.status_code == 422
+    assert typo.json()["detail"][0] == {"loc": ["body", "Age"],
+                                        "msg": "unknown field 'Age': the form takes image, age, sex, site, patient_id"}
+    wrong = client.post("/v1/predict", files=files, data={"age": "old"})
+    assert wrong.status_code == 422 and wrong.json()["detail"][0]["loc"] == ["body", "lesions", 0, "age"]
+    nan = client.post("/v1/predict", json={"lesions": [{**body[0], "age": "nan"}]})
+    assert nan.status_code == 422 and nan.json()["detail"][0]["loc"] == ["body", "lesions", 0, "age"]
+
+
+def test_the_budget_serves_requests_in_arrival_order() -> None:
+    import asyncio
+
+    from melagbm.serve.batching import Budget
+
+    async def scenario() -> list[str]:
+        budget, events = Budget(100), []
+        await budget.acquire(60)
+
+        async def wants(name: str, amount: int) -> None:
+            await budget.acquire(amount)
+            events.append(name)
+
+        large = asyncio.create_task(wants("large", 100))  # first in line, needs everything
+        await asyncio.sleep(0.01)
+        small = asyncio.create_task(wants("small", 10))  # would fit now, but must not overtake
+        await asyncio.sleep(0.05)
+        events.append("first releases")
+        await budget.release(60)
+        await large
+        events.append("large releases")
+        await budget.release(100)
+        await small
+        return events
+
+    assert asyncio.run(scenario()) == ["first releases", "large", "large releases", "small"]
+
+
+def test_the_batcher_keeps_arrival_order_when_a_request_does_not_fit() -> None:
+    import asyncio
+
+    from melagbm.serve.batching import MicroBatcher
+
+    batches = []
+    gate = threading.Event()
+
+    def run(requests: list) -> list:
+        gate.wait(5)  # the first batch holds the thread until every request is queued
+        batches.append([len(lesions) for lesions in requests])
+        return [len(lesions) for lesions in requests]
+
+    async def scenario() -> list:
+        batcher = MicroBatcher(run, max_lesions=32)
+        sizes = [1, 10, 16, 16, 16, 2]
+        tasks = []
+        for size in sizes:
+            tasks.append(asyncio.create_task(batcher.submit([None] * size)))
+            await asyncio.sleep(0.01)
+        gate.set()
+        answers = await asyncio.gather(*tasks)
+        batcher.close()
+        with pytest.raises(RuntimeError, match="shutting down"):
+            await batcher.submit([None])
+        return answers
+
+    assert asyncio.run(scenario()) == [1, 10, 16, 16, 16, 2]
+    assert batches == [[1], [10, 16], [16, 16], [2]]  # in order: the 16 that did not fit leads the next batch
+
+
 def test_the_pixel_budget_holds_requests_until_pixels_are_given_back() -> None:
     import asyncio
 
-    from melagbm.serve.batching import PixelBudget
+    from melagbm.serve.batching import Budget
 
     async def scenario() -> list[str]:
-        budget, events = PixelBudget(100), []
+        budget, events = Budget(100), []
         await budget.acquire(60)
 
         async def second() -> None:

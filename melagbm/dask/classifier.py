@@ -186,7 +186,8 @@ class DaskFusionClassifier(FusionClassifier):
         if _IMAGE_PATH in trained.columns and trained[_IMAGE_PATH].notna().all():  # paths: hashed and sized here
             trained = trained.assign(**{self.image_col: trained[_IMAGE_PATH]})
         datasets = dataset_names(X) or dataset_names(getattr(X, "_meta", None))  # a Dask frame's meta keeps attrs
-        leaks = encoder_leaks(self, trained, datasets) if self.image_col in trained.columns else []
+        checked = trained if self.image_col in trained.columns else pd.DataFrame({self.image_col: []})
+        leaks = encoder_leaks(self, checked, datasets)  # without paths, by the data's name only
         encoded = self.metadata_encoder_.transform(gate.metadata(metadata[good]))
         self.model_card_ = model_card(self, trained, encoded, y_good, groups_good, margin, len(splits or []), seed,
                                       datasets=datasets, warnings=leaks)

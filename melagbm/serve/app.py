@@ -26,9 +26,10 @@ __all__ = ["ServiceSettings", "app_from_environment", "create_app"]
 #: The clinic page's files (HTML, script, style: no build step, nothing from a CDN).
 _PAGE = Path(__file__).parent / "page"
 #: The page runs only its own script and shows only its own images and the photos chosen on the device.
+_ALL_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY"}
 _PAGE_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; "
                                             "style-src 'self'; script-src 'self'; frame-ancestors 'none'",
-                 "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
+                 **_ALL_HEADERS}
 _ENVIRONMENT = "MELAGBM_SERVE_"  # app_from_environment reads MELAGBM_SERVE_MODEL, ..._TOKEN_FILE, ...
 
 
@@ -55,7 +56,10 @@ class ServiceSettings:
     max_batch : int, default=32
         Lesions the inference thread runs as one batch (1: no batching).
     pixels_in_flight : int, default=128,000,000
-        Decoded pixels held at once by the requests in flight (the others wait): bounds the memory.
+        Decoded pixels held at once by the requests in flight (the others wait their turn).
+    bytes_in_flight : int, default=128 MiB
+        Request bytes held at once by the requests in flight, counted by their Content-Length before their
+        body is read (the others wait their turn). With ``pixels_in_flight`` it bounds the memory.
     """
 
     model: str | Path
@@ -67,6 +71,7 @@ class ServiceSettings:
     max_image_pixels: int = 36_000_000
     max_batch: int = 32
     pixels_in_flight: int = 128_000_000
+    bytes_in_flight: int = 128 << 20
 
 
 class _BodyLimit:
@@ -95,6 +100,30 @@ class _BodyLimit:
             await self.app(scope, counted, send)
         except RequestTooLargeError:
             await _too_large(self.limit, send)
+
+
+class _SecurityHeaders:
+    """ASGI middleware: no sniffing, no framing, no referrer on every answer; the page's content security policy
+    on the page and its files (however they are addressed)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        path = scope.get("path", "")
+        extra = _PAGE_HEADERS if path == "/" or path.startswith("/page/") else _ALL_HEADERS
+
+        async def with_headers(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                present = {name.lower() for name, _ in message.get("headers", [])}
+                message["headers"] = [*message.get("headers", []),
+                                      *((name.lower().encode(), value.encode()) for name, value in extra.items()
+                                        if name.lower().encode() not in present)]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
 
 
 async def _too_large(limit: int, send: Any) -> None:
@@ -131,10 +160,10 @@ def create_app(settings: ServiceSettings) -> Any:
 
     from ..exceptions import FieldError
     from ..persistence import load
-    from .batching import MicroBatcher, PixelBudget
+    from .batching import Budget, MicroBatcher
     from .fhir import risk_assessment_bundle
     from .schemas import LesionFields, LesionJSON, PredictRequest, PredictResponse
-    from .screening import Screening, image_pixels
+    from .screening import Screening
 
     model = load(settings.model)
     model.set_params(cache=settings.store, verbose=0)
@@ -147,9 +176,9 @@ def create_app(settings: ServiceSettings) -> Any:
 
     @asynccontextmanager
     async def lifespan(app: Any):
-        budget = PixelBudget(settings.pixels_in_flight)
         batcher = MicroBatcher(screening.predict, max_lesions=settings.max_batch)
-        state.update(budget=budget, batcher=batcher)
+        state.update(pixels=Budget(settings.pixels_in_flight), bytes=Budget(settings.bytes_in_flight),
+                     batcher=batcher)
         try:
             warm = np.full((64, 64, 3), 180, np.uint8)
             warm[16:48, 16:48] = 60
@@ -176,7 +205,7 @@ def create_app(settings: ServiceSettings) -> Any:
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:
-        return FileResponse(_PAGE / "index.html", headers=_PAGE_HEADERS)
+        return FileResponse(_PAGE / "index.html")
 
     app.mount("/page", StaticFiles(directory=_PAGE), name="page")
 
@@ -195,38 +224,45 @@ def create_app(settings: ServiceSettings) -> Any:
     async def model_card() -> dict:
         return {**screening.version, "fields": screening.field_values(), "card": card}
 
+    async def answer(request: Request, kind: str) -> tuple[list[dict], list[dict]]:
+        """(the results, the decoded lesions) of one request: parsed, checked and decoded off the event loop,
+        its decoded pixels held in the pixel budget while the inference thread answers it."""
+        if kind == "application/json":
+            lesions = await anyio.to_thread.run_sync(_json_lesions, await request.body(), PredictRequest, LesionJSON)
+        else:
+            lesions = await _form_lesions(request, LesionFields)
+        if len(lesions) > settings.max_lesions:
+            raise FieldError(("lesions",), f"at most {settings.max_lesions} lesions per request, got {len(lesions)}")
+        pixels = await anyio.to_thread.run_sync(_pixels_of, lesions, settings.max_image_pixels)
+        budget: Budget = state["pixels"]
+        await budget.acquire(pixels)
+        try:
+            decoded = await anyio.to_thread.run_sync(screening.decode, lesions)
+            return await state["batcher"].submit(decoded), decoded
+        finally:
+            await budget.release(pixels)
+
     @app.post("/v1/predict", response_model=PredictResponse, dependencies=[Depends(authorised)],
               openapi_extra={"requestBody": {"content": {"application/json": {
                   "schema": PredictRequest.model_json_schema()}}}})
     async def predict(request: Request, format: Literal["json", "fhir"] = Query(
             "json", description="json: melagbm's answer; fhir: a FHIR R4 Bundle of RiskAssessment")) -> Any:
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind not in ("application/json", "multipart/form-data"):
+            raise HTTPException(415, "send application/json (base64 images) or multipart/form-data")
+        declared = request.headers.get("content-length", "")
+        size = min(int(declared), settings.max_request_bytes) if declared.isdigit() else settings.max_request_bytes
+        held: Budget = state["bytes"]
+        await held.acquire(size)  # before the body is read: waiting requests hold nothing
         try:
-            if kind == "application/json":
-                lesions = await anyio.to_thread.run_sync(_json_lesions, await request.body(), PredictRequest,
-                                                         LesionJSON)
-            elif kind == "multipart/form-data":
-                lesions = await _form_lesions(request, LesionFields)
-            else:
-                raise HTTPException(415, "send application/json (base64 images) or multipart/form-data")
-            if len(lesions) > settings.max_lesions:
-                raise FieldError(("lesions",), f"at most {settings.max_lesions} lesions per request, "
-                                               f"got {len(lesions)}")
-            pixels = sum(image_pixels(lesion["image"], ("lesions", index, "image"), settings.max_image_pixels)
-                         for index, lesion in enumerate(lesions))
-            budget: PixelBudget = state["budget"]
-            await budget.acquire(pixels)
-            try:
-                decoded = await anyio.to_thread.run_sync(screening.decode, lesions)
-                del lesions  # the encoded bytes are not needed past here
-                results = await state["batcher"].submit(decoded)
-            finally:
-                await budget.release(pixels)
+            results, decoded = await answer(request, kind)
         except ValidationError as exc:
             return JSONResponse(status_code=422, content={"detail": [
                 {"loc": ["body", *error["loc"]], "msg": error["msg"]} for error in exc.errors()]})
         except FieldError as exc:
             return unprocessable(exc.location, str(exc))
+        finally:
+            await held.release(size)
         if format == "fhir":
             return JSONResponse(risk_assessment_bundle(results, decoded, card),
                                 media_type="application/fhir+json")
@@ -236,7 +272,16 @@ def create_app(settings: ServiceSettings) -> Any:
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST"],
                            allow_headers=["authorization", "content-type"])
     app.add_middleware(_BodyLimit, limit=int(settings.max_request_bytes))
+    app.add_middleware(_SecurityHeaders)
     return app
+
+
+def _pixels_of(lesions: list[dict[str, Any]], limit: int) -> int:
+    """The pixels the lesions' images will decode to, from their headers (FieldError naming one over ``limit``)."""
+    from .screening import image_pixels
+
+    return sum(image_pixels(lesion["image"], ("lesions", index, "image"), limit)
+               for index, lesion in enumerate(lesions))
 
 
 def _json_lesions(body: bytes, request_model: Any, lesion_model: Any) -> list[dict[str, Any]]:
@@ -256,15 +301,21 @@ def _json_lesions(body: bytes, request_model: Any, lesion_model: Any) -> list[di
 
 async def _form_lesions(request: Any, fields_model: Any) -> list[dict[str, Any]]:
     """The lesions of a multipart request: one ``image`` file per lesion, and ``age``/``sex``/``site``/
-    ``patient_id`` given once per lesion in the same order (or not at all)."""
+    ``patient_id`` given once per lesion in the same order (or not at all); any other field is refused."""
+    from pydantic import ValidationError
+
     from ..exceptions import FieldError
 
     form = await request.form()
+    names = ("age", "sex", "site", "patient_id")
+    unknown = sorted(set(form.keys()) - {"image", *names})
+    if unknown:
+        raise FieldError((unknown[0],), f"unknown field {unknown[0]!r}: the form takes image, {', '.join(names)}")
     images = form.getlist("image")
     if not images:
         raise FieldError(("image",), "no 'image' file in the form")
     columns = {}
-    for name in ("age", "sex", "site", "patient_id"):
+    for name in names:
         values = form.getlist(name)
         if values and len(values) != len(images):
             raise FieldError((name,), f"{len(values)} value(s) for {len(images)} image(s): give one per image")
@@ -272,9 +323,12 @@ async def _form_lesions(request: Any, fields_model: Any) -> list[dict[str, Any]]
     lesions = []
     for index, upload in enumerate(images):
         if not hasattr(upload, "read"):
-            raise FieldError(("image", index), "must be a file upload")
-        values = {name: (columns[name][index] or None) for name in columns}
-        fields = fields_model.model_validate(values)
+            raise FieldError(("lesions", index, "image"), "must be a file upload")
+        try:
+            fields = fields_model.model_validate({name: columns[name][index] for name in columns})
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            raise FieldError(("lesions", index, *error["loc"]), error["msg"]) from exc
         lesions.append({**fields.model_dump(), "image": await upload.read()})
     return lesions
 

@@ -1,7 +1,8 @@
 """Concurrent requests -> one inference thread that runs every request waiting as one batch.
 
-The event loop only awaits: decoding, the model and the outlines run on threads. A pixel budget bounds the
-decoded images held at once, so memory stays flat however many clients wait.
+Parsing, decoding, the outlines and the model run on threads; the event loop awaits them. Two budgets, in
+request bytes and in decoded pixels, bound what the requests in flight hold, so memory stays flat however
+many clients wait.
 """
 
 from __future__ import annotations
@@ -9,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["MicroBatcher", "PixelBudget"]
+__all__ = ["Budget", "MicroBatcher"]
 
 
 @dataclass
@@ -33,7 +35,10 @@ class _Pending:
             else:
                 self.future.set_exception(error)
 
-        self.loop.call_soon_threadsafe(set_on_loop)
+        try:
+            self.loop.call_soon_threadsafe(set_on_loop)
+        except RuntimeError:  # the loop is closed: nobody waits for this answer any more
+            pass
 
 
 class MicroBatcher:
@@ -55,11 +60,15 @@ class MicroBatcher:
         self.run, self.max_lesions = run, max_lesions
         self.batches = self.requests = self.lesions = 0
         self._queue: queue.Queue[_Pending | None] = queue.Queue()
+        self._carried: _Pending | None = None  # a request that did not fit the last batch: first of the next
+        self._closed = False
         self._thread = threading.Thread(target=self._serve, name="melagbm-inference", daemon=True)
         self._thread.start()
 
     async def submit(self, lesions: list[Any]) -> Any:
         """The answer to one request (its lesions batched with whatever else is waiting)."""
+        if self._closed:
+            raise RuntimeError("the inference thread is stopped: the service is shutting down")
         loop = asyncio.get_running_loop()
         pending = _Pending(lesions, loop.create_future(), loop)
         self._queue.put(pending)
@@ -67,6 +76,7 @@ class MicroBatcher:
 
     def close(self) -> None:
         """Stop the inference thread once the requests already queued are answered."""
+        self._closed = True
         self._queue.put(None)
         self._thread.join()
 
@@ -75,7 +85,8 @@ class MicroBatcher:
         return {"batches": self.batches, "requests": self.requests, "lesions": self.lesions}
 
     def _next_batch(self) -> list[_Pending] | None:
-        first = self._queue.get()
+        """The requests of the next turn, in arrival order (None: stop)."""
+        first, self._carried = (self._carried, None) if self._carried is not None else (self._queue.get(), None)
         if first is None:
             return None
         batch, size = [first], len(first.lesions)
@@ -88,8 +99,8 @@ class MicroBatcher:
                 self._queue.put(None)  # stop after this batch
                 break
             if size + len(waiting.lesions) > self.max_lesions:
-                self._run([waiting])  # too large to join: its own turn, before the batch, so it is not lost
-                continue
+                self._carried = waiting  # too large to join: it leads the next turn
+                break
             batch.append(waiting)
             size += len(waiting.lesions)
         return batch
@@ -115,30 +126,42 @@ class MicroBatcher:
             pending.settle(answer)
 
 
-class PixelBudget:
-    """At most ``capacity`` decoded pixels held by the requests in flight; the others wait their turn (one
-    request larger than the whole budget still runs, alone).
+class Budget:
+    """At most ``capacity`` units (decoded pixels, request bytes) held by the requests in flight; the others
+    wait in arrival order, so none waits forever behind later, smaller ones. A request larger than the whole
+    budget runs alone, when it is first in line and nothing is held.
 
     Parameters
     ----------
     capacity : int
-        Pixels (width x height, summed over the images) decoded at once.
+        Units held at once.
     """
 
     def __init__(self, capacity: int) -> None:
         if capacity < 1:
-            raise ValueError(f"capacity must be at least 1 pixel, got {capacity}")
+            raise ValueError(f"capacity must be at least 1, got {capacity}")
         self.capacity, self.used = capacity, 0
+        self._line: deque[object] = deque()
         self._changed = asyncio.Condition()
 
-    async def acquire(self, pixels: int) -> None:
-        """Wait until ``pixels`` fit in the budget, then hold them."""
+    async def acquire(self, amount: int) -> None:
+        """Wait for ``amount`` units, first come first served, then hold them."""
+        ticket = object()
         async with self._changed:
-            await self._changed.wait_for(lambda: self.used == 0 or self.used + pixels <= self.capacity)
-            self.used += pixels
+            self._line.append(ticket)
+            try:
+                await self._changed.wait_for(lambda: self._line[0] is ticket and (
+                    self.used == 0 or self.used + amount <= self.capacity))
+            except BaseException:  # cancelled while waiting (the client went away): leave the line
+                self._line.remove(ticket)
+                self._changed.notify_all()
+                raise
+            self._line.popleft()
+            self.used += amount
+            self._changed.notify_all()  # the next in line may fit too
 
-    async def release(self, pixels: int) -> None:
-        """Give ``pixels`` back to the budget."""
+    async def release(self, amount: int) -> None:
+        """Give ``amount`` units back."""
         async with self._changed:
-            self.used -= pixels
+            self.used -= amount
             self._changed.notify_all()

@@ -11,7 +11,6 @@ __all__ = ["MELANOMA", "risk_assessment_bundle"]
 #: The predicted outcome: SNOMED CT 372244006 |Malignant melanoma (disorder)|.
 MELANOMA = {"coding": [{"system": "http://snomed.info/sct", "code": "372244006",
                         "display": "Malignant melanoma (disorder)"}], "text": "melanoma"}
-_RISK_PROBABILITY = "http://terminology.hl7.org/CodeSystem/risk-probability"
 
 
 def _percent(value: float | None) -> str:
@@ -25,18 +24,17 @@ def referral_rationale(result: dict[str, Any], card: dict[str, Any]) -> str:
     specificity = (at_point.get("specificity") or {}).get("value")
     decision = "refer" if result["refer"] else "no referral"
     side = "at or above" if result["refer"] else "below"
-    return (f"{decision}: probability {result['probability']:.3f} is {side} the operating threshold "
-            f"{result['threshold']:.3f}; at this threshold the model caught {_percent(sensitivity)} of melanomas "
-            f"and cleared {_percent(specificity)} of other lesions out of fold")
+    return (f"{decision}: the melanoma probability {100 * result['probability']:.2f} % is {side} the referral "
+            f"threshold {100 * result['threshold']:.2f} %; at this threshold the model caught {_percent(sensitivity)} "
+            f"of melanomas and cleared {_percent(specificity)} of other lesions out of fold")
 
 
 def _assessment(result: dict[str, Any], lesion: dict[str, Any], card: dict[str, Any], issued: str) -> dict[str, Any]:
-    patient = lesion.get("patient_id")
+    patient = lesion.get("patient_id")  # never blank: the request schema reads a blank id as none
     subject = ({"identifier": {"value": str(patient)}} if patient is not None
                else {"display": "a patient not identified in the request"})
     drivers = ", ".join(f"{family} {value:+.2f}" for family, value in
                         sorted(result["contributions"].items(), key=lambda item: -abs(item[1])))
-    refer = result["refer"]
     resource: dict[str, Any] = {
         "resourceType": "RiskAssessment",
         "status": "final",
@@ -46,18 +44,17 @@ def _assessment(result: dict[str, Any], lesion: dict[str, Any], card: dict[str, 
         "occurrenceDateTime": issued,
         "prediction": [{
             "outcome": MELANOMA,
-            "probabilityDecimal": round(float(result["probability"]), 6),
-            "qualitativeRisk": {"coding": [{"system": _RISK_PROBABILITY, "code": "high" if refer else "low",
-                                            "display": "High likelihood" if refer else "Low likelihood"}],
-                                "text": "refer" if refer else "no referral"},
+            # R4: "decimal values are expressed as percentages as well (max = 100)" (invariant ras-2)
+            "probabilityDecimal": round(100 * float(result["probability"]), 4),
             "rationale": referral_rationale(result, card),
         }],
         "note": [
-            {"text": f"What drove it (SHAP, log-odds from a base of {result['base_value']:+.2f}): {drivers}."},
+            {"text": f"What drove the model's score before calibration (SHAP, log-odds from a base of "
+                     f"{result['base_value']:+.2f}): {drivers}."},
             {"text": card.get("intended_use") or "Decision support only; not a diagnostic device."},
         ],
     }
-    if refer:
+    if result["refer"]:
         resource["mitigation"] = "Refer the lesion for a dermatologist's assessment."
     return resource
 

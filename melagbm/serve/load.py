@@ -274,13 +274,14 @@ def run_load(url: str, good: list[Request], bad: list[Request] = (), *, clients:
     def probe() -> None:
         while time.monotonic() < stop_at:
             began = time.monotonic()
+            connection = http.client.HTTPConnection(host, port, timeout=timeout)
             try:
-                connection = http.client.HTTPConnection(host, port, timeout=timeout)
                 connection.request("GET", "/healthz")
                 ok = connection.getresponse().status == 200
-                connection.close()
             except (OSError, http.client.HTTPException):
                 ok = False
+            finally:
+                connection.close()
             with lock:
                 if ok:
                     report.health_latencies.append(time.monotonic() - began)
@@ -359,14 +360,15 @@ def serving(model_file: str | Path, *options: str, startup_timeout: float = 180.
     try:
         deadline = time.monotonic() + startup_timeout
         while True:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
             try:
-                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
                 connection.request("GET", "/readyz")
                 if connection.getresponse().status == 200:
-                    connection.close()
                     break
-            except OSError:
+            except (OSError, http.client.HTTPException):
                 pass
+            finally:
+                connection.close()
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
                 process.wait()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = ["LesionFields", "LesionJSON", "LesionResult", "Outline", "PredictRequest", "PredictResponse"]
 
@@ -11,11 +13,20 @@ class LesionFields(BaseModel):
     """What is known of a lesion beside its image (each optional)."""
 
     model_config = ConfigDict(extra="forbid")
-    age: float | None = Field(None, ge=0, le=120, description="the patient's age in years")
+    age: float | None = Field(None, ge=0, le=120, allow_inf_nan=False, description="the patient's age in years")
     sex: str | None = Field(None, max_length=32, description="male, female, ...")
     site: str | None = Field(None, max_length=64, description="anatomical site (back, face, lower extremity, ...)")
     patient_id: str | None = Field(None, max_length=128,
                                    description="lesions of one request with the same id are one patient's")
+
+    @field_validator("age", "sex", "site", "patient_id", mode="before")
+    @classmethod
+    def blank_is_unknown(cls, value: Any) -> Any:
+        """An empty or blank value is unknown, as in a form field left empty (JSON and multipart alike)."""
+        if isinstance(value, str):
+            value = value.strip()
+            return value or None
+        return value
 
 
 class LesionJSON(LesionFields):

@@ -62,8 +62,8 @@ def image_pixels(image: bytes, location: tuple, limit: int) -> int:
     except UnidentifiedImageError as exc:
         raise FieldError(location, "cannot read the image: not an image file Pillow can open (JPEG, PNG, ...)") \
             from exc
-    except (OSError, ValueError) as exc:
-        raise FieldError(location, f"cannot read the image: {exc}") from exc
+    except Exception as exc:  # Pillow raises many types for a corrupt header (EOFError, KeyError, struct.error)
+        raise FieldError(location, f"cannot read the image: {exc or type(exc).__name__}") from exc
     if width * height > limit:
         raise FieldError(location, f"{width} x {height} pixels exceeds the service's limit of {limit} pixels")
     return width * height
@@ -112,9 +112,12 @@ class Screening:
         for index, lesion in enumerate(lesions):
             try:
                 pixels = np.asarray(read_image(lesion["image"]))
+                outline = outline_of(pixels)
             except ImageReadError as exc:
                 raise FieldError(("lesions", index, "image"), str(exc)) from exc
-            decoded.append({**lesion, "image": pixels, "outline": outline_of(pixels)})
+            except Exception as exc:  # an image that decodes but cannot be segmented (degenerate shapes)
+                raise FieldError(("lesions", index, "image"), f"cannot segment the image: {exc}") from exc
+            decoded.append({**lesion, "image": pixels, "outline": outline})
         return decoded
 
     def frame(self, requests: list[list[dict[str, Any]]]) -> pd.DataFrame:

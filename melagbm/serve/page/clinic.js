@@ -3,10 +3,11 @@
 // what it means.
 "use strict";
 
-const state = { card: null, fields: {}, token: "", photo: null, photoUrl: null };
+const state = { card: null, fields: {}, token: "", photo: null, photoUrl: null, busy: false };
 const $ = (id) => document.getElementById(id);
 const percent = (x, digits = 0) => (x == null ? "unknown" : `${(100 * x).toFixed(digits)} %`);
-const range = (m) => (m && m.ci_low != null ? ` (95 % CI ${percent(m.ci_low)} to ${percent(m.ci_high)})` : "");
+const range = (m) => (m && m.ci_low != null && m.ci_high != null ?
+  ` (95 % CI ${percent(m.ci_low)} to ${percent(m.ci_high)})` : "");
 
 function say(text, isError = false) {
   $("status").textContent = text;
@@ -26,7 +27,7 @@ function metric(name) {
 function operatingPointWords(threshold) {
   const caught = metric("sensitivity");
   const cleared = metric("specificity");
-  if (!caught) {
+  if (!caught || caught.value == null) {
     return `the threshold is a probability of ${percent(threshold, 1)}; no out-of-fold estimate of what it catches was made`;
   }
   return `at this threshold (a probability of ${percent(threshold, 1)}) the model caught ` +
@@ -59,9 +60,11 @@ function showCard(body) {
     addFact("Trained on", `${data.rows} images${who}, ${data.melanomas} of them melanomas${where}`);
   }
   const auc = metric("roc_auc");
-  if (auc) {
-    addFact("ROC AUC out of fold", `${auc.value.toFixed(3)}${auc.ci_low != null ? ` (95 % CI ${auc.ci_low.toFixed(3)} ` +
-      `to ${auc.ci_high.toFixed(3)})` : ""}: the chance that a melanoma scores above another lesion`);
+  if (auc && auc.value != null) {
+    const interval = auc.ci_low != null && auc.ci_high != null ?
+      ` (95 % CI ${auc.ci_low.toFixed(3)} to ${auc.ci_high.toFixed(3)})` : "";
+    addFact("ROC AUC out of fold", `${auc.value.toFixed(3)}${interval}: the chance that a melanoma scores above ` +
+      "another lesion");
   }
   const point = card.operating_point || {};
   if (point.threshold != null) {
@@ -107,7 +110,9 @@ async function loadModel() {
 }
 
 function updateButton() {
-  $("submit").disabled = !(state.photo && state.card);
+  $("submit").disabled = state.busy || !(state.photo && state.card);
+  $("camera").disabled = state.busy;
+  $("photo").disabled = state.busy;
 }
 
 function choosePhoto(event) {
@@ -161,12 +166,13 @@ function drawChart(contributions, baseValue) {
     row.dataset.value = String(value);
     return row;
   }));
-  $("chart-words").textContent = "Each bar is how much one kind of information moved the model's score (SHAP " +
-    `values, in log-odds, from a starting point of ${baseValue.toFixed(2)}): to the right, red, towards melanoma; ` +
-    "to the left, blue, away from it. They explain this score; they are not a diagnosis.";
+  $("chart-words").textContent = "Each bar is how much one kind of information moved the model's score before " +
+    `calibration (SHAP values, in log-odds, from a starting point of ${baseValue.toFixed(2)}): to the right, red, ` +
+    "towards melanoma; to the left, blue, away from it. The probability above is that score calibrated. They " +
+    "explain this score; they are not a diagnosis.";
 }
 
-function showResult(lesion) {
+function showResult(lesion, photoUrl) {
   const refer = lesion.refer;
   $("decision").textContent = refer ? "Refer" : "No referral";
   $("decision").className = refer ? "refer" : "clear";
@@ -175,7 +181,7 @@ function showResult(lesion) {
       " Below the threshold; a lesion that changes, bleeds or worries the patient still needs a clinician.");
   $("probability-words").textContent = `Melanoma probability: ${percent(lesion.probability, 1)}, the model's ` +
     `calibrated estimate for this photo and these details (referral from ${percent(lesion.threshold, 1)}).`;
-  $("preview").src = state.photoUrl;
+  $("preview").src = photoUrl;
   drawOutline(lesion.outline);
   drawChart(lesion.contributions, lesion.base_value);
   $("model-id").textContent = `Model ${lesion.model_id}, fitted ${lesion.fitted || "at an unknown time"}.`;
@@ -184,14 +190,16 @@ function showResult(lesion) {
 
 async function screen(event) {
   event.preventDefault();
-  if (!state.photo) return;
+  if (!state.photo || state.busy) return;
+  const sent = { file: state.photo, url: state.photoUrl };  // the answer belongs to this photo
   const form = new FormData();
-  form.append("image", state.photo, state.photo.name || "lesion.jpg");
+  form.append("image", sent.file, sent.file.name || "lesion.jpg");
   for (const field of ["age", "sex", "site"]) {
     const value = $(field).value.trim();
     if (value) form.append(field, value);
   }
-  $("submit").disabled = true;
+  state.busy = true;
+  updateButton();
   say("Screening...");
   try {
     const answer = await fetch("/v1/predict", { method: "POST", body: form, headers: authorization() });
@@ -202,11 +210,12 @@ async function screen(event) {
       say(`Not screened: ${detail}`, true);
       return;
     }
-    showResult(body.lesions[0]);
+    showResult(body.lesions[0], sent.url);
     say("Done.");
   } catch (error) {
     say(`The service could not be reached: ${error}`, true);
   } finally {
+    state.busy = false;
     updateButton();
   }
 }
@@ -217,7 +226,7 @@ window.addEventListener("DOMContentLoaded", () => {
   $("screen").addEventListener("submit", screen);
   $("token").addEventListener("change", () => {
     state.token = $("token").value.trim();
-    loadModel();
+    loadModel().catch((error) => say(`The service could not be reached: ${error}`, true));
   });
   loadModel().catch((error) => say(`The service could not be reached: ${error}`, true));
 });
