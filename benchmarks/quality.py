@@ -82,6 +82,7 @@ CONFIGS: dict[str, tuple[str, dict]] = {
     "lite012": ("default with all three packaged backbones (Lite0 + Lite1 + Lite2)",
                 {"backbone": (LITE0, LITE1, LITE2)}),
     "flip": ("default, flip TTA on both backbones", {"tta": "flip"}),
+    "leaves80": ("default, LightGBM min_child_samples=80", {"booster_params": {"min_child_samples": 80}}),
     "dx-lite012": ("default + diagnosis_col, Lite0 + Lite1 + Lite2",
                    {"diagnosis_col": "diagnosis", "backbone": (LITE0, LITE1, LITE2)}),
     "dx-plain": ("plain, the probe learns every diagnosis (diagnosis_col)", {"diagnosis_col": "diagnosis", **PLAIN}),
