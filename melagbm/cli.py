@@ -190,14 +190,10 @@ def _labelled_frame(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.Series]:
 
 
 def _fit(args: argparse.Namespace) -> int:
-    from . import FusionClassifier
     from .card import attach_cross_validation
 
     X, y = _labelled_frame(args)
-    model = FusionClassifier(
-        group_col=args.group_col, metadata_cols=_metadata_cols(args), on_bad_image=args.on_bad_image,
-        target_sensitivity=args.target_sensitivity, diagnosis_col=args.diagnosis_col, **_model_options(args),
-    )
+    model = _classifier(args, on_bad_image=args.on_bad_image)
     result = _cross_validated(args, model, X, y)[0] if args.evaluate else None
     model.fit(X, y)
     if result is not None:  # the card then states what 'melagbm evaluate' reports for the same data and seed
@@ -208,6 +204,15 @@ def _fit(args: argparse.Namespace) -> int:
     print(f"fitted on {len(X) - skipped} images{note}; features: {', '.join(model.feature_names_)}")
     print(f"model written to {args.model}")
     return 0
+
+
+def _classifier(args: argparse.Namespace, **extra: Any) -> Any:
+    """The FusionClassifier that 'melagbm fit' and 'melagbm evaluate' build from the same options."""
+    from . import FusionClassifier
+
+    return FusionClassifier(group_col=args.group_col, metadata_cols=_metadata_cols(args),
+                            target_sensitivity=args.target_sensitivity, diagnosis_col=args.diagnosis_col,
+                            **_model_options(args), **extra)
 
 
 def _cross_validated(args: argparse.Namespace, model: Any, X: pd.DataFrame, y: pd.Series) -> tuple[Any, float]:
@@ -231,14 +236,10 @@ def _cross_validated(args: argparse.Namespace, model: Any, X: pd.DataFrame, y: p
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from . import FusionClassifier
     from .evaluation.report import write_report
 
     X, y = _labelled_frame(args)
-    model = FusionClassifier(
-        group_col=args.group_col, metadata_cols=_metadata_cols(args), target_sensitivity=args.target_sensitivity,
-        diagnosis_col=args.diagnosis_col, **_model_options(args),
-    )
+    model = _classifier(args)
     result, seconds = _cross_validated(args, model, X, y)
     notes = [
         f"model: FusionClassifier, backbone {model.backbone}, booster {model.booster}, "
@@ -535,25 +536,31 @@ def _parser() -> argparse.ArgumentParser:
     card.add_argument("--out", type=Path, default=None, help="write it to this file instead of printing it")
     card.set_defaults(run=_card)
 
+    from dataclasses import fields
+
+    from .serve import ServiceSettings  # (no FastAPI import: the app is made when the service starts)
+
+    service = {setting.name: setting.default for setting in fields(ServiceSettings)}
     serve = command("serve", "serve a saved model over HTTP: POST /v1/predict, GET /v1/model, /healthz, /readyz")
     serve.add_argument("model", type=Path, help="a .melagbm model file (two classes, with images)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     serve.add_argument("--port", type=int, default=8000, help="port to listen on")
     serve.add_argument("--workers", type=int, default=1,
-                       help="worker processes, each with its own copy of the model (about one per 2 cores)")
+                       help="worker processes, each with its own copy of the model (about 1.3 GB each)")
     serve.add_argument("--token-file", type=Path, default=None,
                        help="file holding the bearer token every /v1 route then asks for")
     serve.add_argument("--cors-origin", action="append", default=None,
                        help="an origin allowed to call from a browser (repeat; default: CORS off)")
-    serve.add_argument("--max-lesions", type=int, default=16, help="lesions per request")
-    serve.add_argument("--max-request-mb", type=float, default=32.0, help="request body size limit")
-    serve.add_argument("--max-image-pixels", type=int, default=36_000_000,
+    serve.add_argument("--max-lesions", type=int, default=service["max_lesions"], help="lesions per request")
+    serve.add_argument("--max-request-mb", type=float, default=service["max_request_bytes"] / (1 << 20),
+                       help="request body size limit")
+    serve.add_argument("--max-image-pixels", type=int, default=service["max_image_pixels"],
                        help="pixels (width x height) of one image, read from its header before decoding")
-    serve.add_argument("--max-batch", type=int, default=32,
+    serve.add_argument("--max-batch", type=int, default=service["max_batch"],
                        help="lesions of concurrent requests run through the model as one batch (1: no batching)")
-    serve.add_argument("--pixels-in-flight", type=int, default=128_000_000,
+    serve.add_argument("--pixels-in-flight", type=int, default=service["pixels_in_flight"],
                        help="decoded pixels the requests in flight hold at once; the others wait their turn")
-    serve.add_argument("--mb-in-flight", type=float, default=128.0,
+    serve.add_argument("--mb-in-flight", type=float, default=service["bytes_in_flight"] / (1 << 20),
                        help="request bodies (by Content-Length) the requests in flight hold at once; the others "
                             "wait before their body is read")
     serve.add_argument("--store", default=None,

@@ -337,7 +337,7 @@ def app_from_environment() -> Any:
     """The app for ``uvicorn --factory melagbm.serve:app_from_environment``, set by environment variables named
     after :class:`ServiceSettings`' fields: ``MELAGBM_SERVE_MODEL`` (required), ``..._TOKEN_FILE``,
     ``..._MAX_LESIONS``, ``..._MAX_REQUEST_BYTES``, ``..._CORS_ORIGINS`` (comma-separated), ``..._STORE``,
-    ``..._MAX_IMAGE_PIXELS``, ``..._MAX_BATCH`` and ``..._PIXELS_IN_FLIGHT``.
+    ``..._MAX_IMAGE_PIXELS``, ``..._MAX_BATCH``, ``..._PIXELS_IN_FLIGHT`` and ``..._BYTES_IN_FLIGHT``.
 
     Returns
     -------
