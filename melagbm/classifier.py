@@ -16,7 +16,7 @@ from ._device import resolve_device
 from ._splits import SEED_MAX
 from ._warnings import warn
 from .backbones.registry import restricts_commercial_use
-from .boosting import BoostingStep, fit_booster, n_rounds
+from .boosting import BoosterAverage, BoostingStep, fit_booster, n_rounds
 from .boosting import margin as booster_margin
 from .decision import Calibration, OperatingPoint
 from .embedding.embedder import BadImageWarning, ImageEmbedder, check_on_bad_image
@@ -150,12 +150,14 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
     n_iter_no_change : int, default=100
         Rounds without improvement before stopping.
     n_seeds : int, default=5
-        Internal splits averaged, so that a model rests less on one draw: the boosting rounds are
-        where the mean validation log-loss of ``n_seeds`` early-stopping splits (disjoint validation
-        groups) is lowest, and the image probe's out-of-fold scores are averaged over several fold
-        partitions, more on small data (10,000 // rows, 1 to 20; see ``ImageSignal(n_repeats="auto")``).
-        1: one split and one partition (the behaviour of 0.1.0). On a 700-lesion HAM10000 sample this
-        narrowed the test ROC AUC over ``random_state`` 0-5 (``benchmarks/stability.py``).
+        Boosters averaged, so that a model rests less on one draw of its internal splits: each is
+        fitted on its own out-of-fold image scores (the probe's fold partitions averaged, more on
+        small data: 10,000 // rows, 1 to 20; see ``ImageSignal(n_repeats="auto")``) and stopped
+        early on its own validation split (disjoint groups); ``booster_`` is their
+        :class:`~melagbm.boosting.BoosterAverage`, its SHAP values the mean of theirs. 1: one
+        booster, one split, one partition (the behaviour of 0.1.0). On a 700-lesion HAM10000 sample
+        five boosters narrowed the test ROC AUC over ``random_state`` 0-5 from a spread of 0.039
+        to 0.011 (``benchmarks/stability.py``).
     calibration : {"sigmoid", "isotonic"} or None, default="sigmoid"
         Two classes: map the booster's margin to a probability with a calibrator fitted
         on out-of-fold margins of a grouped, stratified internal cross-validation, so
@@ -200,10 +202,11 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         One per backbone; empty without images (``image_features_.embedders_``).
     image_signal_ : ImageSignal, list of ImageSignal (``image_signal="per_backbone"``) or None
     metadata_encoder_ : MetadataEncoder
-    booster_ : LGBMClassifier or XGBClassifier
-        Fitted on all rows.
+    booster_ : LGBMClassifier, XGBClassifier or BoosterAverage
+        Fitted on all rows; with ``n_seeds`` > 1 the average of that many (``booster_.members``).
     n_estimators_ : int
-        Boosting rounds in ``booster_`` (after early stopping).
+        Boosting rounds in ``booster_`` (after early stopping; summed over averaged boosters,
+        ``booster_.rounds`` gives each).
     operating_point_ : OperatingPoint
         The decision step: calibration and threshold, fitted out of fold.
     calibration_ : Calibration or None
@@ -399,7 +402,8 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         seed = int(check_random_state(self.random_state).randint(SEED_MAX))
         self.device_ = resolve_device(self.device)
 
-        self.image_features_, self.skipped_rows_, image_part = steps["image"], [], None
+        boosting: BoostingStep = steps["boosting"]
+        self.image_features_, self.skipped_rows_, image_parts = steps["image"], [], [None]
         if self.image_features_ is not None:
             warn_duplicate_images(frame[self.image_col], group_ids)
             embeddings = self.image_features_.fit_embedders(self.device_).embed(frame[self.image_col],
@@ -409,8 +413,8 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
             if bad.any():  # on_bad_image="skip": train without the rows whose image is unreadable
                 frame, y, y_codes, embeddings = frame[~bad], y[~bad], y_codes[~bad], embeddings[~bad]
                 group_ids = None if group_ids is None else group_ids[~bad]
-            image_part = self.image_features_.fit_scores(embeddings, y_codes, group_ids, seed,
-                                                         targets=gate.diagnoses(frame))
+            image_parts = self.image_features_.fit_scores(embeddings, y_codes, group_ids, seed,
+                                                          targets=gate.diagnoses(frame), n_tables=boosting.n_members)
         leaks = encoder_leaks(self, frame, dataset_names(X))
         self.metadata_encoder_ = MetadataEncoder(other_cols=gate.other_metadata()).fit(gate.metadata(frame))
         self.lesion_features_ = steps["lesion"]
@@ -420,19 +424,21 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         assembler = self.feature_steps_.fit()
         self.feature_families_ = assembler.families()
         self.feature_names_ = list(self.feature_families_)
-        table, _ = assembler.transform(frame, image_part)
+        table, _ = assembler.transform(frame, image_parts[0])
+        tables = [table] + [table if part is None else assembler.with_image_part(table, frame, part)
+                            for part in image_parts[1:]]
+        tables += [table] * (boosting.n_members - len(tables))  # no image: the members differ in their splits only
 
-        boosting: BoostingStep = steps["boosting"]
         weights = boosting.sample_weight(y)
-        self.booster_ = boosting.fit(table, y_codes, group_ids, device=self.device_, seed=seed,
+        self.booster_ = boosting.fit(tables, y_codes, group_ids, device=self.device_, seed=seed,
                                      sample_weight=weights).booster_
         self.operating_point_ = steps["decision"].start(y_codes, weights if len(self.classes_) == 2 else None)
         margin, splits = None, None
         if len(self.classes_) == 2:
             splits = self.operating_point_.splits(y_codes, group_ids, seed)
             if splits is not None:
-                fixed = BoostingStep.with_rounds(boosting.estimator_, self.booster_)
-                margin = out_of_fold_margins(fixed, table, y_codes, weights, splits)
+                margin = np.mean([out_of_fold_margins(fixed, member_table, y_codes, weights, splits)
+                                  for fixed, member_table in zip(boosting.fixed_rounds(), tables)], axis=0)
                 if self.lesion_pooling_ is not None:  # calibrated and thresholded as predict reads lesions
                     margin = self.lesion_pooling_.pool(margin, gate.lesions(frame))
                 self.operating_point_.fit(margin, y_codes)
@@ -462,10 +468,13 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         if self.lesion_pooling_ is not None:
             context += f", lesions pooled by {self.lesion_col_!r}"
         skipped = f" ({len(self.skipped_rows_)} unreadable skipped)" if self.skipped_rows_ else ""
+        from .card import describe_rounds
+
         auc = "" if self.oof_roc_auc_ is None else f", internal out-of-fold AUC {self.oof_roc_auc_:.3f}"
         tqdm.write(
             f"{type(self).__name__} fitted on {n_rows} rows{skipped}{positives}, {groups}, {context}; "
-            f"{len(self.feature_names_)} features, {self.n_estimators_} rounds, threshold {self.threshold_:.3g}{auc}"
+            f"{len(self.feature_names_)} features, {describe_rounds(member_rounds(self.booster_))}, "
+            f"threshold {self.threshold_:.3g}{auc}"
             f"{license_note(self.weights_licenses_)}"
         )
 
@@ -894,13 +903,19 @@ def model_card(
     versions = library_versions()
     return card.build_card(
         model={"class": type(model).__name__, "melagbm": versions.get("melagbm"), "booster": booster,
-               "rounds": int(model.n_estimators_), "features": len(model.feature_names_), "families": families},
+               "rounds": int(model.n_estimators_), "member_rounds": member_rounds(model.booster_),
+               "features": len(model.feature_names_), "families": families},
         data=data, performance_facts=performance,
         operating_point={"threshold": float(model.threshold_),
                          "target_sensitivity": None if point.chosen_threshold_ is None else model.target_sensitivity,
                          "calibration": model.calibration if margin is not None else None},
         encoders=encoders, warnings=warnings, versions=versions,
     )
+
+
+def member_rounds(booster: Any) -> list[int]:
+    """The boosting rounds of each booster the model averages (one entry for a single booster)."""
+    return booster.rounds if isinstance(booster, BoosterAverage) else [n_rounds(booster)]
 
 
 def license_note(licenses: dict[str, str]) -> str:
@@ -952,7 +967,7 @@ def _boosting_step(model: FusionClassifier) -> BoostingStep:
     return BoostingStep(
         booster=model.booster, params=model.booster_params, class_weight=model.class_weight,
         early_stopping=model.early_stopping, validation_fraction=model.validation_fraction,
-        n_iter_no_change=model.n_iter_no_change, n_jobs=model.n_jobs, n_splits=model.n_seeds,
+        n_iter_no_change=model.n_iter_no_change, n_jobs=model.n_jobs, n_members=model.n_seeds,
     )
 
 

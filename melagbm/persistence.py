@@ -8,7 +8,8 @@ A model file is a zip archive holding:
   checksum of the manifest itself;
 - ``arrays.npz``: numeric arrays (probe coefficients, PCA components, ...), read with
   ``allow_pickle=False``;
-- ``booster.lgbm.txt`` or ``booster.xgb.json``: the booster in its library's own format.
+- ``booster.lgbm.txt`` or ``booster.xgb.json``: the booster in its library's own format; a model that
+  averages boosters (``n_seeds`` > 1) holds one such member per booster (``booster.1.lgbm.txt``, ...).
 
 Loading rebuilds objects only from an allow-list of classes, each with an allow-list
 of fitted attributes, so a model file can carry numbers and names but never code.
@@ -40,16 +41,17 @@ import numpy as np
 from ._atomic import atomic_write
 from ._versions import library_versions
 from ._warnings import warn
-from .boosting import ADAPTERS, adapter_for
+from .boosting import ADAPTERS, BoosterAverage, adapter_for
 from .exceptions import ModelFileError
 
 __all__ = ["FORMAT_VERSION", "ModelFileError", "load", "save"]
 
 FORMAT = "melagbm-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: boosters averaged (a member file per booster)
 _MANIFEST = "manifest.json"
 _ARRAYS = "arrays.npz"
 _BOOSTER_FILES = {adapter.file_name for adapter in ADAPTERS.values()}
+_MAX_BOOSTERS = 64
 _MAX_TOTAL_BYTES = 2 << 30  # refuse archives unpacking to more than 2 GiB (a zip bomb, not a model)
 _MAX_MANIFEST_BYTES = 64 << 20
 _MAX_RATIO = 200  # deflate rarely beats 10:1 on model content; bombs reach 1000:1
@@ -78,6 +80,7 @@ _STATE = {
     "Pipeline": set(),
     "LGBMClassifier": set(),
     "XGBClassifier": set(),
+    "BoosterAverage": set(),
 }
 #: Attributes that files of melagbm 0.1 set and the class upgrades on loading (``classifier.state_of_0_1``).
 _STATE_OF_0_1 = {
@@ -99,6 +102,7 @@ MODEL_FILE_CLASSES = {
     "melagbm.features.image_features.ImageFeatures": ("melagbm.features.image_features", "ImageFeatures"),
     "melagbm.features.patient.PatientContext": ("melagbm.features.patient", "PatientContext"),
     "melagbm.pooling.LesionPooling": ("melagbm.pooling", "LesionPooling"),
+    "melagbm.boosting.BoosterAverage": ("melagbm.boosting._average", "BoosterAverage"),
 }
 
 
@@ -164,6 +168,9 @@ class _Encoder:
 
     def _object(self, obj: Any, where: str) -> dict[str, Any]:
         name = self.allowed[type(obj)]
+        if isinstance(obj, BoosterAverage):  # its members' parameters here, the fitted members in their own files
+            return {"__object__": name, "params": self({"members": obj.members}, f"{where}.params"),
+                    "state": self({}, where)}
         if dataclasses.is_dataclass(obj):
             fields = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
             return {"__object__": name, "fields": self(fields, where)}
@@ -218,21 +225,42 @@ class _Decoder:
 
 
 # -- boosters --------------------------------------------------------------------------
-def _booster_bytes(booster: Any) -> tuple[str, bytes]:
-    """(the model-file member, the booster in its library's own format)."""
-    adapter = adapter_for(booster)
-    return adapter.file_name, adapter.to_bytes(booster)
+def _booster_bytes(booster: Any) -> dict[str, bytes]:
+    """Model-file member -> a booster in its library's own format: one, or one per averaged booster."""
+    members = booster.members if isinstance(booster, BoosterAverage) else [booster]
+    files = {}
+    for index, member in enumerate(members):
+        adapter = adapter_for(member)
+        files[_member_file(adapter.file_name, index)] = adapter.to_bytes(member)
+    return files
 
 
-def _restore_booster(template: Any, member: str, raw: bytes, classes: np.ndarray, features: list[str]) -> Any:
-    """The saved booster inside an unfitted copy of its sklearn wrapper, its columns named ``features``."""
-    adapter = adapter_for(template)
-    if member != adapter.file_name:
-        raise ModelFileError(f"the booster member {member!r} does not hold a {adapter.name} model")
-    try:
-        return adapter.from_bytes(template, raw, len(classes), list(features))
-    except ValueError as exc:
-        raise ModelFileError(str(exc)) from exc
+def _member_file(file_name: str, index: int) -> str:
+    """``booster.lgbm.txt`` for the first booster, ``booster.<index>.lgbm.txt`` for the others."""
+    if index == 0:
+        return file_name
+    stem, _, suffix = file_name.partition(".")
+    return f"{stem}.{index}.{suffix}"
+
+
+def _restore_boosters(
+    template: Any, files: list[str], members: dict[str, bytes], classes: np.ndarray, features: list[str]
+) -> Any:
+    """The saved booster(s) inside unfitted copies of their sklearn wrappers (``template``: as the manifest
+    describes them), their columns named ``features``."""
+    templates = template.members if isinstance(template, BoosterAverage) else [template]
+    if len(files) != len(templates) or not 1 <= len(files) <= _MAX_BOOSTERS:
+        raise ModelFileError(f"the manifest lists {len(files)} booster files for {len(templates)} boosters")
+    restored = []
+    for index, (member_template, member) in enumerate(zip(templates, files)):
+        adapter = adapter_for(member_template)
+        if member != _member_file(adapter.file_name, index) or member not in members:
+            raise ModelFileError(f"no booster member {member!r} holding a {adapter.name} model")
+        try:
+            restored.append(adapter.from_bytes(member_template, members[member], len(classes), list(features)))
+        except ValueError as exc:
+            raise ModelFileError(str(exc)) from exc
+    return BoosterAverage(restored) if isinstance(template, BoosterAverage) else restored[0]
 
 
 # -- saving and loading ----------------------------------------------------------------
@@ -264,16 +292,17 @@ def save(model: Any, path: str | os.PathLike) -> Path:
     check_is_fitted(model, "booster_")
     encoder = _Encoder(allowed)
     encoded = encoder(model, "model")
-    booster_member, booster_raw = _booster_bytes(model.booster_)
+    booster_files = _booster_bytes(model.booster_)
     buffer = io.BytesIO()
     np.savez(buffer, **encoder.arrays)
-    members = {_ARRAYS: buffer.getvalue(), booster_member: booster_raw}
+    members = {_ARRAYS: buffer.getvalue(), **booster_files}
     manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "libraries": library_versions(),
-        "booster_file": booster_member,
+        "booster_file": next(iter(booster_files)),
+        "booster_files": list(booster_files),
         "weights_licenses": model.weights_licenses_,
         "model": encoded,
         "files": {name: hashlib.sha256(data).hexdigest() for name, data in members.items()},
@@ -293,7 +322,7 @@ def _read_members(path: Path) -> dict[str, bytes]:
         with zipfile.ZipFile(path) as archive:
             infos = archive.infolist()
             names = [info.filename for info in infos]
-            if _MANIFEST not in names or len(names) != len(set(names)) or len(names) > 3:
+            if _MANIFEST not in names or len(names) != len(set(names)) or len(names) > 2 + _MAX_BOOSTERS:
                 raise ModelFileError(f"{path} is not a melagbm model file (members: {names[:5]})")
             total = sum(info.file_size for info in infos)
             for info in infos:
@@ -358,12 +387,13 @@ def load(path: str | os.PathLike) -> Any:
             arrays = {key: npz[key] for key in npz.files}
         allowed = _allowed_classes()
         model = _Decoder(allowed, arrays)(manifest["model"])
-        booster_member = manifest["booster_file"]
-        if booster_member not in members or booster_member not in _BOOSTER_FILES:
-            raise ModelFileError(f"{path}: no booster member {booster_member!r}")
-        model.booster_ = _restore_booster(
-            model.booster_, booster_member, members[booster_member], model.classes_, model.feature_names_
-        )
+        files = manifest.get("booster_files", [manifest["booster_file"]])  # format 1: one booster
+        if not isinstance(files, list) or not files or files[0] not in _BOOSTER_FILES:
+            raise ModelFileError(f"{path}: no booster member {files!r}")
+        try:
+            model.booster_ = _restore_boosters(model.booster_, files, members, model.classes_, model.feature_names_)
+        except ModelFileError as exc:
+            raise ModelFileError(f"{path}: {exc}") from exc
     except ModelFileError:
         raise
     except Exception as exc:  # noqa: BLE001 - anything else means the content is inconsistent

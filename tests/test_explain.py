@@ -21,6 +21,14 @@ from melagbm.explain.plots import plot_beeswarm, plot_dependence, plot_importanc
 from melagbm.explain.report import write_explanation_report  # noqa: E402
 
 
+def shap_reference(booster, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """shap's own (values, base values) for ``booster``; for boosters averaged (n_seeds > 1), the mean of each
+    member's (TreeSHAP is linear in the model)."""
+    explained = [shap.TreeExplainer(member)(features) for member in getattr(booster, "members", [booster])]
+    return (np.mean([e.values for e in explained], axis=0),
+            np.mean([np.ravel(e.base_values) for e in explained], axis=0))
+
+
 @pytest.fixture(scope="module")
 def fused_models(ham_sample) -> dict[str, FusionClassifier]:
     """Default fused models (image score, age, sex, site, lesion features) for both boosters, each image scored
@@ -73,8 +81,8 @@ def test_additivity_holds_where_the_trees_split_on_categories(isic_metadata, boo
     for categorical in ("sex__category", "site__general"):  # the categorical splits carry part of the margin
         assert np.abs(explanation[:, categorical].values).mean() > 1e-3, categorical
     head = X.iloc[:200]  # patient context comes from the rows given, so both explain the same 200
-    reference = shap.TreeExplainer(model.booster_)(model.transform_features(head))
-    np.testing.assert_allclose(model.explain(head).values, reference.values, atol=1e-4)
+    reference, _ = shap_reference(model.booster_, model.transform_features(head))
+    np.testing.assert_allclose(model.explain(head).values, reference, atol=1e-4)
 
 
 @pytest.mark.parametrize("booster", ["lightgbm", "xgboost"])
@@ -83,10 +91,11 @@ def test_matches_shap_tree_explainer(fused_models, ham_sample, booster) -> None:
     model = fused_models[booster]
     rows = X.iloc[:60]
     features = model.transform_features(rows)
-    reference = shap.TreeExplainer(model.booster_)(features)
+    assert len(model.booster_.members) == model.n_seeds == 5  # the default averages five boosters
+    values, base_values = shap_reference(model.booster_, features)
     ours = model.explain(rows)
-    np.testing.assert_allclose(ours.values, reference.values, atol=1e-4)
-    np.testing.assert_allclose(ours.base_values, np.ravel(reference.base_values), atol=1e-4)
+    np.testing.assert_allclose(ours.values, values, atol=1e-4)
+    np.testing.assert_allclose(ours.base_values, base_values, atol=1e-4)
 
 
 def test_grouped_data_keeps_one_column_families_and_blanks_summed_ones(fused_models, ham_sample) -> None:

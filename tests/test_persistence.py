@@ -68,13 +68,15 @@ def test_the_file_holds_json_arrays_and_the_booster_never_a_pickle(image_model, 
     model, _ = image_model
     path = model.save(tmp_path / "model.melagbm")
     with zipfile.ZipFile(path) as archive:
-        assert sorted(archive.namelist()) == ["arrays.npz", "booster.lgbm.txt", "manifest.json"]
+        boosters = ["booster.lgbm.txt"] + [f"booster.{index}.lgbm.txt" for index in range(1, model.n_seeds)]
+        assert sorted(archive.namelist()) == sorted(["arrays.npz", "manifest.json", *boosters])
         manifest = json.loads(archive.read("manifest.json"))
+        assert manifest["booster_files"] == boosters  # one member per averaged booster
         booster_text = archive.read("booster.lgbm.txt").decode()
         with np.load(io.BytesIO(archive.read("arrays.npz")), allow_pickle=False) as arrays:
             assert all(arrays[key].dtype != object for key in arrays.files)
     assert booster_text.startswith("tree\n") and "pandas_categorical" in booster_text
-    assert manifest["format_version"] == 1 and manifest["libraries"]["lightgbm"]
+    assert manifest["format_version"] == 2 and manifest["libraries"]["lightgbm"]
     text = json.dumps(manifest)
     assert "tf_efficientnet_lite0" in text and model.embedders_[0].weights_digest_ in text
 
@@ -246,3 +248,25 @@ def test_a_file_of_the_steps_layout_cannot_set_the_flat_attributes_of_0_1(saved)
     _rewrite(path, add_flat_threshold)
     with pytest.raises(ModelFileError, match=r"sets attributes FusionClassifier does not have: \['threshold_'\]"):
         melagbm.load(path)
+
+
+def test_averaged_boosters_travel_one_member_each_and_a_missing_one_is_refused(saved, tmp_path) -> None:
+    model, path, _ = saved
+    assert len(model.booster_) == 5
+    _rewrite(path, lambda manifest, members: (members.pop("booster.2.lgbm.txt"),
+                                              manifest["booster_files"].remove("booster.2.lgbm.txt")))
+    with pytest.raises(ModelFileError, match="4 booster files for 5 boosters"):
+        melagbm.load(path)
+
+
+def test_a_format_1_file_with_one_booster_still_loads(metadata_data, tmp_path) -> None:
+    X, y, groups = metadata_data
+    model = FusionClassifier(image_col=None, random_state=0, n_seeds=1).fit(X, y, groups=groups)
+    path = model.save(tmp_path / "single.melagbm")
+
+    def as_format_1(manifest, members) -> None:  # what melagbm wrote before boosters were averaged
+        manifest.pop("booster_files")
+        manifest["format_version"] = 1
+
+    _rewrite(path, as_format_1)
+    _assert_same_predictions(model, melagbm.load(path), X)

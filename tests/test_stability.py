@@ -47,7 +47,7 @@ def test_rounds_come_from_the_mean_validation_curve_of_several_splits(embedded) 
     embeddings, y, groups = embedded
     table = pd.DataFrame(embeddings[:, :20], columns=[f"f{i}" for i in range(20)])
     step = BoostingStep(booster="lightgbm", params=None, class_weight=None, early_stopping=True,
-                        validation_fraction=0.2, n_iter_no_change=30, n_jobs=1, n_splits=3)
+                        validation_fraction=0.2, n_iter_no_change=30, n_jobs=1, n_members=3)
     splits = step.validation_splits(y, groups, seed=0)
     assert len(splits) == 3
     validation_sets = [set(groups[val]) for _, val in splits]
@@ -98,10 +98,102 @@ def test_early_stopping_watches_the_log_loss_whatever_the_metric(embedded) -> No
 
     def rounds(params: dict | None, patience: int = 30) -> int:
         step = BoostingStep(booster="lightgbm", params=params, class_weight=None, early_stopping=True,
-                            validation_fraction=0.2, n_iter_no_change=patience, n_jobs=1, n_splits=3)
-        return step.fit(table, y, groups, device="cpu", seed=0).booster_.n_estimators
+                            validation_fraction=0.2, n_iter_no_change=patience, n_jobs=1)
+        return step.fit([table], y, groups, device="cpu", seed=0).booster_.n_estimators
 
     assert rounds({"metric": "auc"}) == rounds(None) < 2000
     assert rounds({"n_estimators": 300}, patience=0) == 300  # no patience: every round kept, as on Dask
     with pytest.raises(ValueError, match="n_repeats"):
         ImageSignal(n_repeats=0).fit_transform(embeddings, y, groups)
+
+
+def test_each_table_has_its_own_fold_partitions(embedded) -> None:
+    embeddings, y, groups = embedded
+    signal = ImageSignal(n_repeats=2, random_state=5)
+    tables = signal.fit_transform_tables(embeddings, y, groups, n_tables=3)
+    for index, table in enumerate(tables):  # table t averages the partitions seeded 5 + 2t and 5 + 2t + 1
+        alone = ImageSignal(n_repeats=2, random_state=5 + 2 * index).fit_transform(embeddings, y, groups)
+        np.testing.assert_allclose(table["image__score"], alone["image__score"], rtol=1e-6, atol=1e-9)
+    assert not np.allclose(tables[0]["image__score"], tables[1]["image__score"])
+    np.testing.assert_allclose(tables[0]["image__score"], signal.fit_transform(embeddings, y, groups)["image__score"])
+
+
+def test_boosters_averaged_each_stop_on_their_own_split(embedded) -> None:
+    import pandas as pd
+
+    from melagbm.boosting import BoosterAverage, margin
+
+    embeddings, y, groups = embedded
+    tables = [pd.DataFrame(embeddings[:, start:start + 20], columns=[f"f{i}" for i in range(20)])
+              for start in (0, 20, 40)]  # three versions of the columns, as the image scores differ
+    step = BoostingStep(booster="lightgbm", params=None, class_weight=None, early_stopping=True,
+                        validation_fraction=0.2, n_iter_no_change=30, n_jobs=1, n_members=3)
+    booster = step.fit(tables, y, groups, device="cpu", seed=0).booster_
+    assert isinstance(booster, BoosterAverage) and len(booster) == 3
+    splits = step.validation_splits(y, groups, seed=0)
+    for index, (table, split) in enumerate(zip(tables, splits)):
+        estimator = step.estimator(device="cpu", seed=index, n_rows=len(table))
+        alone, rounds = fit_booster(estimator, table, y, sample_weight=None, validation=split, n_iter_no_change=30)
+        assert booster.rounds[index] == rounds
+        np.testing.assert_allclose(booster.members[index].predict(table, raw_score=True),
+                                   alone.predict(table, raw_score=True))
+    mean = np.mean([member.predict(tables[0], raw_score=True) for member in booster.members], axis=0)
+    np.testing.assert_allclose(margin(booster, tables[0]), mean)
+    assert np.allclose(booster.predict_proba(tables[0])[:, 1], 1 / (1 + np.exp(-mean)))
+    with pytest.raises(ValueError, match="n_members=3 got 1 tables"):
+        step.fit(tables[:1], y, groups, device="cpu", seed=0)
+
+
+def test_early_stopping_counts_every_patient_with_a_melanoma(isic_root) -> None:
+    from melagbm.boosting._step import class_units
+    from melagbm.datasets import load_isic2020
+
+    _, y, groups = load_isic2020(isic_root)
+    y, groups = y.to_numpy(), groups.to_numpy()
+    with_melanoma = len(np.unique(groups[y == 1]))
+    first_rows = y[np.unique(groups, return_index=True)[1]]
+    assert first_rows.sum() < 10 <= with_melanoma  # why counting first rows turned early stopping off here
+    assert list(class_units(y, groups)) == [len(np.unique(groups[y == 0])), with_melanoma]
+    step = BoostingStep(booster="lightgbm", params=None, class_weight=None, early_stopping="auto",
+                        validation_fraction=0.15, n_iter_no_change=50, n_jobs=1)
+    assert step.validation_splits(y, groups, seed=0) is not None
+
+
+def test_the_default_model_averages_five_boosters_and_saves_them(ham_sample, tmp_path) -> None:
+    import zipfile
+
+    from melagbm import load
+    from melagbm.boosting import BoosterAverage
+
+    X, y, groups = ham_sample
+    model = FusionClassifier(**PARAMS).fit(X[:220], y[:220], groups=groups[:220])
+    assert isinstance(model.booster_, BoosterAverage) and len(model.booster_) == model.n_seeds == 5
+    assert model.n_estimators_ == sum(model.booster_.rounds)
+    assert model.model_card_["model"]["member_rounds"] == model.booster_.rounds
+    path = model.save(tmp_path / "averaged.melagbm")
+    with zipfile.ZipFile(path) as archive:
+        names = set(archive.namelist())
+    assert {"booster.lgbm.txt", "booster.1.lgbm.txt", "booster.4.lgbm.txt"} <= names
+    np.testing.assert_array_equal(load(path).predict_proba(X[220:]), model.predict_proba(X[220:]))
+    single = FusionClassifier(**PARAMS, n_seeds=1).fit(X[:220], y[:220], groups=groups[:220])
+    assert not isinstance(single.booster_, BoosterAverage)  # one booster, saved as 0.1 saved it
+
+
+def test_fold_probes_fit_in_the_span_of_the_rows_with_the_same_scores(embedded) -> None:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    from melagbm.features.image_score import fold_basis
+
+    embeddings, y, _ = embedded
+    rows = embeddings[:200]
+    basis = fold_basis(rows)
+    assert basis.shape == (200, 200) < rows.shape  # fewer rows than dimensions: one column per row
+    standardised = StandardScaler().fit_transform(rows)
+    train, test = np.arange(150), np.arange(150, 200)
+    C = 2.0 / rows.shape[1]
+    direct = LogisticRegression(C=C, max_iter=3000, tol=1e-8).fit(standardised[train], y[:200][train])
+    rotated = LogisticRegression(C=C, max_iter=3000, tol=1e-8).fit(basis[train], y[:200][train])
+    np.testing.assert_allclose(rotated.decision_function(basis[test]), direct.decision_function(standardised[test]),
+                               atol=1e-3)
+    assert fold_basis(embeddings[:, :100]).shape == (len(embeddings), 100)  # more rows than dimensions: as is

@@ -55,7 +55,7 @@ def test_image_features_score_out_of_fold_and_name_their_families(ham_sample) ->
     step = ImageFeatures(backbones=("tf_efficientnet_lite0",), embedder=ImageEmbedder(verbose=0),
                          scorer=ImageSignal(), signal="joint").check_params().fit_embedders("cpu")
     embeddings = step.embed(X["image"], on_bad_image="raise")
-    oof = step.fit_scores(embeddings, y.to_numpy(), groups.to_numpy(), seed=0)
+    oof, = step.fit_scores(embeddings, y.to_numpy(), groups.to_numpy(), seed=0)
     assert list(oof.columns) == ["image__score"] and step.feature_families_ == {"image__score": "image"}
     assert roc_auc_score(y, oof["image__score"]) > 0.7  # the probe sees melanoma in held-out lesions
     fitted, bad = step.transform(X["image"])
@@ -128,7 +128,7 @@ def test_boosting_step_stops_early_on_whole_patients(isic_rows) -> None:
                         validation_fraction=0.15, n_iter_no_change=50, n_jobs=None).check_params()
     train, val = step.validation_split(y.to_numpy(), groups.to_numpy(), seed=0)
     assert not set(groups.iloc[train]) & set(groups.iloc[val])  # no patient on both sides
-    step.fit(table, y.to_numpy(), groups.to_numpy(), device="cpu", seed=0)
+    step.fit([table], y.to_numpy(), groups.to_numpy(), device="cpu", seed=0)
     assert 1 <= n_rounds(step.booster_) < step.estimator_.get_params()["n_estimators"]  # it stopped early
     assert step.estimator_.get_params()["n_jobs"] == 1  # one thread for a small table
     fixed = BoostingStep.with_rounds(step.estimator_, step.booster_)

@@ -6,21 +6,24 @@ model files, Dask training) lives in its adapter (``_lightgbm.py``, ``_xgboost.p
 """
 
 from ._adapter import BoosterAdapter
+from ._average import BoosterAverage
 from ._lightgbm import LightGBMAdapter
 from ._registry import ADAPTERS, BOOSTERS, adapter_for, booster_kind
 from ._step import BoostingStep, n_rounds
-from ._training import fit_booster, make_booster, margin
+from ._training import contributions, fit_booster, make_booster, margin
 from ._xgboost import XGBoostAdapter
 
 __all__ = [
     "ADAPTERS",
     "BOOSTERS",
     "BoosterAdapter",
+    "BoosterAverage",
     "BoostingStep",
     "LightGBMAdapter",
     "XGBoostAdapter",
     "adapter_for",
     "booster_kind",
+    "contributions",
     "fit_booster",
     "make_booster",
     "margin",

@@ -11,6 +11,7 @@ from sklearn.base import clone
 from sklearn.utils.class_weight import compute_sample_weight
 
 from .._splits import stratified_group_splits
+from ._average import BoosterAverage
 from ._registry import adapter_for
 from ._training import fit_booster, make_booster
 
@@ -41,15 +42,16 @@ class BoostingStep:
         Rounds without improvement before stopping.
     n_jobs : int or None
         Booster threads; None: one below 10,000 rows, else the booster's default.
-    n_splits : int, default=1
-        Early-stopping splits: the rounds are where their mean validation log-loss is lowest (each
-        holds out a different ``validation_fraction`` of the groups, so at most 1 / that many).
+    n_members : int, default=1
+        Boosters averaged (:class:`BoosterAverage` for more than one): :meth:`fit` takes one table per
+        member, and each member stops on its own validation split (the folds of grouped k-fold
+        partitions, k = 1 / ``validation_fraction``: disjoint within a partition).
     """
 
     def __init__(
         self, *, booster: Any, params: dict[str, Any] | None, class_weight: str | dict | None,
         early_stopping: bool | str, validation_fraction: float, n_iter_no_change: int, n_jobs: int | None,
-        n_splits: int = 1,
+        n_members: int = 1,
     ) -> None:
         self.booster = booster
         self.params = params
@@ -58,7 +60,7 @@ class BoostingStep:
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.n_jobs = n_jobs
-        self.n_splits = n_splits
+        self.n_members = n_members
 
     def check_params(self) -> BoostingStep:
         """Raise (naming the parameter) for the first invalid one; return self."""
@@ -75,8 +77,8 @@ class BoostingStep:
         patience = self.n_iter_no_change
         if isinstance(patience, bool) or not (isinstance(patience, Integral) and patience >= 0):
             raise ValueError(f"n_iter_no_change must be an integer >= 0, got {patience!r}")
-        if isinstance(self.n_splits, bool) or not (isinstance(self.n_splits, Integral) and self.n_splits >= 1):
-            raise ValueError(f"n_seeds must be a positive integer, got {self.n_splits!r}")
+        if isinstance(self.n_members, bool) or not (isinstance(self.n_members, Integral) and self.n_members >= 1):
+            raise ValueError(f"n_seeds must be a positive integer, got {self.n_members!r}")
         return self
 
     def estimator(self, *, device: str, seed: int, n_rows: int | None = None, n_jobs: int | None = None) -> Any:
@@ -144,7 +146,7 @@ class BoostingStep:
     def validation_splits(
         self, y: np.ndarray, groups: np.ndarray | None, seed: int
     ) -> list[tuple[np.ndarray, np.ndarray]] | None:
-        """``n_splits`` (train, validation) splits for early stopping, or None when it is off.
+        """One (train, validation) split per member for early stopping, or None when it is off.
 
         Parameters
         ----------
@@ -158,50 +160,75 @@ class BoostingStep:
         Returns
         -------
         list of (ndarray, ndarray) or None
-            Folds of one grouped k-fold partition (k = 1 / ``validation_fraction``; disjoint validation
-            sets), as many as ``n_splits`` and k allow; None as for :meth:`validation_split`.
+            ``n_members`` splits: the folds of one grouped k-fold partition (k = 1 / ``validation_fraction``;
+            disjoint validation sets), then of partitions seeded ``seed + 1``, ... when more are needed;
+            None as for :meth:`validation_split`.
         """
         if self.early_stopping is False:
             return None
-        units = y if groups is None else np.asarray([y[groups == g][0] for g in np.unique(groups)])
-        if self.early_stopping == "auto" and np.bincount(units).min() < 10:
+        if self.early_stopping == "auto" and class_units(y, groups).min() < 10:
             return None
         n_folds = max(2, round(1.0 / float(self.validation_fraction)))
-        folds = stratified_group_splits(y, groups, n_folds, seed)
-        return [split for _, split in zip(range(int(self.n_splits)), folds)]
+        splits: list[tuple[np.ndarray, np.ndarray]] = []
+        partition = 0
+        while len(splits) < int(self.n_members):
+            folds = stratified_group_splits(y, groups, n_folds, seed + partition)
+            splits.extend(split for _, split in zip(range(int(self.n_members) - len(splits)), folds))
+            partition += 1
+        return splits
 
     def fit(
-        self, table: pd.DataFrame, y: np.ndarray, groups: np.ndarray | None, *, device: str, seed: int,
+        self, tables: list[pd.DataFrame], y: np.ndarray, groups: np.ndarray | None, *, device: str, seed: int,
         sample_weight: np.ndarray | None = None,
     ) -> BoostingStep:
-        """Fit ``booster_`` on every row of ``table``, with the rounds early stopping chose; return self.
+        """Fit ``booster_``: one booster per table, each on every row with the rounds its early stopping chose.
 
         Parameters
         ----------
-        table : DataFrame
-            Feature table.
+        tables : list of DataFrame
+            One feature table per member (``n_members`` of them), the same rows and columns; they
+            differ in the columns made out of fold (image scores and what follows from them).
         y : ndarray of shape (n_samples,)
             Class codes.
         groups : ndarray of shape (n_samples,) or None
-            Patient or lesion ids for the early-stopping split (see :meth:`validation_split`).
+            Patient or lesion ids for the early-stopping splits (see :meth:`validation_splits`).
         device : str
             "cpu" or "cuda[:n]".
         seed : int
-            Seed of the booster and of the split.
+            Seed of the boosters (member k: ``seed + k``) and of the splits.
         sample_weight : ndarray of shape (n_samples,), default=None
             Row weights (as :meth:`sample_weight` gives); None weighs every row alike.
 
         Returns
         -------
         self : BoostingStep
-            With ``estimator_`` (the unfitted booster) and ``booster_`` (fitted) set.
+            With ``estimators_`` (the unfitted boosters; ``estimator_`` the first), ``members_`` (fitted) and ``booster_``
+            (the one booster, or a :class:`BoosterAverage` of several) set.
         """
-        self.estimator_ = self.estimator(device=device, seed=seed, n_rows=len(table))
-        self.booster_, _ = fit_booster(
-            self.estimator_, table, y, sample_weight=sample_weight,
-            validation=self.validation_splits(y, groups, seed), n_iter_no_change=int(self.n_iter_no_change),
-        )
+        if len(tables) != int(self.n_members):
+            raise ValueError(f"BoostingStep with n_members={self.n_members} got {len(tables)} tables")
+        self.estimators_ = [self.estimator(device=device, seed=seed + index, n_rows=len(table))
+                            for index, table in enumerate(tables)]
+        self.estimator_ = self.estimators_[0]
+        splits = self.validation_splits(y, groups, seed)
+        self.members_ = [
+            fit_booster(estimator, table, y, sample_weight=sample_weight,
+                        validation=None if splits is None else splits[index],
+                        n_iter_no_change=int(self.n_iter_no_change))[0]
+            for index, (estimator, table) in enumerate(zip(self.estimators_, tables))
+        ]
+        self.booster_ = self.members_[0] if len(self.members_) == 1 else BoosterAverage(self.members_)
         return self
+
+    def fixed_rounds(self) -> list[Any]:
+        """Unfitted copies of the fitted members, each boosting the rounds it holds (for the folds after fit).
+
+        Returns
+        -------
+        list of LGBMClassifier or XGBClassifier
+            One per member, in order.
+        """
+        return [self.with_rounds(estimator, member) for estimator, member in zip(self.estimators_, self.members_)]
 
     @staticmethod
     def with_rounds(estimator: Any, booster: Any) -> Any:
@@ -225,6 +252,21 @@ class BoostingStep:
         return clone(estimator).set_params(n_estimators=n_rounds(booster))
 
 
+def class_units(y: np.ndarray, groups: np.ndarray | None) -> np.ndarray:
+    """Per class code, the rows (no groups) or the groups holding at least one row of it.
+
+    A patient with one melanoma among benign lesions counts for both classes, as the
+    stratified group folds see it (once counted by the label of the patient's first row,
+    which turned early stopping off on ISIC 2020, where most patients' first image is benign).
+    """
+    if groups is None:
+        return np.bincount(y)
+    pairs = np.unique(np.column_stack([pd.factorize(groups)[0], y]), axis=0)
+    return np.bincount(pairs[:, 1], minlength=int(y.max()) + 1)
+
+
 def n_rounds(booster: Any) -> int:
-    """The boosting rounds a fitted booster holds."""
+    """The boosting rounds a fitted booster holds (a :class:`BoosterAverage`: its members' together)."""
+    if isinstance(booster, BoosterAverage):
+        return sum(booster.rounds)
     return int(booster.get_params()["n_estimators"])

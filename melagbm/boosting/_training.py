@@ -8,9 +8,10 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone
 
+from ._average import BoosterAverage
 from ._registry import adapter_for
 
-__all__ = ["fit_booster", "make_booster", "margin"]
+__all__ = ["contributions", "fit_booster", "make_booster", "margin"]
 
 
 def make_booster(
@@ -126,8 +127,8 @@ def margin(booster: Any, X: pd.DataFrame) -> np.ndarray:
 
     Parameters
     ----------
-    booster : LGBMClassifier or XGBClassifier
-        A fitted classifier.
+    booster : LGBMClassifier, XGBClassifier or BoosterAverage
+        A fitted classifier, or several averaged.
     X : DataFrame
         Rows with the columns the booster was fitted on.
 
@@ -136,4 +137,26 @@ def margin(booster: Any, X: pd.DataFrame) -> np.ndarray:
     ndarray of shape (n_samples,) or (n_samples, n_classes)
         Raw scores before the sigmoid (two classes) or softmax.
     """
+    if isinstance(booster, BoosterAverage):
+        return booster.margin(X)
     return adapter_for(booster).margin(booster, X)
+
+
+def contributions(booster: Any, X: pd.DataFrame) -> np.ndarray:
+    """A fitted booster's exact SHAP contributions, (n, outputs, features + 1), the base value last.
+
+    Parameters
+    ----------
+    booster : LGBMClassifier, XGBClassifier or BoosterAverage
+        A fitted classifier, or several averaged (their mean contributions).
+    X : DataFrame
+        Rows to explain, with the columns the booster was fitted on.
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_outputs, n_features + 1)
+        Per output, each feature's contribution in margin space and the base value.
+    """
+    if isinstance(booster, BoosterAverage):
+        return booster.contributions(X)
+    return adapter_for(booster).contributions(booster, X)

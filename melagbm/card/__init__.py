@@ -5,7 +5,7 @@ model file, ``melagbm card MODEL`` prints it as Markdown (``--html``: a page).
 """
 
 from .facts import CARD_SCHEMA, INTENDED_USE, NOT_MEASURED, attach_cross_validation, build_card
-from .render import to_html, to_markdown
+from .render import describe_rounds, to_html, to_markdown
 
-__all__ = ["CARD_SCHEMA", "INTENDED_USE", "NOT_MEASURED", "attach_cross_validation", "build_card", "to_html",
-           "to_markdown"]
+__all__ = ["CARD_SCHEMA", "INTENDED_USE", "NOT_MEASURED", "attach_cross_validation", "build_card", "describe_rounds",
+           "to_html", "to_markdown"]

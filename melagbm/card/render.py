@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-__all__ = ["to_html", "to_markdown"]
+__all__ = ["describe_rounds", "to_html", "to_markdown"]
 
 
 def _figure(value: Any, digits: int = 3) -> str:
@@ -71,7 +71,8 @@ def to_markdown(card: dict[str, Any]) -> str:
               "Outcome: melanoma (1) against every other diagnosis (0), as labelled in the training data.", ""]
     lines += _data_lines(card["training_data"]) + [""]
     lines += ["## Predictors and model", "",
-              f"- Booster: {model['booster']}, {model['rounds']} rounds, {model['features']} features",
+              f"- Booster: {model['booster']}, {describe_rounds(model.get('member_rounds') or [model['rounds']])}, "
+              f"{model['features']} features",
               "- Feature families: " + ", ".join(f"{family} ({count})" for family, count in model["families"].items()),
               ""]
     lines += ["| encoder | weights (SHA-256 prefix) | source | licence | runtime |", "|---|---|---|---|---|"]
@@ -156,3 +157,21 @@ def to_html(card: dict[str, Any]) -> str:
              "table{border-collapse:collapse}td,th{border:1px solid #bbb;padding:.25rem .5rem;text-align:left}")
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title>"
             f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+
+
+
+def describe_rounds(rounds: list[int]) -> str:
+    """"52 rounds", or for several boosters "5 boosters averaged (34-65 rounds each)".
+
+    Parameters
+    ----------
+    rounds : list of int
+        Boosting rounds of each booster the model averages (cards before melagbm 0.2 hold one total).
+
+    Returns
+    -------
+    str
+    """
+    if len(rounds) == 1:
+        return f"{rounds[0]} rounds"
+    return f"{len(rounds)} boosters averaged ({min(rounds)}-{max(rounds)} rounds each)"

@@ -81,9 +81,10 @@ class DaskFusionClassifier(FusionClassifier):
        4 bytes x rows x embedding width of client memory);
     4. each partition builds its booster table on its worker, and the booster trains across
        the workers: ``xgboost.dask`` (GPU capable) or ``lightgbm.dask``, with early stopping
-       and the out-of-fold calibration as in FusionClassifier. One difference: early stopping
-       watches one validation split here (``n_seeds`` sets the probe's fold partitions only), so
-       with ``n_seeds`` > 1 the rounds can differ from FusionClassifier's.
+       and the out-of-fold calibration as in FusionClassifier. One difference: the twin trains one
+       booster, stopped on one validation split, where FusionClassifier with ``n_seeds`` > 1 averages
+       ``n_seeds`` boosters (``n_seeds`` sets the probe's fold partitions only here). With
+       ``n_seeds=1`` both fit the same model.
 
     The fitted booster is held as a local model, so ``to_local()`` gives an ordinary
     FusionClassifier and ``save``/``melagbm.dask.load`` work as for FusionClassifier.
@@ -149,7 +150,7 @@ class DaskFusionClassifier(FusionClassifier):
             diagnoses = gate.diagnoses(small)
             scores = self.image_features_.fit_scores(embeddings, y_codes[good],
                                                      None if group_ids is None else group_ids[good], seed,
-                                                     targets=None if diagnoses is None else diagnoses[good])
+                                                     targets=None if diagnoses is None else diagnoses[good])[0]
             del embeddings
             image_scores = pd.DataFrame(np.nan, index=small[ROW].to_numpy(), columns=scores.columns)
             image_scores.iloc[np.flatnonzero(good)] = scores.to_numpy()

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .._checks import check_groups
-from ..boosting import adapter_for
+from ..boosting import contributions
 
 __all__ = [
     "FAMILY_ORDER",
@@ -32,14 +32,14 @@ FAMILY_ORDER = (
 
 
 def tree_contributions(booster: Any, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Exact SHAP values and base values of a fitted LGBMClassifier / XGBClassifier.
+    """Exact SHAP values and base values of a fitted LGBMClassifier / XGBClassifier (or several averaged).
 
     Returns ``(values, base_values)``: shapes ``(n, n_features)`` and ``(n,)`` for two
     classes, ``(n, n_features, k)`` and ``(n, k)`` for k > 2 classes, in margin space.
 
     Parameters
     ----------
-    booster : LGBMClassifier or XGBClassifier
+    booster : LGBMClassifier, XGBClassifier or BoosterAverage
         The fitted booster.
     features : DataFrame of shape (n, n_features)
         The booster's input: one column per booster feature, in the order it was fitted on.
@@ -51,7 +51,7 @@ def tree_contributions(booster: Any, features: pd.DataFrame) -> tuple[np.ndarray
     base_values : ndarray of shape (n,) or (n, k)
         The expected margin per row; with ``values`` summed it gives the raw margin.
     """
-    raw = adapter_for(booster).contributions(booster, features)  # (n, outputs, features + 1)
+    raw = contributions(booster, features)  # (n, outputs, features + 1)
     values, base = raw[..., :-1], raw[..., -1]
     if values.shape[1] == 1:
         return values[:, 0, :], base[:, 0]

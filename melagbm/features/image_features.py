@@ -136,8 +136,8 @@ class ImageFeatures(BaseEstimator):
 
     def fit_scores(
         self, embeddings: np.ndarray, y: np.ndarray, groups: np.ndarray | None, seed: int,
-        targets: np.ndarray | None = None,
-    ) -> pd.DataFrame:
+        targets: np.ndarray | None = None, n_tables: int = 1,
+    ) -> list[pd.DataFrame]:
         """Fit the signal(s) on the training embeddings; the training rows' out-of-fold image columns.
 
         Parameters
@@ -152,19 +152,22 @@ class ImageFeatures(BaseEstimator):
             The ``random_state`` of every signal.
         targets : ndarray of shape (n_samples,), default=None
             Each row's diagnosis: the probes learn the diagnoses (see :class:`~melagbm.features.ImageSignal`).
+        n_tables : int, default=1
+            Versions of the columns, one per booster, each from its own fold partitions
+            (:meth:`~melagbm.features.ImageSignal.fit_transform_tables`).
 
         Returns
         -------
-        columns : DataFrame
-            The training rows' image columns, one block per signal.
+        tables : list of DataFrame
+            ``n_tables`` versions of the training rows' image columns, one block per signal.
         """
-        self.signals_, parts, self.feature_families_ = [], [], {}
+        self.signals_, blocks, self.feature_families_ = [], [], {}
         for prefix, family, block in self._blocks(embeddings):
             signal = clone(self.scorer).set_params(random_state=seed, prefix=prefix)
-            parts.append(signal.fit_transform(block, y, groups, targets))
+            blocks.append(signal.fit_transform_tables(block, y, groups, targets, n_tables=n_tables))
             self.signals_.append(signal)
-            self.feature_families_.update(dict.fromkeys(parts[-1].columns, family))
-        return pd.concat(parts, axis=1)
+            self.feature_families_.update(dict.fromkeys(blocks[-1][0].columns, family))
+        return [pd.concat([versions[table] for versions in blocks], axis=1) for table in range(n_tables)]
 
     def score(self, embeddings: np.ndarray) -> pd.DataFrame:
         """The image columns of new embeddings; NaN for a row whose embedding is NaN (never a made-up score).

@@ -6,7 +6,7 @@ import re
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, clone
+from sklearn.base import BaseEstimator
 from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
@@ -86,15 +86,17 @@ class ImageSignal(BaseEstimator):
     def _probe(C: float) -> Pipeline:
         return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=3000))
 
-    def _out_of_fold(self, probe: Pipeline, embeddings: np.ndarray, probe_y: np.ndarray, y: np.ndarray,
+    def _out_of_fold(self, C: float, basis: np.ndarray, probe_y: np.ndarray, y: np.ndarray,
                      groups: np.ndarray | None, seed: int) -> np.ndarray:
-        """The probe's columns for each row, from a fold probe that never saw the row's group."""
+        """The probe's columns for each row, from a fold probe that never saw the row's group (fitted on
+        ``basis``, the standardised embeddings in :func:`fold_basis`'s coordinates)."""
         oof = np.zeros((len(y), len(self._score_names())))
         for train, test in stratified_group_splits(y, groups, self.n_folds, seed):
-            oof[test] = self._scores(clone(probe).fit(embeddings[train], probe_y[train]), embeddings[test])
+            fold_probe = LogisticRegression(C=C, max_iter=3000).fit(basis[train], probe_y[train])
+            oof[test] = self._scores(fold_probe, basis[test])
         return oof
 
-    def _chosen_C(self, embeddings: np.ndarray, probe_y: np.ndarray, y: np.ndarray,
+    def _chosen_C(self, basis: np.ndarray, probe_y: np.ndarray, y: np.ndarray,
                   groups: np.ndarray | None, rule: float) -> tuple[float, np.ndarray]:
         """probe_C="cv": (the C whose out-of-fold melanoma scores have the lowest log-loss, those scores)."""
         from scipy.special import expit
@@ -103,7 +105,7 @@ class ImageSignal(BaseEstimator):
         best = None
         for factor in CV_C_FACTORS:
             C = factor * rule
-            oof = self._out_of_fold(self._probe(C), embeddings, probe_y, y, groups, self.random_state)
+            oof = self._out_of_fold(C, basis, probe_y, y, groups, self.random_state)
             loss = log_loss(y == np.unique(y)[1], expit(oof[:, 0]), labels=[False, True])  # column 0: log-odds
             if best is None or loss < best[0]:
                 best = (loss, C, oof)
@@ -117,7 +119,7 @@ class ImageSignal(BaseEstimator):
             return [f"{self.prefix}__score"]
         return [f"{self.prefix}__score_{label}" for label in self.classes_]
 
-    def _scores(self, probe: Pipeline, embeddings: np.ndarray) -> np.ndarray:
+    def _scores(self, probe: Pipeline | LogisticRegression, embeddings: np.ndarray) -> np.ndarray:
         """The probe's columns: its margin(s); with diagnoses, the log-odds of the positive ones and the
         log-probability of each other diagnosis (a fold's probe may have seen fewer diagnoses)."""
         if getattr(self, "positive_classes_", None) is None:
@@ -153,6 +155,34 @@ class ImageSignal(BaseEstimator):
         features : DataFrame
             One row per embedding: the out-of-fold probe score(s) and/or the PCA or embedding columns.
         """
+        return self.fit_transform_tables(embeddings, y, groups, targets, n_tables=1)[0]
+
+    def fit_transform_tables(
+        self, embeddings: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None,
+        targets: np.ndarray | None = None, *, n_tables: int,
+    ) -> list[pd.DataFrame]:
+        """:meth:`fit_transform` for ``n_tables`` boosters: each table's out-of-fold scores from its own fold
+        partitions (table t averages the partitions seeded ``random_state + t * repeats`` onwards).
+
+        Parameters
+        ----------
+        embeddings : ndarray of shape (n_samples, n_dims)
+            The training rows' embeddings.
+        y : ndarray of shape (n_samples,)
+            Their labels.
+        groups : ndarray of shape (n_samples,), default=None
+            Patient or lesion ids (see :meth:`fit_transform`).
+        targets : ndarray of shape (n_samples,), default=None
+            Each row's diagnosis (see :meth:`fit_transform`).
+        n_tables : int
+            Versions of the training features; the first is :meth:`fit_transform`'s. Columns made
+            without folds (PCA, embedding) are the same in each.
+
+        Returns
+        -------
+        tables : list of DataFrame
+            ``n_tables`` frames, one row per embedding, the columns of :meth:`transform`.
+        """
         if self.mode not in IMAGE_FEATURE_MODES:
             raise ValueError(f"image_features must be one of {IMAGE_FEATURE_MODES}, got {self.mode!r}")
         self.classes_, self.positive_classes_ = np.unique(y), None
@@ -164,29 +194,33 @@ class ImageSignal(BaseEstimator):
             if len(set(names)) < len(names):
                 raise ValueError(f"diagnosis_col: diagnoses {list(self.classes_)} give clashing column names {names}; "
                                  "spell each diagnosis one way")
-        parts = []
+        scores: list[pd.DataFrame] = [pd.DataFrame(index=range(len(y)))] * n_tables
         if "probe" in self.mode:
             repeats, first = self.repeats(len(y)), None
             rule = 2.0 / embeddings.shape[1]  # "auto"
             self.C_ = rule if self.probe_C in ("auto", "cv") else float(self.probe_C)
+            basis = fold_basis(embeddings)
             if self.probe_C == "cv" and len(np.unique(y)) == 2:
-                self.C_, first = self._chosen_C(embeddings, probe_y, y, groups, rule)
-            probe = self._probe(self.C_)
-            oof = np.zeros((len(y), len(self._score_names())))
-            for repeat in range(repeats):
-                part = first if repeat == 0 and first is not None else self._out_of_fold(
-                    probe, embeddings, probe_y, y, groups, self.random_state + repeat)
-                oof += part / repeats
-            self.probe_ = probe.fit(embeddings, probe_y)
-            parts.append(pd.DataFrame(oof, columns=self._score_names()))
+                self.C_, first = self._chosen_C(basis, probe_y, y, groups, rule)
+            scores = []
+            for table in range(n_tables):
+                oof = np.zeros((len(y), len(self._score_names())))
+                for repeat in range(repeats):
+                    seed = self.random_state + table * repeats + repeat
+                    part = first if seed == self.random_state and first is not None else self._out_of_fold(
+                        self.C_, basis, probe_y, y, groups, seed)
+                    oof += part / repeats
+                scores.append(pd.DataFrame(oof, columns=self._score_names()))
+            self.probe_ = self._probe(self.C_).fit(embeddings, probe_y)
+        fixed = []
         if "pca" in self.mode:
             n = int(min(self.n_components, *embeddings.shape))
             self.pca_ = make_pipeline(StandardScaler(), PCA(n_components=n, random_state=self.random_state))
-            parts.append(self._pca_frame(self.pca_.fit_transform(embeddings)))
+            fixed.append(self._pca_frame(self.pca_.fit_transform(embeddings)))
         if self.mode == "embedding":
-            parts.append(self._embedding_frame(embeddings))
+            fixed.append(self._embedding_frame(embeddings))
         self.n_features_in_ = embeddings.shape[1]
-        return pd.concat(parts, axis=1)
+        return [pd.concat([score, *fixed], axis=1) for score in scores]
 
     def repeats(self, n_rows: int) -> int:
         """The fold partitions averaged for ``n_rows`` training rows (``n_repeats`` with "auto" resolved).
@@ -235,6 +269,31 @@ class ImageSignal(BaseEstimator):
     def _embedding_frame(self, embeddings: np.ndarray) -> pd.DataFrame:
         names = [f"{self.prefix}__{name.split('__', 1)[1]}" for name in embedding_feature_names(embeddings.shape[1])]
         return pd.DataFrame(embeddings, columns=names)
+
+
+def fold_basis(embeddings: np.ndarray) -> np.ndarray:
+    """The embeddings standardised (over all training rows) and, when there are fewer rows than dimensions,
+    rotated into the span of the rows: ``U S`` of their SVD, one column per row.
+
+    An L2-penalised logistic regression on any subset of the rows gives the same scores in either
+    coordinates (its weights lie in the span of the rows, and the rotation keeps their norm), so the
+    fold probes fit in n instead of d dimensions: on 650 rows of 3,552-wide embeddings, 5 times fewer
+    operations per iteration.
+
+    Parameters
+    ----------
+    embeddings : ndarray of shape (n_samples, n_dims)
+        The training rows' embeddings.
+
+    Returns
+    -------
+    ndarray of shape (n_samples, min(n_samples, n_dims))
+    """
+    standardised = StandardScaler().fit_transform(embeddings)
+    if len(standardised) >= standardised.shape[1]:
+        return standardised
+    left, singular, _ = np.linalg.svd(standardised, full_matrices=False)
+    return left * singular
 
 
 def diagnosis_targets(targets: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, list[str]]:

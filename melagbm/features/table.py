@@ -82,6 +82,29 @@ class FeatureTable:
             table, frame = table[~bad].reset_index(drop=True), frame[~bad]
         return self._with_context(table, frame), bad
 
+    def with_image_part(self, table: pd.DataFrame, frame: pd.DataFrame, image_part: pd.DataFrame) -> pd.DataFrame:
+        """``table`` (from :meth:`transform` of ``frame``) with other image columns, and the patient context
+        computed again from them; nothing is embedded or measured again.
+
+        Parameters
+        ----------
+        table : DataFrame
+            The table of ``frame``'s rows.
+        frame : DataFrame
+            The input rows behind it.
+        image_part : DataFrame
+            Image columns for the same rows (another version of the out-of-fold scores).
+
+        Returns
+        -------
+        table : DataFrame
+            The same columns in the same order.
+        """
+        context = [] if self.context is None else list(self.context.feature_families_)
+        base = table.drop(columns=context)
+        base[list(image_part.columns)] = image_part.to_numpy()
+        return self._with_context(base, frame)[list(table.columns)]
+
     def families(self) -> dict[str, str]:
         """Column -> family, as each step reports it, in the table's column order (after :meth:`fit`)."""
         return self._families(include_context=True)
