@@ -84,6 +84,20 @@ def test_distributed_fit_matches_the_local_model(fitted, lesions, booster) -> No
         np.testing.assert_allclose(ours, theirs, atol=1e-4)
 
 
+def test_the_twin_averages_boosters_as_the_local_model_does(dask_client, lesions) -> None:
+    from melagbm.boosting import BoosterAverage
+
+    X, y, X_test, _ = lesions
+    X, y = X.iloc[:300], y[:300]
+    frame = dd.from_pandas(X.assign(target=y), npartitions=3)
+    params = {**PARAMS, "booster": "xgboost", "n_seeds": 2}
+    twin = DaskFusionClassifier(**params).fit(frame.drop(columns="target"), frame["target"])
+    local = FusionClassifier(**params).fit(X, y)
+    assert isinstance(twin.booster_, BoosterAverage) and len(twin.booster_) == 2
+    assert twin.booster_.rounds == local.booster_.rounds  # each member stopped on the same split as locally
+    np.testing.assert_allclose(twin.predict_proba(X_test)[:, 1], local.predict_proba(X_test)[:, 1], atol=1e-4)
+
+
 def test_the_twins_card_states_the_training_data_and_metrics_as_the_local_models(fitted, tmp_path) -> None:
     distributed_model, local = fitted["xgboost"]  # the same model: the same card, but for when it was made
     ours, theirs = distributed_model.model_card_, local.model_card_

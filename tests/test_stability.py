@@ -164,12 +164,15 @@ def test_the_default_model_averages_five_boosters_and_saves_them(ham_sample, tmp
 
     from melagbm import load
     from melagbm.boosting import BoosterAverage
+    from melagbm.card import to_markdown
 
     X, y, groups = ham_sample
     model = FusionClassifier(**PARAMS).fit(X[:220], y[:220], groups=groups[:220])
     assert isinstance(model.booster_, BoosterAverage) and len(model.booster_) == model.n_seeds == 5
     assert model.n_estimators_ == sum(model.booster_.rounds)
     assert model.model_card_["model"]["member_rounds"] == model.booster_.rounds
+    rounds = model.booster_.rounds
+    assert f"5 boosters averaged ({min(rounds)}-{max(rounds)} rounds each)" in to_markdown(model.model_card_)
     path = model.save(tmp_path / "averaged.melagbm")
     with zipfile.ZipFile(path) as archive:
         names = set(archive.namelist())

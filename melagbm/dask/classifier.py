@@ -13,7 +13,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._device import resolve_device
 from .._splits import SEED_MAX
-from ..boosting import BoostingStep
+from ..boosting import BoosterAverage, BoostingStep
 from ..classifier import (
     FITTED_ATTRIBUTES, ID_COLUMNS, FusionClassifier, dataset_names, encoder_leaks, model_card, skip_unreadable,
 )
@@ -81,10 +81,9 @@ class DaskFusionClassifier(FusionClassifier):
        4 bytes x rows x embedding width of client memory);
     4. each partition builds its booster table on its worker, and the booster trains across
        the workers: ``xgboost.dask`` (GPU capable) or ``lightgbm.dask``, with early stopping
-       and the out-of-fold calibration as in FusionClassifier. One difference: the twin trains one
-       booster, stopped on one validation split, where FusionClassifier with ``n_seeds`` > 1 averages
-       ``n_seeds`` boosters (``n_seeds`` sets the probe's fold partitions only here). With
-       ``n_seeds=1`` both fit the same model.
+       and the out-of-fold calibration as in FusionClassifier: one booster per ``n_seeds``, each on
+       its own out-of-fold image scores and stopped on its own validation split, averaged (each a
+       training across the workers).
 
     The fitted booster is held as a local model, so ``to_local()`` gives an ordinary
     FusionClassifier and ``save``/``melagbm.dask.load`` work as for FusionClassifier.
@@ -140,7 +139,8 @@ class DaskFusionClassifier(FusionClassifier):
         self.device_ = _workers_device(dask_client, self.device)
 
         self.image_features_, self.lesion_features_, self.skipped_rows_ = steps["image"], steps["lesion"], []
-        good, image_scores = np.ones(len(small), dtype=bool), None
+        boosting: BoostingStep = steps["boosting"]
+        good, image_scores = np.ones(len(small), dtype=bool), [None] * boosting.n_members
         if self.image_features_ is not None:
             embeddings = self._embed_on_workers(frame, lengths, dask_client)
             good = ~np.isnan(embeddings).any(axis=1)
@@ -148,12 +148,16 @@ class DaskFusionClassifier(FusionClassifier):
             if not good.all():  # (no copy of the largest array on the client otherwise)
                 embeddings = embeddings[good]
             diagnoses = gate.diagnoses(small)
-            scores = self.image_features_.fit_scores(embeddings, y_codes[good],
-                                                     None if group_ids is None else group_ids[good], seed,
-                                                     targets=None if diagnoses is None else diagnoses[good])[0]
+            versions = self.image_features_.fit_scores(embeddings, y_codes[good],
+                                                       None if group_ids is None else group_ids[good], seed,
+                                                       targets=None if diagnoses is None else diagnoses[good],
+                                                       n_tables=boosting.n_members)
             del embeddings
-            image_scores = pd.DataFrame(np.nan, index=small[ROW].to_numpy(), columns=scores.columns)
-            image_scores.iloc[np.flatnonzero(good)] = scores.to_numpy()
+            image_scores = []
+            for scores in versions:  # one per booster, NaN for the unreadable rows
+                every_row = pd.DataFrame(np.nan, index=small[ROW].to_numpy(), columns=scores.columns)
+                every_row.iloc[np.flatnonzero(good)] = scores.to_numpy()
+                image_scores.append(every_row)
         y_good, rows_good = y_codes[good], small[ROW].to_numpy()[good]
         groups_good = None if group_ids is None else group_ids[good]
         self.metadata_encoder_ = MetadataEncoder(other_cols=gate.other_metadata()).fit(gate.metadata(metadata[good]))
@@ -165,21 +169,31 @@ class DaskFusionClassifier(FusionClassifier):
         self.feature_families_ = features.families()
         self.feature_names_ = list(self.feature_families_)
 
-        boosting: BoostingStep = steps["boosting"]
         weights = boosting.sample_weight(self.classes_[y_good])
-        validation = boosting.validation_split(y_good, groups_good, seed)
+        validations = boosting.validation_splits(y_good, groups_good, seed)
         self.operating_point_ = steps["decision"].start(y_good, weights)
         splits = self.operating_point_.splits(y_good, groups_good, seed)
-        roles = pd.DataFrame({LABEL: y_good, _HELD_OUT: False, _FOLD: -1,
-                              _WEIGHT: 1.0 if weights is None else weights}, index=rows_good)
-        if validation is not None:
-            roles.iloc[validation[1], roles.columns.get_loc(_HELD_OUT)] = True
-        for fold, (_, test) in enumerate(splits or []):
-            roles.iloc[test, roles.columns.get_loc(_FOLD)] = fold
-        table = self._tables_on_workers(frame, lengths, dask_client, features, image_scores, roles)
-        margin = self._train_on_workers(dask_client, boosting, table, weights is not None, validation is not None,
-                                        seed, len(splits or []), pd.Series(0.0, index=rows_good), y_good,
-                                        lesions_good)
+        members, member_margins = [], []
+        for index, scores in enumerate(image_scores):  # as FusionClassifier: a booster per version of the scores
+            roles = pd.DataFrame({LABEL: y_good, _HELD_OUT: False, _FOLD: -1,
+                                  _WEIGHT: 1.0 if weights is None else weights}, index=rows_good)
+            if validations is not None:
+                roles.iloc[validations[index][1], roles.columns.get_loc(_HELD_OUT)] = True
+            for fold, (_, test) in enumerate(splits or []):
+                roles.iloc[test, roles.columns.get_loc(_FOLD)] = fold
+            table = self._tables_on_workers(frame, lengths, dask_client, features, scores, roles)
+            member, member_margin = self._member_on_workers(
+                dask_client, boosting, table, weights is not None, validations is not None, seed + index,
+                len(splits or []), pd.Series(0.0, index=rows_good))
+            members.append(member)
+            member_margins.append(member_margin)
+        self.booster_ = members[0] if len(members) == 1 else BoosterAverage(members)
+        margin = None
+        if splits:
+            margin = np.mean(member_margins, axis=0)
+            if lesions_good is not None:
+                margin = self.lesion_pooling_.pool(margin, lesions_good)
+            self.operating_point_.fit(margin, y_good)
         for embedder in self.embedders_:  # the client embeds too (predicting pandas frames, to_local)
             embedder.device_ = _device_here(embedder.device)
         self.n_groups_ = None if groups_good is None else int(len(np.unique(groups_good)))
@@ -205,33 +219,31 @@ class DaskFusionClassifier(FusionClassifier):
             raise ValueError(f"DaskFusionClassifier fits two classes (melanoma vs rest); y holds {len(self.classes_)}")
         return y_codes
 
-    def _train_on_workers(
+    def _member_on_workers(
         self, dask_client: Any, boosting: BoostingStep, table: Any, weighted: bool, stops_early: bool, seed: int,
-        n_folds: int, margin: pd.Series, y_good: np.ndarray, lesions: np.ndarray | None = None,
-    ) -> np.ndarray | None:
-        """The booster, trained across the workers; then the operating point from out-of-fold margins (pooled
-        by ``lesions`` when given), which it returns (None without folds)."""
+        n_folds: int, margin: pd.Series,
+    ) -> tuple[Any, np.ndarray | None]:
+        """(one booster trained across the workers on ``table``, its out-of-fold margins in row order; None
+        without folds)."""
         features, labels = table[self.feature_names_], table[LABEL]
         weight = table[_WEIGHT] if weighted else None
         threads = min(dask_client.nthreads().values(), default=1)
         estimator = boosting.estimator(device=self.device_, seed=seed,
                                        n_jobs=self.n_jobs if self.n_jobs is not None else threads)
-        self.booster_, _ = fit_distributed(
+        booster, _ = fit_distributed(
             estimator, dask_client, features, labels, weight,
             validation=table[_HELD_OUT] if stops_early else None, n_iter_no_change=int(self.n_iter_no_change),
         )
         if not n_folds:
-            return None
-        fixed = BoostingStep.with_rounds(estimator, self.booster_)
+            return booster, None
+        fixed = BoostingStep.with_rounds(estimator, booster)
         for fold in range(n_folds):
             held = table[_FOLD] == fold
             fold_model, _ = fit_distributed(fixed, dask_client, features[~held], labels[~held],
                                             None if weight is None else weight[~held])
             fold_margin = margins(fold_model, features[held], table[ROW][held])
             margin.loc[fold_margin.index] = fold_margin.to_numpy()
-        pooled = margin.to_numpy() if lesions is None else self.lesion_pooling_.pool(margin.to_numpy(), lesions)
-        self.operating_point_.fit(pooled, y_good)
-        return pooled
+        return booster, margin.to_numpy()
 
     def _first_pass(self, frame: Any, gate: InputGate, user_columns: pd.DataFrame) -> pd.DataFrame:
         """The small columns (row numbers, labels, groups, patient ids, metadata) in row order, on the client."""
