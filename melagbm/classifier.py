@@ -144,7 +144,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         label to weight.
     early_stopping : bool or "auto", default="auto"
         Stop boosting when the validation log-loss stalls, then refit on all rows with
-        that many rounds. "auto": on when each class has at least 10 rows (groups).
+        that many rounds. "auto": on when each class is in at least 10 rows (groups holding it).
     validation_fraction : float, default=0.15
         Share of groups held out for early stopping.
     n_iter_no_change : int, default=100
@@ -157,7 +157,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         :class:`~melagbm.boosting.BoosterAverage`, its SHAP values the mean of theirs. 1: one
         booster, one split, one partition (the behaviour of 0.1.0). On a 700-lesion HAM10000 sample
         five boosters narrowed the test ROC AUC over ``random_state`` 0-5 from a spread of 0.039
-        to 0.011 (``benchmarks/stability.py``).
+        to 0.013 (``benchmarks/stability.py``).
     calibration : {"sigmoid", "isotonic"} or None, default="sigmoid"
         Two classes: map the booster's margin to a probability with a calibrator fitted
         on out-of-fold margins of a grouped, stratified internal cross-validation, so
@@ -462,14 +462,14 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
             return
         from tqdm.auto import tqdm
 
+        from .card import describe_rounds
+
         positives = f", {n_melanomas} melanomas" if len(self.classes_) == 2 else ""
         groups = f"{self.n_groups_} groups" if self.n_groups_ is not None else "no groups (rows split freely)"
         context = f"patient context from {self.patient_col_!r}" if self.patient_col_ else "no patient context"
         if self.lesion_pooling_ is not None:
             context += f", lesions pooled by {self.lesion_col_!r}"
         skipped = f" ({len(self.skipped_rows_)} unreadable skipped)" if self.skipped_rows_ else ""
-        from .card import describe_rounds
-
         auc = "" if self.oof_roc_auc_ is None else f", internal out-of-fold AUC {self.oof_roc_auc_:.3f}"
         tqdm.write(
             f"{type(self).__name__} fitted on {n_rows} rows{skipped}{positives}, {groups}, {context}; "

@@ -35,7 +35,7 @@ class BoostingStep:
         Row weights by class.
     early_stopping : bool or "auto"
         Stop on a held-out share of the groups, then refit on all rows with that many
-        rounds. "auto": on when each class has at least 10 rows (groups).
+        rounds. "auto": on when each class is in at least 10 rows (groups holding it).
     validation_fraction : float
         Share of groups held out for early stopping.
     n_iter_no_change : int
