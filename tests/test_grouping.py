@@ -87,7 +87,8 @@ def test_fit_prints_a_one_line_summary_unless_silenced(isic_metadata, capsys) ->
     assert len(out) == 1
     assert re.fullmatch(
         rf"FusionClassifier fitted on 3000 rows, {int(y.sum())} melanomas, {groups.nunique()} groups, patient "
-        r"context from 'patient_id'; \d+ features, \d+ rounds, threshold [0-9.e-]+, internal out-of-fold AUC 0\.\d{3}",
+        r"context from 'patient_id'; \d+ features, 5 boosters averaged \(\d+-\d+ rounds each\), threshold [0-9.e-]+, "
+        r"internal out-of-fold AUC 0\.\d{3}",
         out[0],
     ), out[0]
     FusionClassifier(image_col=None, random_state=0, verbose=0).fit(X, y)
