@@ -16,7 +16,7 @@ from ._device import resolve_device
 from ._splits import SEED_MAX
 from ._warnings import warn
 from .backbones.registry import restricts_commercial_use
-from .boosting import BoosterAverage, BoostingStep, fit_booster, n_rounds
+from .boosting import BoostingStep, fit_booster, members_of, n_rounds
 from .boosting import margin as booster_margin
 from .decision import Calibration, OperatingPoint
 from .embedding.embedder import BadImageWarning, ImageEmbedder, check_on_bad_image
@@ -915,7 +915,7 @@ def model_card(
 
 def member_rounds(booster: Any) -> list[int]:
     """The boosting rounds of each booster the model averages (one entry for a single booster)."""
-    return booster.rounds if isinstance(booster, BoosterAverage) else [n_rounds(booster)]
+    return [n_rounds(member) for member in members_of(booster)]
 
 
 def license_note(licenses: dict[str, str]) -> str:

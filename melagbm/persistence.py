@@ -41,7 +41,7 @@ import numpy as np
 from ._atomic import atomic_write
 from ._versions import library_versions
 from ._warnings import warn
-from .boosting import ADAPTERS, BoosterAverage, adapter_for
+from .boosting import ADAPTERS, BoosterAverage, adapter_for, averaged, members_of
 from .exceptions import ModelFileError
 
 __all__ = ["FORMAT_VERSION", "ModelFileError", "load", "save"]
@@ -227,9 +227,8 @@ class _Decoder:
 # -- boosters --------------------------------------------------------------------------
 def _booster_bytes(booster: Any) -> dict[str, bytes]:
     """Model-file member -> a booster in its library's own format: one, or one per averaged booster."""
-    members = booster.members if isinstance(booster, BoosterAverage) else [booster]
     files = {}
-    for index, member in enumerate(members):
+    for index, member in enumerate(members_of(booster)):
         adapter = adapter_for(member)
         files[_member_file(adapter.file_name, index)] = adapter.to_bytes(member)
     return files
@@ -248,7 +247,7 @@ def _restore_boosters(
 ) -> Any:
     """The saved booster(s) inside unfitted copies of their sklearn wrappers (``template``: as the manifest
     describes them), their columns named ``features``."""
-    templates = template.members if isinstance(template, BoosterAverage) else [template]
+    templates = members_of(template)
     if len(files) != len(templates) or not 1 <= len(files) <= _MAX_BOOSTERS:
         raise ModelFileError(f"the manifest lists {len(files)} booster files for {len(templates)} boosters")
     restored = []
@@ -260,7 +259,7 @@ def _restore_boosters(
             restored.append(adapter.from_bytes(member_template, members[member], len(classes), list(features)))
         except ValueError as exc:
             raise ModelFileError(str(exc)) from exc
-    return BoosterAverage(restored) if isinstance(template, BoosterAverage) else restored[0]
+    return averaged(restored)
 
 
 # -- saving and loading ----------------------------------------------------------------

@@ -6,7 +6,7 @@ model files, Dask training) lives in its adapter (``_lightgbm.py``, ``_xgboost.p
 """
 
 from ._adapter import BoosterAdapter
-from ._average import BoosterAverage
+from ._average import BoosterAverage, averaged, members_of
 from ._lightgbm import LightGBMAdapter
 from ._registry import ADAPTERS, BOOSTERS, adapter_for, booster_kind
 from ._step import BoostingStep, n_rounds
@@ -22,10 +22,12 @@ __all__ = [
     "LightGBMAdapter",
     "XGBoostAdapter",
     "adapter_for",
+    "averaged",
     "booster_kind",
     "contributions",
     "fit_booster",
     "make_booster",
     "margin",
+    "members_of",
     "n_rounds",
 ]

@@ -10,7 +10,7 @@ from scipy.special import expit, softmax
 
 from ._registry import adapter_for
 
-__all__ = ["BoosterAverage"]
+__all__ = ["BoosterAverage", "averaged", "members_of"]
 
 
 class BoosterAverage:
@@ -123,3 +123,32 @@ class BoosterAverage:
             positive = expit(margin)
             return np.column_stack([1.0 - positive, positive])
         return softmax(margin, axis=1)
+
+
+def averaged(members: list[Any]) -> Any:
+    """The booster a model holds for ``members``: the one booster itself, or the :class:`BoosterAverage` of several.
+
+    Parameters
+    ----------
+    members : list of LGBMClassifier or XGBClassifier
+        Fitted classifiers of one library.
+
+    Returns
+    -------
+    LGBMClassifier, XGBClassifier or BoosterAverage
+    """
+    return members[0] if len(members) == 1 else BoosterAverage(members)
+
+
+def members_of(booster: Any) -> list[Any]:
+    """The boosters a model's ``booster_`` averages: a :class:`BoosterAverage`'s members, or the one booster.
+
+    Parameters
+    ----------
+    booster : LGBMClassifier, XGBClassifier or BoosterAverage
+
+    Returns
+    -------
+    list of LGBMClassifier or XGBClassifier
+    """
+    return booster.members if isinstance(booster, BoosterAverage) else [booster]

@@ -11,7 +11,7 @@ from sklearn.base import clone
 from sklearn.utils.class_weight import compute_sample_weight
 
 from .._splits import stratified_group_splits
-from ._average import BoosterAverage
+from ._average import BoosterAverage, averaged
 from ._registry import adapter_for
 from ._training import fit_booster, make_booster
 
@@ -217,7 +217,7 @@ class BoostingStep:
                         n_iter_no_change=int(self.n_iter_no_change))[0]
             for index, (estimator, table) in enumerate(zip(self.estimators_, tables))
         ]
-        self.booster_ = self.members_[0] if len(self.members_) == 1 else BoosterAverage(self.members_)
+        self.booster_ = averaged(self.members_)
         return self
 
     def fixed_rounds(self) -> list[Any]:

@@ -159,7 +159,6 @@ def to_html(card: dict[str, Any]) -> str:
             f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
 
 
-
 def describe_rounds(rounds: list[int]) -> str:
     """"52 rounds", or for several boosters "5 boosters averaged (34-65 rounds each)".
 

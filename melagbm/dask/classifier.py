@@ -13,7 +13,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._device import resolve_device
 from .._splits import SEED_MAX
-from ..boosting import BoosterAverage, BoostingStep
+from ..boosting import BoostingStep, averaged
 from ..classifier import (
     FITTED_ATTRIBUTES, ID_COLUMNS, FusionClassifier, dataset_names, encoder_leaks, model_card, skip_unreadable,
 )
@@ -187,7 +187,7 @@ class DaskFusionClassifier(FusionClassifier):
                 len(splits or []), pd.Series(0.0, index=rows_good))
             members.append(member)
             member_margins.append(member_margin)
-        self.booster_ = members[0] if len(members) == 1 else BoosterAverage(members)
+        self.booster_ = averaged(members)
         margin = None
         if splits:
             margin = np.mean(member_margins, axis=0)

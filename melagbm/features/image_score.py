@@ -83,8 +83,13 @@ class ImageSignal(BaseEstimator):
         self.prefix = prefix
 
     @staticmethod
-    def _probe(C: float) -> Pipeline:
-        return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=3000))
+    def _logistic(C: float) -> LogisticRegression:
+        """The probe's logistic regression, for the final probe and each fold's."""
+        return LogisticRegression(C=C, max_iter=3000)
+
+    @classmethod
+    def _probe(cls, C: float) -> Pipeline:
+        return make_pipeline(StandardScaler(), cls._logistic(C))
 
     def _out_of_fold(self, C: float, basis: np.ndarray, probe_y: np.ndarray, y: np.ndarray,
                      groups: np.ndarray | None, seed: int) -> np.ndarray:
@@ -92,7 +97,7 @@ class ImageSignal(BaseEstimator):
         ``basis``, the standardised embeddings in :func:`fold_basis`'s coordinates)."""
         oof = np.zeros((len(y), len(self._score_names())))
         for train, test in stratified_group_splits(y, groups, self.n_folds, seed):
-            fold_probe = LogisticRegression(C=C, max_iter=3000).fit(basis[train], probe_y[train])
+            fold_probe = self._logistic(C).fit(basis[train], probe_y[train])
             oof[test] = self._scores(fold_probe, basis[test])
         return oof
 
