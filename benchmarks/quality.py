@@ -54,8 +54,10 @@ PLAIN = {"lesion_features": False, "patient_col": None, "lesion_col": None}
 CONFIGS: dict[str, tuple[str, dict]] = {
     "metadata": ("metadata only (age, sex, site)", {"image_col": None, "patient_col": None}),
     "image": ("image only (default image features)", {"metadata_cols": [], **PLAIN}),
-    "default": ("fused, default: Lite0+Lite2 probe score, lesion features, patient context (ISIC), "
-                "lesion pooling (HAM)", {}),
+    "default": ("fused, default: probe score of 3 views (Lite0 at 224 and 384 px, Lite2 at 320 px), lesion "
+                "features, patient context (ISIC), lesion pooling (HAM)", {}),
+    "pair": ("the default before issue 18's views: Lite0 + Lite2 at timm's sizes (224 / 260 px, centre crop)",
+             {"backbone": (LITE0, LITE2)}),
     "plain": ("fused image + metadata only (no lesion features, no patient context)", PLAIN),
     "probe-cv": ("default, the probe's C chosen by grouped CV (probe_C='cv')", {"probe_C": "cv"}),
     "single-seed": ("default with one internal split (n_seeds=1, as in 0.1.0)", {"n_seeds": 1}),
@@ -87,8 +89,10 @@ CONFIGS: dict[str, tuple[str, dict]] = {
                    {"diagnosis_col": "diagnosis", "backbone": (LITE0, LITE1, LITE2)}),
     "dx-plain": ("plain, the probe learns every diagnosis (diagnosis_col)", {"diagnosis_col": "diagnosis", **PLAIN}),
     "per-backbone": (
-        "plain, Lite0 + Lite2 with a probe each (image_signal=per_backbone)", {"image_signal": "per_backbone", **PLAIN}
+        "plain, the default views with a probe each (image_signal=per_backbone)", {"image_signal": "per_backbone", **PLAIN}
     ),
+    "views2": ("default with two views: Lite0 at 384 px, Lite2 at 320 px, no margin cropped",
+               {"backbone": (f"{LITE0}@384", f"{LITE2}@320")}),
     "derm": ("plain, derm_xception only (HAM10000-trained), 4 levels, probe", {"backbone": DERM, **PLAIN}),
     "lite0+derm": ("plain, Lite0 + derm_xception, probe", {"backbone": (LITE0, DERM), **PLAIN}),
     "lite0+lite2+derm": ("plain, Lite0 + Lite2 + derm_xception, probe", {"backbone": (LITE0, LITE2, DERM), **PLAIN}),

@@ -30,6 +30,10 @@ N_LESIONS, TEST_SHARE, SEEDS = 700, 0.3, range(6)
 #: name -> (description, FusionClassifier parameters).
 CONFIGS: dict[str, tuple[str, dict]] = {
     "default": ("the default model", {}),
+    "pair": ("the default model with the encoders before views: Lite0 + Lite2 at timm's sizes",
+             {"backbone": ("tf_efficientnet_lite0", "tf_efficientnet_lite2")}),
+    "probe-C2": ("the default model, the probe's C twice the rule (4 / width)", {"probe_C": 4 / 5304}),
+    "probe-cv": ("the default model, the probe's C chosen by grouped CV (probe_C='cv')", {"probe_C": "cv"}),
     "single-seed": ("one internal seed (n_seeds=1): one early-stopping split, one set of probe folds",
                     {"n_seeds": 1}),
     "lambda": ("the default model, LightGBM reg_lambda=10", {"booster_params": {"reg_lambda": 10.0}}),

@@ -15,7 +15,7 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d
 from ._device import resolve_device
 from ._splits import SEED_MAX
 from ._warnings import warn
-from .backbones.registry import restricts_commercial_use
+from .backbones.registry import DEFAULT_BACKBONES, restricts_commercial_use
 from .boosting import BoostingStep, fit_booster, members_of, n_rounds
 from .boosting import margin as booster_margin
 from .decision import Calibration, OperatingPoint
@@ -82,10 +82,12 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         the label away (``diagnosis``, ``benign_malignant``, ``dx``, ``target``, ...,
         or any that alone separates the classes with ROC AUC >= 0.98) is refused with
         a :class:`~melagbm.leakage.LabelLeakError` naming it; name it in a list to use it anyway.
-    backbone : str or tuple of str, default=("tf_efficientnet_lite0", "tf_efficientnet_lite2")
+    backbone : str or tuple of str, default=DEFAULT_BACKBONES
         Image encoder(s); packaged ones work offline (``melagbm.ENCODERS``). With
-        several, their embeddings are concatenated (measured on HAM10000: Lite0 +
-        Lite2 beats either alone, see benchmarks/quality.py).
+        several, their embeddings are concatenated. A name may end in ``@<size>``: the encoder fed
+        that many pixels a side, no margin cropped. The default, three views of two packaged
+        encoders (Lite0 at 224 and 384 px, Lite2 at 320 px), scored 0.912 on HAM10000 against
+        0.906 for Lite0 + Lite2 at timm's sizes (``benchmarks/quality.py --only default,views3``).
     checkpoint_path : path, default=None
         Local weights for the backbone (a single backbone only).
     layers : int or "auto", default="auto"
@@ -277,7 +279,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         group_col: str | None = None,
         diagnosis_col: str | None = None,
         metadata_cols: str | list[str] = "auto",
-        backbone: str | tuple[str, ...] = ("tf_efficientnet_lite0", "tf_efficientnet_lite2"),
+        backbone: str | tuple[str, ...] = DEFAULT_BACKBONES,
         checkpoint_path: str | os.PathLike | None = None,
         layers: int | str = "auto",
         tta: str = "none",

@@ -398,7 +398,7 @@ def _parser() -> argparse.ArgumentParser:
     from .backbones.registry import ENCODERS
 
     defaults = FusionClassifier().get_params()
-    default_backbone = ",".join(np.atleast_1d(defaults["backbone"]))
+    default_backbone = ", ".join(np.atleast_1d(defaults["backbone"]))  # with spaces, so help wraps between names
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,  # before or after the command
                         help="show the full traceback of an error (for reporting a bug)")
@@ -413,7 +413,8 @@ def _parser() -> argparse.ArgumentParser:
 
     def add_model_options(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--backbone", default=default_backbone,
-                         help=f"image encoder(s), comma-separated; packaged (offline): {', '.join(ENCODERS)}")
+                         help=f"image encoder(s), comma-separated; packaged (offline): {', '.join(ENCODERS)}; "
+                              "<name>@<size> feeds it size x size pixels")
         sub.add_argument("--booster", default=defaults["booster"], choices=["lightgbm", "xgboost"],
                          help="gradient-boosting library")
         sub.add_argument("--no-lesion-features", action="store_true",

@@ -9,6 +9,7 @@ from PIL import Image
 
 from melagbm import backbones
 from melagbm.backbones import ENCODERS, BackboneUnavailableError, load_backbone, weights_digest
+from melagbm.backbones.registry import split_input_size, weights_source
 
 skimage_data = pytest.importorskip("skimage.data")
 
@@ -87,3 +88,23 @@ def test_bad_checkpoint_is_an_error(tmp_path) -> None:
         load_backbone("tf_efficientnet_lite0", checkpoint_path=path)
     with pytest.raises(BackboneUnavailableError, match="does not exist"):
         load_backbone("tf_efficientnet_lite0", checkpoint_path=tmp_path / "absent.pth")
+
+
+def test_a_size_suffix_feeds_the_same_weights_another_size() -> None:
+    sized, plain = load_backbone("tf_efficientnet_lite2@320"), load_backbone("tf_efficientnet_lite2")
+    assert weights_digest(sized) == weights_digest(plain)
+    assert sized.pretrained_cfg["input_size"] == (3, 320, 320) and sized.pretrained_cfg["crop_pct"] == 1.0
+    assert plain.pretrained_cfg["input_size"] == (3, 260, 260)  # the name alone keeps timm's preprocessing
+    assert sized.pretrained_cfg["license"] == plain.pretrained_cfg["license"]
+    assert weights_source("tf_efficientnet_lite2@320") == weights_source("tf_efficientnet_lite2")
+    assert split_input_size("tf_efficientnet_lite0") == ("tf_efficientnet_lite0", None)
+
+
+@pytest.mark.parametrize(("name", "message"), [
+    ("derm_xception@300", "keeps the preprocessing it was trained with"),
+    ("hf-hub:org/model@300", "keeps the preprocessing it was trained with"),
+    ("tf_efficientnet_lite0@16", "at least 32 pixels"),
+])
+def test_a_size_suffix_where_it_cannot_apply_is_refused(name: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        load_backbone(name)

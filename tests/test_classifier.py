@@ -10,6 +10,7 @@ from sklearn.model_selection import StratifiedGroupKFold, cross_validate
 from sklearn.pipeline import Pipeline
 
 from melagbm import EmbeddingStore, FusionClassifier, ImageReadError
+from melagbm.backbones import DEFAULT_BACKBONES
 from melagbm.evaluation import cross_validate as evaluate
 from melagbm.evaluation import roc_auc
 from melagbm.features.lesion import LESION_FEATURES
@@ -64,7 +65,7 @@ def test_refit_reuses_the_embedding_store(ham_sample, fitted) -> None:
     store = EmbeddingStore(os.environ["MELAGBM_CACHE"] + "/embeddings")
     FusionClassifier(random_state=0, cache=store).fit(X, y, groups=groups)
     backbones = len(fitted.embedders_)
-    assert backbones == 2
+    assert backbones == len(DEFAULT_BACKBONES) == 3  # three views of two packaged encoders
     # the fixture embedded and measured them already: one hit per image for each backbone and the lesion rows
     assert store.misses == 0 and store.hits == (backbones + 1) * len(X)
 
@@ -101,7 +102,7 @@ def test_image_feature_modes(ham_sample, mode) -> None:
     X, y, groups = ham_sample
     model = FusionClassifier(image_features=mode, n_components=8, random_state=0).fit(X, y, groups=groups)
     image_columns = model.family_to_columns_["image"]
-    expected = {"pca": 8, "embedding": 1752 + 1800, "probe+pca": 9}[mode]
+    expected = {"pca": 8, "embedding": 1752 + 1752 + 1800, "probe+pca": 9}[mode]  # Lite0 twice, Lite2
     assert len(image_columns) == expected
     assert model.predict_proba(X.head(5)).shape == (5, 2)
 
@@ -183,15 +184,16 @@ def test_per_backbone_image_signal_gives_each_backbone_a_family(ham_sample, tmp_
     model = FusionClassifier(image_signal="per_backbone", lesion_features=False, random_state=0).fit(
         X, y, groups=groups
     )
-    scores = ["image_tf_efficientnet_lite0__score", "image_tf_efficientnet_lite2__score"]
+    # one column and one family per view ("@" is not a character of booster column names)
+    scores = ["image_tf_efficientnet_lite0_224__score", "image_tf_efficientnet_lite0_384__score",
+              "image_tf_efficientnet_lite2_320__score"]
     assert model.feature_names_ == [*scores, "age__years", "sex__category", "site__general"]
-    assert [model.feature_families_[name] for name in scores] == [
-        "image: tf_efficientnet_lite0", "image: tf_efficientnet_lite2"
-    ]
+    families = ["image: tf_efficientnet_lite0@224", "image: tf_efficientnet_lite0@384", "image: tf_efficientnet_lite2@320"]
+    assert [model.feature_families_[name] for name in scores] == families
     grouped = model.explain(X.head(20), grouped=True)
-    assert list(grouped.feature_names)[:2] == ["image: tf_efficientnet_lite0", "image: tf_efficientnet_lite2"]
+    assert list(grouped.feature_names)[:3] == families
     joint = FusionClassifier(lesion_features=False, random_state=0).fit(X, y, groups=groups)
-    lite0_only = FusionClassifier(backbone="tf_efficientnet_lite0", lesion_features=False, random_state=0).fit(
+    lite0_only = FusionClassifier(backbone="tf_efficientnet_lite0@224", lesion_features=False, random_state=0).fit(
         X, y, groups=groups
     )  # each backbone's score is that backbone's own probe: the same as a one-backbone model's
     np.testing.assert_allclose(

@@ -238,7 +238,7 @@ def test_help_gives_every_option_a_text_and_its_default() -> None:
     defaults = {a.dest: a.default for a in fit._actions}
     api = FusionClassifier().get_params()
     assert defaults["metadata_cols"] == api["metadata_cols"] and defaults["booster"] == api["booster"]
-    assert tuple(defaults["backbone"].split(",")) == tuple(api["backbone"])
+    assert tuple(name.strip() for name in defaults["backbone"].split(",")) == tuple(api["backbone"])
 
 
 def test_fit_learns_diagnoses_named_by_diagnosis_col(tmp_path, isic_root, capsys) -> None:

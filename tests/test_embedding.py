@@ -136,3 +136,19 @@ def test_unpickled_embedder_refuses_other_weights(ham_paths) -> None:
 
     with pytest.raises(BackboneUnavailableError, match="refit"):
         embedder.transform(ham_paths[:1])
+
+
+def test_a_sized_backbone_is_the_same_encoder_fed_that_size(ham_paths, tmp_path) -> None:
+    store = EmbeddingStore(tmp_path / "store")
+    sized = ImageEmbedder(backbone="tf_efficientnet_lite0@320", cache=store).fit()
+    assert sized.data_config_["input_size"] == (3, 320, 320) and sized.data_config_["crop_pct"] == 1.0
+    vectors = sized.transform(ham_paths[:3])
+    overridden = ImageEmbedder(preprocessing={"input_size": 320, "crop_pct": 1.0}, cache=None).fit()
+    np.testing.assert_allclose(vectors, overridden.transform(ham_paths[:3]), rtol=1e-5, atol=1e-5)
+    # the same vectors, so the same store key: the overridden encoder finds them stored
+    assert overridden.encoder_id_ == sized.encoder_id_
+    ImageEmbedder(preprocessing={"input_size": 320, "crop_pct": 1.0}, cache=store).fit().transform(ham_paths[:3])
+    assert (store.hits, store.misses) == (3, 3)
+    # and a different view of each image than the encoder at its own size
+    native = ImageEmbedder(cache=None).fit().transform(ham_paths[:3])
+    assert not np.allclose(vectors, native, atol=1e-2)

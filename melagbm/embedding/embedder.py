@@ -18,7 +18,13 @@ from .._cores import free_cores
 from .._device import resolve_device
 from .._progress import progress
 from .._warnings import warn
-from ..backbones.registry import BackboneUnavailableError, load_backbone, weights_digest, weights_license
+from ..backbones.registry import (
+    BackboneUnavailableError,
+    load_backbone,
+    split_input_size,
+    weights_digest,
+    weights_license,
+)
 from ..exceptions import BadImageWarning
 from ..images.decoding import JPEG_DECODING, decode_jpeg_batch, plain_jpeg_bytes, tensor_transform
 from ..images.reading import ImageReadError, as_image_list, content_hash, read_image
@@ -123,7 +129,8 @@ class ImageEmbedder(CachedImageFeaturizer, TransformerMixin, BaseEstimator):
     Parameters
     ----------
     backbone : str, default="tf_efficientnet_lite0"
-        A packaged encoder (see :data:`melagbm.backbones.ENCODERS`), any timm name, or an
+        A packaged encoder (see :data:`melagbm.backbones.ENCODERS`), any timm name, either optionally with an
+        input size (``"tf_efficientnet_lite0@384"``: fed 384 x 384 pixels, no margin cropped), or an
         open_clip image tower: ``"hf-hub:<org>/<repo>"`` or ``"local-dir:<folder>"``.
     checkpoint_path : path, default=None
         Local weights for the backbone.
@@ -267,8 +274,8 @@ class ImageEmbedder(CachedImageFeaturizer, TransformerMixin, BaseEstimator):
         self.n_features_out_ = int(model.num_features) + int(sum(stage_channels[: self.layers_ - 1]))
         self.weights_digest_ = weights_digest(model)
         self.license_ = weights_license(model)
-        self.encoder_identity_ = {
-            "backbone": self.backbone,
+        self.encoder_identity_ = {  # "<encoder>@<size>" is its preprocessing: the vectors of the same encoder
+            "backbone": split_input_size(self.backbone)[0],
             "weights": self.weights_digest_,
             "data_config": {k: list(v) if isinstance(v, tuple) else v for k, v in self.data_config_.items()},
             "layers": self.layers_,
