@@ -87,7 +87,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         several, their embeddings are concatenated. A name may end in ``@<size>``: the encoder fed
         that many pixels a side, no margin cropped. The default, three views of two packaged
         encoders (Lite0 at 224 and 384 px, Lite2 at 320 px), scored 0.912 on HAM10000 against
-        0.906 for Lite0 + Lite2 at timm's sizes (``benchmarks/quality.py --only default,views3``).
+        0.906 for Lite0 + Lite2 at timm's sizes (``benchmarks/quality.py --only default,pair``).
     checkpoint_path : path, default=None
         Local weights for the backbone (a single backbone only).
     layers : int or "auto", default="auto"

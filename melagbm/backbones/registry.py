@@ -95,7 +95,7 @@ ENCODERS: dict[str, EncoderSpec] = {
 
 #: FusionClassifier's default image encoders: three views of two packaged encoders, each fed the whole image.
 #: On HAM10000 (5-fold, lesion-grouped) their image probe scored 0.888 where Lite0 + Lite2 at timm's sizes
-#: scored 0.878, and the default model 0.912 against 0.906 (``benchmarks/quality.py --only default,views3``).
+#: scored 0.878, and the default model 0.912 against 0.906 (``benchmarks/quality.py --only default,pair``).
 DEFAULT_BACKBONES = ("tf_efficientnet_lite0@224", "tf_efficientnet_lite0@384", "tf_efficientnet_lite2@320")
 
 #: ``<encoder>@<size>``: a timm encoder fed ``size`` x ``size`` pixels.
