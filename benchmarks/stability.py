@@ -4,10 +4,15 @@ A 700-lesion HAM10000 sample (about 650 training images, 67 melanomas; a fixed l
 about 276 images): the default model is fitted with ``random_state`` 0-5 (groups passed, then no groups:
 the lesion_id column dropped, so its internal splits treat rows as independent) and
 three times with the default ``random_state``; the test ROC AUC of each fit, their mean and spread (max -
-min) are printed per configuration.
+min) are printed per configuration. Each configuration after the first is compared with the first on the
+same test lesions (melagbm.evaluation.compare_scores: its mean test ROC AUC over random_state 0-5 minus the
+first's, with a paired 95 % bootstrap interval over test lesions), so a difference between two rows can be
+told from the test set's own noise.
 
-    python benchmarks/stability.py                         # the default model (about 5 min, warm store)
+    python benchmarks/stability.py --only default          # the default model (about 5 min, warm store)
+    python benchmarks/stability.py                         # every configuration below
     python benchmarks/stability.py --only default,single-seed
+    python benchmarks/stability.py --only default,pair,per-view --grouped-only   # + paired differences
     python benchmarks/stability.py --only default,lambda,slow,large-leaves --grouped-only
 """
 
@@ -24,6 +29,7 @@ from sklearn.model_selection import GroupShuffleSplit
 
 from melagbm import FusionClassifier
 from melagbm.datasets import load_ham10000
+from melagbm.evaluation import compare_scores
 
 N_LESIONS, TEST_SHARE, SEEDS = 700, 0.3, range(6)
 
@@ -32,6 +38,8 @@ CONFIGS: dict[str, tuple[str, dict]] = {
     "default": ("the default model", {}),
     "pair": ("the default model with the encoders before views: Lite0 + Lite2 at timm's sizes",
              {"backbone": ("tf_efficientnet_lite0", "tf_efficientnet_lite2")}),
+    "per-view": ("the default model, a probe per view, each view's score a feature (image_signal='per_backbone')",
+                 {"image_signal": "per_backbone"}),
     "probe-C2": ("the default model, the probe's C twice the rule (4 / width)", {"probe_C": 4 / 5304}),
     "probe-cv": ("the default model, the probe's C chosen by grouped CV (probe_C='cv')", {"probe_C": "cv"}),
     "single-seed": ("one internal seed (n_seeds=1): one early-stopping split, one set of probe folds",
@@ -53,6 +61,15 @@ def small_sample(data):  # noqa: ANN001, ANN201
     return X.iloc[train], y.iloc[train], groups.iloc[train], X.iloc[test], y.iloc[test]
 
 
+def paired_line(name: str, first: str, y_test, test_lesions, first_scores: np.ndarray,  # noqa: ANN001
+                scores: np.ndarray) -> str:
+    """One line: the mean test ROC AUC over seeds of ``name`` minus ``first``'s, paired by test lesion."""
+    table = compare_scores(y_test, first_scores, scores, groups=test_lesions, n_bootstrap=2000, random_state=0)
+    low, difference, high, p_value = table.loc["roc_auc", ["ci_low", "difference", "ci_high", "p_value"]]
+    return (f"- {name} - {first}, mean test ROC AUC over random_state 0-5 with groups: {difference:+.4f} "
+            f"[{low:+.3f}, {high:+.3f}] (paired bootstrap over the test lesions), p {p_value:.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_data_argument(parser)
@@ -68,28 +85,37 @@ def main() -> None:
     print("| model | fits | test ROC AUC per fit | mean | spread (max - min) | seconds per fit |")
     print("|---|---|---|---|---|---|", flush=True)
 
-    def auc_of(params: dict, groups=None, ungrouped: bool = False) -> float:  # noqa: ANN001
-        """Test ROC AUC of one fit; ``ungrouped``: without the lesion_id column, so rows split freely."""
+    def test_scores(params: dict, groups=None, ungrouped: bool = False) -> np.ndarray:  # noqa: ANN001
+        """Test melanoma probabilities of one fit; ``ungrouped``: without the lesion_id column, so rows split freely."""
         data, test = (X.drop(columns="lesion_id"), X_test.drop(columns="lesion_id")) if ungrouped else (X, X_test)
         model = FusionClassifier(verbose=0, **params).fit(data, y, groups=groups)
-        return roc_auc_score(y_test, model.predict_proba(test)[:, 1])
+        return model.predict_proba(test)[:, 1]
 
+    seeded: dict[str, np.ndarray] = {}  # name -> test scores of random_state 0-5 with groups, a column per seed
     for name in args.only.split(","):
         description, params = CONFIGS[name]
         runs = {
-            "random_state 0-5, groups": lambda s: auc_of({**params, "random_state": s}, groups=groups),
-            "random_state 0-5, no groups": lambda s: auc_of({**params, "random_state": s}, ungrouped=True),
-            "default random_state, groups": lambda s: auc_of(params, groups=groups),
+            "random_state 0-5, groups": lambda s: test_scores({**params, "random_state": s}, groups=groups),
+            "random_state 0-5, no groups": lambda s: test_scores({**params, "random_state": s}, ungrouped=True),
+            "default random_state, groups": lambda s: test_scores(params, groups=groups),
         }
         if args.grouped_only:
             runs = {label: run for label, run in runs.items() if label == "random_state 0-5, groups"}
         for label, run in runs.items():
             seeds = SEEDS if "0-5" in label else range(args.repeats)
             started = time.perf_counter()
-            aucs = np.array([run(seed) for seed in seeds])
-            per_fit = (time.perf_counter() - started) / len(aucs)
+            scores = np.column_stack([run(seed) for seed in seeds])
+            per_fit = (time.perf_counter() - started) / len(seeds)
+            aucs = np.array([roc_auc_score(y_test, column) for column in scores.T])
+            if label == "random_state 0-5, groups":
+                seeded[name] = scores
             print(f"| {description} | {label} | {', '.join(f'{a:.3f}' for a in aucs)} | {aucs.mean():.4f} | "
                   f"{aucs.max() - aucs.min():.4f} | {per_fit:.0f} |", flush=True)
+    first, *others = list(seeded)
+    if others:
+        print()
+    for name in others:
+        print(paired_line(name, first, y_test, X_test["lesion_id"], seeded[first], seeded[name]), flush=True)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["check_groups", "check_scores"]
+__all__ = ["check_binary_labels", "check_groups", "check_scores"]
 
 
 def check_scores(
@@ -37,3 +37,17 @@ def check_groups(groups: Any, index: Any) -> np.ndarray | None:
         rows = list(np.asarray(index)[missing][:5]) if index is not None else list(np.flatnonzero(missing)[:5])
         raise ValueError(f"groups has missing values at rows {rows}")
     return groups
+
+
+def check_binary_labels(y: Any, name: str) -> np.ndarray:
+    """``y`` as 0/1 integers; raises ValueError naming ``name`` when it holds one class or other values."""
+    values = np.unique(np.asarray(y))
+    if len(values) == 1 and values[0] in (0, 1):
+        kind = "melanomas" if values[0] == 1 else "non-melanomas"
+        raise ValueError(
+            f"{name} holds one class only: every row is {values[0]} ({kind}); evaluating needs both "
+            "melanomas (1) and non-melanomas (0)"
+        )
+    if set(values.tolist()) != {0, 1}:
+        raise ValueError(f"{name} must be 0/1 (1 = melanoma), got values {values[:5].tolist()}")
+    return np.asarray(y).astype(int)

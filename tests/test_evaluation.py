@@ -120,7 +120,8 @@ def test_the_table_agrees_with_scikit_learn_and_the_challenge(seed) -> None:
     """The bootstrap's fast curve arithmetic gives scikit-learn's numbers, ties and weights included."""
     from sklearn.metrics import average_precision_score, balanced_accuracy_score, brier_score_loss, f1_score
 
-    from melagbm.evaluation.metrics import _point_metrics, _WeightedCurves
+    from melagbm.evaluation.curves import WeightedCurves
+    from melagbm.evaluation.metrics import _point_metrics
 
     rng = np.random.default_rng(seed)
     y = _random_labels(rng, (50, 2000), (0.02, 0.4))
@@ -129,7 +130,7 @@ def test_the_table_agrees_with_scikit_learn_and_the_challenge(seed) -> None:
     predicted = (proba >= 0.5).astype(int)
     weight = rng.integers(0, 4, n).astype(float) if seed % 2 else np.ones(n)
     weight[:2] = 1.0
-    got = _point_metrics(_WeightedCurves(y, proba), y, proba, predicted, None, weight)
+    got = _point_metrics(WeightedCurves(y, proba), y, proba, predicted, None, weight)
     expected = {
         "roc_auc": roc_auc(y, proba, sample_weight=weight),
         "pauc_80": partial_auc(y, proba, sample_weight=weight),

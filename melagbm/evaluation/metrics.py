@@ -17,11 +17,12 @@ import pandas as pd
 from sklearn.base import clone
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from .._checks import check_groups, check_scores
+from .._checks import check_binary_labels, check_groups, check_scores
 from .._progress import progress
 from .._splits import stratified_group_splits
 from ..decision import threshold_for_sensitivity
 from ..features.inputs import ID_COLUMNS
+from .curves import WeightedCurves, bootstrap_weights
 
 __all__ = [
     "CVResult",
@@ -52,19 +53,6 @@ METRIC_LABELS = {
     "f1": "F1 at the operating threshold",
     "top_k_sensitivity": "melanomas ranked top-k within their patient",
 }
-
-
-def _check_binary(y: Any, name: str) -> np.ndarray:
-    values = np.unique(np.asarray(y))
-    if len(values) == 1 and values[0] in (0, 1):
-        kind = "melanomas" if values[0] == 1 else "non-melanomas"
-        raise ValueError(
-            f"{name} holds one class only: every row is {values[0]} ({kind}); evaluating needs both "
-            "melanomas (1) and non-melanomas (0)"
-        )
-    if set(values.tolist()) != {0, 1}:
-        raise ValueError(f"{name} must be 0/1 (1 = melanoma), got values {values[:5].tolist()}")
-    return np.asarray(y).astype(int)
 
 
 def roc_auc(y_true: Any, score: Any, sample_weight: Any = None) -> float:
@@ -231,63 +219,15 @@ def summarize(y_true: Any, score: Any) -> dict[str, float]:
     }
 
 
-class _WeightedCurves:
-    """ROC and precision-recall curves of fixed scores under any row weights.
-
-    The scores are sorted once; each weighting (a bootstrap resample) then costs a few
-    cumulative sums instead of a sort per metric.
-    """
-
-    def __init__(self, y: np.ndarray, score: np.ndarray) -> None:
-        self.order = np.argsort(-score, kind="mergesort")
-        sorted_score = score[self.order]
-        self.ends = np.r_[np.flatnonzero(np.diff(sorted_score)), len(score) - 1]  # last row of each tie block
-        self.y = y[self.order].astype(float)
-
-    def counts(self, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Cumulative weighted true and false positives at each distinct threshold, high to low."""
-        w = weight[self.order]
-        tps = np.cumsum(w * self.y)[self.ends]
-        fps = np.cumsum(w * (1.0 - self.y))[self.ends]
-        return tps, fps
-
-
-def _area_above(fpr: np.ndarray, tpr: np.ndarray, level: float) -> float:
-    """Area between a piecewise-linear ROC curve and the line TPR = ``level`` (where above it)."""
-    f0, f1, t0, t1 = fpr[:-1], fpr[1:], tpr[:-1], tpr[1:]
-    both = (t0 >= level) & (t1 >= level)
-    area = np.sum((f1 - f0)[both] * ((t0 + t1)[both] / 2.0 - level))
-    cross = (t0 < level) & (t1 > level)
-    if np.any(cross):
-        fc = f0[cross] + (level - t0[cross]) / (t1[cross] - t0[cross]) * (f1[cross] - f0[cross])
-        area += np.sum((f1[cross] - fc) * (t1[cross] - level) / 2.0)
-    return float(area)
-
-
-def _curve_metrics(curves: _WeightedCurves, weight: np.ndarray) -> dict[str, float]:
-    tps, fps = curves.counts(weight)
-    tpr = np.r_[0.0, tps / tps[-1]]
-    fpr = np.r_[0.0, fps / fps[-1]]
-    precision = tps / np.maximum(tps + fps, 1e-300)
-    return {
-        "roc_auc": float(np.trapezoid(tpr, fpr)),
-        "pauc_80": _area_above(fpr, tpr, 0.8),
-        "sens_at_spec90": float(tpr[fpr <= 0.1 + 1e-12].max()),
-        "sens_at_spec95": float(tpr[fpr <= 0.05 + 1e-12].max()),
-        "spec_at_sens95": float(1.0 - fpr[tpr >= 0.95 - 1e-12].min()),
-        "average_precision": float(np.sum(np.diff(tpr) * precision)),
-    }
-
-
 def _point_metrics(
-    curves: _WeightedCurves,
+    curves: WeightedCurves,
     y: np.ndarray,
     proba: np.ndarray,
     predicted: np.ndarray | None,
     top_hits: np.ndarray | None,
     w: np.ndarray,
 ) -> dict[str, float]:
-    values = _curve_metrics(curves, w)
+    values = curves.metrics(w)
     values["brier"] = float(np.sum(w * (proba - y) ** 2) / np.sum(w))
     positive, negative = w * (y == 1), w * (y == 0)
     if predicted is not None:
@@ -345,21 +285,16 @@ def metrics_table(
         ``ci_low``, ``ci_high`` and ``label``. The bounds are NaN without bootstrap draws.
     """
     y, proba, _ = check_scores(y_true, proba)
-    y = _check_binary(y, "y_true")
+    y = check_binary_labels(y, "y_true")
     groups = check_groups(groups, getattr(y_true, "index", None))
     predicted = None if predicted is None else np.asarray(predicted).astype(int)
     group_codes = np.arange(len(y)) if groups is None else pd.factorize(np.asarray(groups))[0]
     top_hits = None if groups is None or top_k is None else _top_k_hits(y, proba, np.asarray(groups), top_k)
-    curves = _WeightedCurves(y, proba)
+    curves = WeightedCurves(y, proba)
     point = _point_metrics(curves, y, proba, predicted, top_hits, np.ones(len(y)))
 
-    rng = np.random.default_rng(random_state)
-    n_groups = int(group_codes.max()) + 1
     draws: dict[str, list[float]] = {name: [] for name in point}
-    for _ in range(int(n_bootstrap)):
-        weight = np.bincount(rng.integers(0, n_groups, n_groups), minlength=n_groups)[group_codes].astype(float)
-        if weight[y == 1].sum() == 0 or weight[y == 0].sum() == 0:
-            continue  # a resample without one class has no ROC curve
+    for weight in bootstrap_weights(y, group_codes, n_bootstrap, np.random.default_rng(random_state)):
         for name, value in _point_metrics(curves, y, proba, predicted, top_hits, weight).items():
             draws[name].append(value)
     alpha = (1.0 - confidence) / 2.0
@@ -455,7 +390,7 @@ def cross_validate(
     CVResult
         The out-of-fold predictions and their metrics table.
     """
-    y = pd.Series(_check_binary(y, "y"), index=getattr(X, "index", None))
+    y = pd.Series(check_binary_labels(y, "y"), index=getattr(X, "index", None))
     id_columns = [column for column in ID_COLUMNS if column in getattr(X, "columns", ())]
     if groups is None and id_columns and not allow_ungrouped:
         raise ValueError(
