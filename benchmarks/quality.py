@@ -7,7 +7,7 @@ partial AUC above 80 % TPR (ISIC 2024 scoring, 0-0.2) with 95 % bootstrap interv
 over groups, sensitivity at 90 % specificity, and sensitivity / specificity at each
 fold model's operating threshold (chosen for 90 % sensitivity on its training folds),
 for metadata-only, image-only and fused models and each way the image can enter. Each row after the
-first also gets its paired difference from the first row (melagbm.evaluation.compare_scores: ROC AUC and
+first also gets its paired difference from the first row computed, the reference row (melagbm.evaluation.compare_scores: ROC AUC and
 pAUC, the same groups drawn for both models, with a 95 % interval and a bootstrap p-value), so what a
 choice earns is measured on the same patients, not read off two overlapping intervals.
 
@@ -131,9 +131,9 @@ def published_split(data: Path, names: list[str], seed: int) -> None:
 
 
 def paired_cells(first: pd.DataFrame, oof: pd.DataFrame, n_bootstrap: int, seed: int) -> str:
-    """Two table cells: this row's ROC AUC and pAUC minus the first row's, paired by group ("" for the first row)."""
+    """Two table cells: this row's ROC AUC and pAUC minus the reference row's, paired by group."""
     if oof is first:
-        return "(first row) | "
+        return "(reference row) | "
     if not first.index.equals(oof.index):
         raise ValueError("the rows compared are not the same images in the same order")
     table = compare_scores(oof["y"], first["proba"], oof["proba"], groups=oof["group"], n_bootstrap=n_bootstrap,
@@ -183,9 +183,9 @@ def main() -> None:
             print(f"(lesion features for {len(X)} images: {time.perf_counter() - started:.0f} s on 2 processes)")
         print(f"\n## {title}: {len(X)} images, {int(y.sum())} melanomas, {groups.nunique()} groups", flush=True)
         print("| model | ROC AUC [95% CI] | pAUC >80% TPR [95% CI] | sens @ 90% spec | sens / spec at threshold | "
-              "ROC AUC - first row [95% CI], p | pAUC - first row [95% CI] | seconds |")
+              "ROC AUC - reference row [95% CI], p | pAUC - reference row [95% CI] | seconds |")
         print("|---|---|---|---|---|---|---|---|", flush=True)
-        first = None  # the out-of-fold predictions of the first row, which the others are compared with
+        first = None  # the out-of-fold predictions of the reference row (the first computed), the others' baseline
         for name in args.only.split(","):
             description, params = CONFIGS[name]
             if "image" not in X.columns and params.get("image_col", "image") is not None:

@@ -12,7 +12,7 @@ told from the test set's own noise.
     python benchmarks/stability.py --only default          # the default model (about 5 min, warm store)
     python benchmarks/stability.py                         # every configuration below
     python benchmarks/stability.py --only default,single-seed
-    python benchmarks/stability.py --only default,pair,per-view --grouped-only   # + paired differences
+    python benchmarks/stability.py --only default,pair,per-view --grouped-only   # pair and per-view against default
     python benchmarks/stability.py --only default,lambda,slow,large-leaves --grouped-only
 """
 

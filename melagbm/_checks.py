@@ -34,7 +34,7 @@ def check_groups(groups: Any, index: Any) -> np.ndarray | None:
     groups = np.asarray(groups)
     missing = pd.isna(groups)
     if missing.any():
-        rows = list(np.asarray(index)[missing][:5]) if index is not None else list(np.flatnonzero(missing)[:5])
+        rows = np.asarray(index)[missing][:5].tolist() if index is not None else np.flatnonzero(missing)[:5].tolist()
         raise ValueError(f"groups has missing values at rows {rows}")
     return groups
 
@@ -49,5 +49,8 @@ def check_binary_labels(y: Any, name: str) -> np.ndarray:
             "melanomas (1) and non-melanomas (0)"
         )
     if set(values.tolist()) != {0, 1}:
-        raise ValueError(f"{name} must be 0/1 (1 = melanoma), got values {values[:5].tolist()}")
+        bad = np.flatnonzero(~np.isin(np.asarray(y), [0, 1]))[:5]
+        index = getattr(y, "index", None)
+        rows = (np.asarray(index)[bad] if index is not None else bad).tolist()
+        raise ValueError(f"{name} must be 0/1 (1 = melanoma), got values {values[:5].tolist()} (rows {rows})")
     return np.asarray(y).astype(int)

@@ -59,21 +59,28 @@ def compare_scores(
     table : DataFrame
         Indexed by metric (:data:`COMPARED_METRICS`), with columns ``a`` and ``b`` (each model's value),
         ``difference`` (b - a), ``ci_low`` and ``ci_high`` (its interval) and ``p_value``: twice the
-        smaller share of resamples in which the difference is <= 0 or >= 0 (the lowest 1 - confidence
-        at which the interval would leave 0 out; capped at 1). NaN without resamples.
+        smaller count of resamples in which the difference is <= 0 or >= 0, plus one, over resamples
+        plus one (capped at 1; so never below 2 / (resamples + 1)). A resample with no difference counts
+        on both sides, which makes the step-wise metrics (sensitivity at a specificity) conservative.
+        NaN without resamples.
 
     Raises
     ------
     ValueError
-        When the scores' rows do not match ``y_true``, a score is not finite (argument and rows named),
-        ``y_true`` is not 0/1 with both classes, or a group id is missing.
+        Naming the argument (and the rows) at fault: scores whose rows or index do not match ``y_true``,
+        scores that are not numbers or not finite, ``y_true`` not 0/1 with both classes, groups of
+        another length or index or with missing ids, ``n_bootstrap`` < 0 or ``confidence`` outside (0, 1).
     """
+    if int(n_bootstrap) < 0:
+        raise ValueError(f"n_bootstrap must be >= 0, got {n_bootstrap}")
+    if not 0.0 < float(confidence) < 1.0:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence} (0.95 for 95 % intervals)")
     y = check_binary_labels(y_true, "y_true")
     index = getattr(y_true, "index", None)
     columns_a, columns_b = _score_columns(score_a, "score_a", y, index), _score_columns(score_b, "score_b", y, index)
+    if groups is not None:
+        _check_rows(groups, "groups", y, index)
     group_ids = check_groups(groups, index)
-    if group_ids is not None and len(group_ids) != len(y):
-        raise ValueError(f"groups has {len(group_ids)} entries but y_true has {len(y)}")
     curves_a = [WeightedCurves(y, column) for column in columns_a]
     curves_b = [WeightedCurves(y, column) for column in columns_b]
 
@@ -84,7 +91,8 @@ def compare_scores(
     alpha = (1.0 - confidence) / 2.0
     if len(draws):
         low, high = np.quantile(draws, [alpha, 1.0 - alpha], axis=0)
-        p_value = np.minimum(1.0, 2.0 * np.minimum((draws <= 0).mean(axis=0), (draws >= 0).mean(axis=0)))
+        beyond = np.minimum((draws <= 0).sum(axis=0), (draws >= 0).sum(axis=0))  # resamples on the far side of 0
+        p_value = np.minimum(1.0, 2.0 * (beyond + 1) / (len(draws) + 1))
     else:
         low = high = p_value = np.full(len(COMPARED_METRICS), np.nan)
     return pd.DataFrame(
@@ -99,17 +107,32 @@ def _mean_metrics(curves: list[WeightedCurves], weight: np.ndarray) -> np.ndarra
     return np.mean([[curve.metrics(weight)[name] for name in COMPARED_METRICS] for curve in curves], axis=0)
 
 
+def _check_rows(values: Any, name: str, y: np.ndarray, index: Any) -> None:
+    """Raise ValueError naming ``name`` unless it has a row per label, under the labels' index where both have one."""
+    if len(values) != len(y):
+        raise ValueError(f"{name} has {len(values)} rows but y_true has {len(y)}")
+    own = getattr(values, "index", None)
+    if index is not None and own is not None and not own.equals(index):
+        differ = np.flatnonzero(np.asarray(own) != np.asarray(index))[:5]
+        raise ValueError(f"{name}'s index does not match y_true's (first differing rows: {own[differ].tolist()} "
+                         f"against {index[differ].tolist()}): pass them in the same order, e.g. .loc[y_true.index]")
+
+
 def _score_columns(score: Any, name: str, y: np.ndarray, index: Any) -> list[np.ndarray]:
     """``score`` as float columns of len(y) rows; raises ValueError naming ``name`` and the rows at fault."""
-    values = np.asarray(score, dtype=float)
+    try:
+        values = np.asarray(score, dtype=float)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{name} must hold numbers (melanoma scores): {error}") from None
     if values.ndim == 1:
         values = values[:, None]
     if values.ndim != 2 or values.shape[0] != len(y) or values.shape[1] == 0:
         raise ValueError(f"{name} has shape {np.shape(score)}: expected ({len(y)},) or ({len(y)}, n_fits), "
                          "a row per label")
+    _check_rows(score, name, y, index)
     bad = ~np.isfinite(values).all(axis=1)
     if bad.any():
         rows = np.flatnonzero(bad)[:5]
-        named = list(np.asarray(index)[rows]) if index is not None else list(rows)
+        named = np.asarray(index)[rows].tolist() if index is not None else rows.tolist()
         raise ValueError(f"{name} has non-finite values at rows {named}")
     return [values[:, column] for column in range(values.shape[1])]

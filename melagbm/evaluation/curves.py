@@ -26,6 +26,15 @@ class WeightedCurves:
         Labels, 1 = melanoma.
     score : ndarray of shape (n_samples,)
         Scores, higher = more suspicious.
+
+    Attributes
+    ----------
+    order : ndarray of shape (n_samples,)
+        The rows by descending score (stable for ties).
+    ends : ndarray
+        Position, in that order, of the last row of each block of tied scores.
+    y : ndarray of shape (n_samples,)
+        The labels in that order, as floats.
     """
 
     def __init__(self, y: np.ndarray, score: np.ndarray) -> None:
