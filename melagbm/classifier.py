@@ -19,8 +19,9 @@ from .backbones.registry import DEFAULT_BACKBONES, restricts_commercial_use
 from .boosting import BoostingStep, fit_booster, members_of, n_rounds
 from .boosting import margin as booster_margin
 from .decision import Calibration, OperatingPoint
+from .referral import ReferralEstimate
 from .embedding.embedder import BadImageWarning, ImageEmbedder, check_on_bad_image
-from .exceptions import DuplicateImageWarning, EncoderLeakageWarning, UngroupedFitWarning
+from .exceptions import DuplicateImageWarning, EncoderLeakageWarning, UngroupedFitWarning, WeakModelWarning
 from .features._names import current_name
 from .features.image_features import ImageFeatures
 from .features.image_score import ImageSignal
@@ -167,9 +168,16 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         "sigmoid" (Platt) keeps the ranking; "isotonic" is more flexible but ties
         scores. None: the booster's own probability, corrected for ``class_weight``.
     target_sensitivity : float or None, default=0.9
-        Two classes: ``predict`` refers (predicts the positive class) at the highest
-        probability threshold that reached this sensitivity on the out-of-fold
-        predictions (``threshold_``). None: threshold 0.5.
+        Two classes: ``predict`` refers (predicts the positive class) at the probability
+        threshold (``threshold_``) chosen on the out-of-fold predictions to keep this sensitivity
+        on new patients with ``sensitivity_confidence``. None: threshold 0.5.
+    sensitivity_confidence : float or None, default=0.95
+        The confidence that the threshold keeps ``target_sensitivity`` on new patients: the highest
+        threshold whose exact binomial lower confidence bound on sensitivity reaches the target,
+        each patient (lesion) with a melanoma counted once (:func:`melagbm.referral.confident_threshold`).
+        With few melanomas it refers more: ``referral_estimate_`` says what it costs in specificity.
+        None: the highest threshold that reached the target out of fold (melagbm 0.1's rule, which
+        promised more than new patients got).
     calibration_folds : int, default=5
         Folds of the internal cross-validation behind ``calibration`` and ``threshold_``.
     device : {"auto", "cpu", "cuda"}, default="auto"
@@ -231,6 +239,11 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
     oof_roc_auc_ : float or None
         ROC AUC of the internal out-of-fold predictions behind ``calibration_`` and
         ``threshold_`` (None when there were none). Optimistic next to a held-out test.
+    referral_estimate_ : ReferralEstimate or None
+        What ``threshold_``'s rule does on patients that did not choose it: sensitivity, specificity
+        and the share of lesions referred, cross-fitted over the internal folds, with 95 % intervals
+        (:class:`~melagbm.referral.ReferralEstimate`); the figures the card, the fit log and the
+        service give. None without a threshold.
     skipped_rows_ : list
         Row labels fit left out because their image was unreadable (``on_bad_image="skip"``).
     threshold_log_odds_ : float or None
@@ -301,6 +314,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         n_seeds: int = 5,
         calibration: str | None = "sigmoid",
         target_sensitivity: float | None = 0.9,
+        sensitivity_confidence: float | None = 0.95,
         calibration_folds: int = 5,
         device: str = "auto",
         runtime: str = "auto",
@@ -337,6 +351,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         self.n_seeds = n_seeds
         self.calibration = calibration
         self.target_sensitivity = target_sensitivity
+        self.sensitivity_confidence = sensitivity_confidence
         self.calibration_folds = calibration_folds
         self.device = device
         self.runtime = runtime
@@ -443,7 +458,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
                                   for fixed, member_table in zip(boosting.fixed_rounds(), tables)], axis=0)
                 if self.lesion_pooling_ is not None:  # calibrated and thresholded as predict reads lesions
                     margin = self.lesion_pooling_.pool(margin, gate.lesions(frame))
-                self.operating_point_.fit(margin, y_codes)
+                self.operating_point_.fit(margin, y_codes, group_ids, fold_of_rows(splits, len(y_codes)), seed=seed)
         self.n_groups_ = None if group_ids is None else int(len(np.unique(group_ids)))
         self.model_card_ = model_card(self, frame, table, y_codes, group_ids, margin, len(splits or []), seed,
                                       datasets=dataset_names(X), warnings=leaks)
@@ -473,10 +488,16 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
             context += f", lesions pooled by {self.lesion_col_!r}"
         skipped = f" ({len(self.skipped_rows_)} unreadable skipped)" if self.skipped_rows_ else ""
         auc = "" if self.oof_roc_auc_ is None else f", internal out-of-fold AUC {self.oof_roc_auc_:.3f}"
+        estimate = self.referral_estimate_
+        held = "" if estimate is None else (
+            " (on patients that did not choose it: "
+            + ", ".join(f"{name} {value:.2f} [{low:.2f}, {high:.2f}]" for name, (value, low, high) in
+                        (("sensitivity", estimate.sensitivity), ("specificity", estimate.specificity),
+                         ("referred", estimate.referral_rate))) + ")")
         tqdm.write(
             f"{type(self).__name__} fitted on {n_rows} rows{skipped}{positives}, {groups}, {context}; "
             f"{len(self.feature_names_)} features, {describe_rounds(member_rounds(self.booster_))}, "
-            f"threshold {self.threshold_:.3g}{auc}"
+            f"threshold {self.threshold_:.3g}{held}{auc}"
             f"{license_note(self.weights_licenses_)}"
         )
 
@@ -534,6 +555,12 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
     def oof_roc_auc_(self) -> float | None:
         """ROC AUC of the internal out-of-fold margins (None when there were none)."""
         return self.operating_point_.oof_roc_auc_
+
+    @property
+    def referral_estimate_(self) -> ReferralEstimate | None:
+        """What the referral threshold does on rows that did not choose it (cross-fitted sensitivity, specificity
+        and share referred, with 95 % intervals); None without a threshold or out-of-fold predictions."""
+        return getattr(self.operating_point_, "estimate_", None)
 
     @property
     def weights_licenses_(self) -> dict[str, str]:
@@ -813,7 +840,11 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         return save(self, path)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        super().__setstate__(state_of_0_1(state) if "embedders_" in state else state)
+        state = state_of_0_1(state) if "embedders_" in state else state
+        point = state.get("operating_point_")
+        if point is not None and getattr(point, "sensitivity_confidence", None) is None:
+            state = {**state, "sensitivity_confidence": None}  # fitted before the rule had a confidence
+        super().__setstate__(state)
 
     def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
         tags = super().__sklearn_tags__()
@@ -886,8 +917,16 @@ def model_card(
     point = model.operating_point_
     performance = None
     if margin is not None:
-        performance = card.facts.performance(y, point.probability(margin), model.threshold_, groups, folds=folds,
+        performance = card.facts.performance(y, point.probability(margin), None, groups, folds=folds,
                                              pooled_by_lesion=model.lesion_pooling_ is not None, seed=seed)
+    operating_point = card.facts.operating_point(
+        model.threshold_, target_sensitivity=None if point.chosen_threshold_ is None else model.target_sensitivity,
+        sensitivity_confidence=point.sensitivity_confidence, calibration=model.calibration if margin is not None
+        else None, estimate=point.estimate_)
+    weak = card.facts.weakness(performance, operating_point, int(np.sum(y == 1)))
+    if weak is not None:
+        warn(weak, WeakModelWarning)
+        warnings = [weak, *warnings]
     encoders = []
     for embedder in model.embedders_:
         license = getattr(embedder, "license_", None) or "unknown"
@@ -907,11 +946,8 @@ def model_card(
         model={"class": type(model).__name__, "melagbm": versions.get("melagbm"), "booster": booster,
                "rounds": int(model.n_estimators_), "member_rounds": member_rounds(model.booster_),
                "features": len(model.feature_names_), "families": families},
-        data=data, performance_facts=performance,
-        operating_point={"threshold": float(model.threshold_),
-                         "target_sensitivity": None if point.chosen_threshold_ is None else model.target_sensitivity,
-                         "calibration": model.calibration if margin is not None else None},
-        encoders=encoders, warnings=warnings, versions=versions,
+        data=data, performance_facts=performance, operating_point=operating_point, encoders=encoders,
+        warnings=warnings, versions=versions,
     )
 
 
@@ -975,7 +1011,8 @@ def _boosting_step(model: FusionClassifier) -> BoostingStep:
 
 def _decision_step(model: FusionClassifier) -> OperatingPoint:
     return OperatingPoint(calibration=model.calibration, target_sensitivity=model.target_sensitivity,
-                          calibration_folds=model.calibration_folds)
+                          calibration_folds=model.calibration_folds,
+                          sensitivity_confidence=model.sensitivity_confidence)
 
 
 def encode_labels(y: Any, n_rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -1003,6 +1040,14 @@ def out_of_fold_margins(
         )
         margin[test] = booster_margin(fold_model, table.iloc[test])
     return margin
+
+
+def fold_of_rows(splits: list[tuple[np.ndarray, np.ndarray]], n_rows: int) -> np.ndarray:
+    """Each row's fold: the index of the split whose test side holds it."""
+    folds = np.full(n_rows, -1)
+    for index, (_, test) in enumerate(splits):
+        folds[test] = index
+    return folds
 
 
 def skip_unreadable(rows: pd.Index, bad: np.ndarray, y_codes: np.ndarray, image_col: str) -> list:
@@ -1056,6 +1101,7 @@ def state_of_0_1(state: dict[str, Any]) -> dict[str, Any]:
     threshold = state.pop("threshold_", None)
     decision.chosen_threshold_ = threshold if chosen else None
     decision.oof_roc_auc_ = state.pop("oof_roc_auc_", None)
+    decision.sensitivity_confidence, decision.estimate_ = None, None  # the plain rule of 0.1
     state["operating_point_"] = decision
     for derived in ("family_to_columns_", "n_estimators_"):
         state.pop(derived, None)

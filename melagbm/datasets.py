@@ -20,7 +20,7 @@ import pandas as pd
 
 from .features.metadata import UNKNOWN, normalise_sex, normalise_site
 
-__all__ = ["frame_from_csv", "load_ham10000", "load_isic2020", "make_synthetic", "sample_rows"]
+__all__ = ["frame_from_csv", "load_bcn20000", "load_ham10000", "load_isic2020", "make_synthetic", "sample_rows"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 
@@ -129,6 +129,61 @@ def load_ham10000(
     )
     X.attrs["dataset"] = "HAM10000"  # named in the model card of a model fitted on it
     y = pd.Series((meta["dx"] == "mel").astype(int).to_numpy(), index=X.index, name="melanoma")
+    groups = pd.Series(meta["lesion_id"].to_numpy(), index=X.index, name="lesion_id")
+    if n_samples is not None:
+        return sample_rows(X, y, groups, n_samples, random_state)
+    return X, y, groups
+
+
+def load_bcn20000(
+    root: str | os.PathLike, *, n_samples: int | None = None, random_state: int = 0, diagnosis: bool = False
+) -> tuple[pd.DataFrame, pd.Series, pd.Series]:
+    """BCN20000 (Hospital Clinic de Barcelona's dermoscopy, as released in ISIC 2019; melanoma vs. rest), grouped
+    by lesion.
+
+    Parameters
+    ----------
+    root : path
+        Folder with ``bcn20000_metadata.csv`` (columns ``image``, ``diagnosis``, ``age_approx``,
+        ``anatom_site_general``, ``lesion_id``, ``sex``) and ``images/``.
+    n_samples : int, default=None
+        Draw this many rows at random (all rows when None), see :func:`sample_rows`.
+    random_state : int, default=0
+        Seed of the draw.
+    diagnosis : bool, default=False
+        Also give the column ``diagnosis`` (ISIC 2019's classes: ``MEL``, ``NV``, ``BCC``, ...), a training
+        target for ``FusionClassifier(diagnosis_col="diagnosis")``; it gives the label away, so never a feature.
+
+    Returns
+    -------
+    X : DataFrame
+        One row per image: ``image``, ``age``, ``sex``, ``site`` and ``lesion_id`` (and ``diagnosis``), indexed
+        by the image name.
+    y : Series
+        1 for melanoma (``diagnosis == "MEL"``), else 0 (name ``melanoma``).
+    groups : Series
+        The ``lesion_id`` of each row.
+    """
+    root = Path(root)
+    meta = pd.read_csv(_require(root / "bcn20000_metadata.csv", "BCN20000 metadata"))
+    missing = [column for column in ("image", "diagnosis", "age_approx", "anatom_site_general", "lesion_id", "sex")
+               if column not in meta.columns]
+    if missing:
+        raise ValueError(f"{root / 'bcn20000_metadata.csv'} lacks the columns {missing}")
+    images = _require(root / "images", "BCN20000 image folder")
+    X = pd.DataFrame(
+        {
+            "image": [str(images / f"{name}.jpg") for name in meta["image"]],
+            "age": pd.to_numeric(meta["age_approx"], errors="coerce").to_numpy(dtype=float),
+            "sex": _sex(meta["sex"]).to_numpy(),
+            "site": _site(meta["anatom_site_general"]).to_numpy(),
+            "lesion_id": meta["lesion_id"].to_numpy(),
+            **({"diagnosis": meta["diagnosis"].to_numpy()} if diagnosis else {}),
+        },
+        index=pd.Index(meta["image"], name="image"),
+    )
+    X.attrs["dataset"] = "BCN20000"
+    y = pd.Series((meta["diagnosis"] == "MEL").astype(int).to_numpy(), index=X.index, name="melanoma")
     groups = pd.Series(meta["lesion_id"].to_numpy(), index=X.index, name="lesion_id")
     if n_samples is not None:
         return sample_rows(X, y, groups, n_samples, random_state)

@@ -11,6 +11,7 @@ from sklearn.base import BaseEstimator
 from ._checks import check_scores
 from ._splits import stratified_group_splits
 from ._warnings import warn
+from .referral import ReferralEstimate, check_rule, confident_threshold, cross_fitted_referral
 
 __all__ = ["CALIBRATION_METHODS", "Calibration", "OperatingPoint", "class_weight_shift", "fit_calibration", "logit",
            "sigmoid", "threshold_for_sensitivity"]
@@ -194,10 +195,14 @@ class OperatingPoint(BaseEstimator):
     calibration : {"sigmoid", "isotonic"} or None, default="sigmoid"
         The margin -> probability map; None keeps the booster's own probability.
     target_sensitivity : float or None, default=0.9
-        Refer at the highest probability threshold that reached this sensitivity out of
-        fold; None refers above 0.5.
+        Refer at a probability threshold chosen on the out-of-fold predictions to keep this
+        sensitivity (see ``sensitivity_confidence``); None refers above 0.5.
     calibration_folds : int, default=5
         Folds of the internal cross-validation behind the out-of-fold margins.
+    sensitivity_confidence : float or None, default=0.95
+        The threshold keeps ``target_sensitivity`` on new patients with this confidence (an exact
+        lower confidence bound; see :mod:`melagbm.referral`). None: the highest threshold that reached
+        the target out of fold (the rule of melagbm 0.1, optimistic for the next patients).
 
     Attributes
     ----------
@@ -207,15 +212,24 @@ class OperatingPoint(BaseEstimator):
         The threshold chosen for ``target_sensitivity``; None when none was chosen.
     oof_roc_auc_ : float or None
         ROC AUC of the out-of-fold margins (None without them).
+    estimate_ : ReferralEstimate or None
+        What the threshold rule does on rows that did not choose the threshold (cross-fitted over the
+        folds, with intervals); None without a threshold or folds.
     """
 
     def __init__(
         self, *, calibration: str | None = "sigmoid", target_sensitivity: float | None = 0.9,
-        calibration_folds: int = 5,
+        calibration_folds: int = 5, sensitivity_confidence: float | None = 0.95,
     ) -> None:
         self.calibration = calibration
         self.target_sensitivity = target_sensitivity
         self.calibration_folds = calibration_folds
+        self.sensitivity_confidence = sensitivity_confidence
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if "chosen_threshold_" in state and "estimate_" not in state:  # fitted before the confidence rule
+            state = {**state, "sensitivity_confidence": None, "estimate_": None}
+        self.__dict__.update(state)
 
     def check_params(self) -> OperatingPoint:
         """Raise ValueError naming the first invalid parameter; return self."""
@@ -224,6 +238,7 @@ class OperatingPoint(BaseEstimator):
         target = self.target_sensitivity
         if target is not None and not (isinstance(target, (int, float)) and 0.0 < target < 1.0):
             raise ValueError(f"target_sensitivity must be in (0, 1) or None, got {target!r}")
+        check_rule(0.5 if target is None else target, self.sensitivity_confidence)
         if not isinstance(self.calibration_folds, (int, np.integer)) or self.calibration_folds < 2:
             raise ValueError(f"calibration_folds must be an integer >= 2, got {self.calibration_folds!r}")
         return self
@@ -246,6 +261,7 @@ class OperatingPoint(BaseEstimator):
         self.calibration_ = None if weights is None else class_weight_shift(weights, y)
         self.chosen_threshold_: float | None = None
         self.oof_roc_auc_: float | None = None
+        self.estimate_: ReferralEstimate | None = None
         return self
 
     def splits(
@@ -281,8 +297,12 @@ class OperatingPoint(BaseEstimator):
             )
             return None
 
-    def fit(self, margin: np.ndarray, y: np.ndarray) -> OperatingPoint:
-        """Fit the calibration and choose the threshold on out-of-fold margins and 0/1 labels (after ``start``).
+    def fit(
+        self, margin: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None, folds: np.ndarray | None = None,
+        *, seed: int = 0,
+    ) -> OperatingPoint:
+        """Fit the calibration and choose the threshold on out-of-fold margins and 0/1 labels (after ``start``),
+        then estimate what the threshold rule does on rows that did not choose it.
 
         Parameters
         ----------
@@ -290,6 +310,14 @@ class OperatingPoint(BaseEstimator):
             Out-of-fold booster margins (log-odds) of the training rows.
         y : ndarray of shape (n_samples,)
             Labels, 1 = melanoma.
+        groups : ndarray of shape (n_samples,), default=None
+            Patient (or lesion) ids: the rule counts a patient's melanomas once, and the estimate's bootstrap
+            draws patients whole.
+        folds : ndarray of shape (n_samples,), default=None
+            Each row's fold in the cross-validation behind ``margin``: the estimate chooses each fold's
+            threshold on the other folds. None: no estimate.
+        seed : int, default=0
+            Seed of the estimate's bootstrap.
 
         Returns
         -------
@@ -297,6 +325,7 @@ class OperatingPoint(BaseEstimator):
             This operating point, fitted.
         """
         self.oof_roc_auc_ = None
+        self.estimate_ = None
         if len(np.unique(y)) == 2:
             from sklearn.metrics import roc_auc_score
 
@@ -304,8 +333,12 @@ class OperatingPoint(BaseEstimator):
         if self.calibration is not None:
             self.calibration_ = fit_calibration(self.calibration, margin, y)
         if self.target_sensitivity is not None:
-            self.chosen_threshold_ = threshold_for_sensitivity(y, self.probability(margin),
-                                                               float(self.target_sensitivity))
+            probability = self.probability(margin)
+            target, confidence = float(self.target_sensitivity), self.sensitivity_confidence
+            self.chosen_threshold_ = confident_threshold(y, probability, target, confidence, groups=groups)
+            if folds is not None:
+                self.estimate_ = cross_fitted_referral(y, probability, folds, sensitivity=target,
+                                                       confidence=confidence, groups=groups, random_state=seed)
         return self
 
     @property

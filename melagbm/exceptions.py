@@ -24,6 +24,7 @@ __all__ = [
     "UngroupedFitWarning",
     "UnseenCategoryWarning",
     "UsageError",
+    "WeakModelWarning",
 ]
 
 
@@ -91,6 +92,11 @@ class EncoderLeakageWarning(MelagbmWarning):
 
 class RestrictedLicenseWarning(MelagbmWarning):
     """A backbone's weights are under a non-commercial licence (the fit log and the saved model say so too)."""
+
+
+class WeakModelWarning(MelagbmWarning):
+    """A fitted model barely separates the classes, or its threshold would refer most lesions (the model card and
+    the clinic page show the same line first)."""
 
 
 class CorruptEntryWarning(MelagbmWarning):

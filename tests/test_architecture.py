@@ -17,10 +17,11 @@ PACKAGE = Path(__file__).resolve().parents[1] / "melagbm"
 #: Lowest first. A module may import its own layer and the layers below, never above.
 LAYERS = [
     ("shared helpers", {"melagbm._atomic", "melagbm._cores", "melagbm._versions", "melagbm._device", "melagbm._figures", "melagbm._checks",
-                        "melagbm._progress", "melagbm._splits", "melagbm._warnings", "melagbm.exceptions"}),
+                        "melagbm._progress", "melagbm._splits", "melagbm._warnings", "melagbm._resampling",
+                        "melagbm.exceptions"}),
     ("images, stores and encoders", {"melagbm.images", "melagbm.store", "melagbm.backbones"}),
     ("features", {"melagbm.embedding", "melagbm.features", "melagbm.leakage"}),
-    ("boosting and decision", {"melagbm.boosting", "melagbm.pooling", "melagbm.decision"}),
+    ("boosting and decision", {"melagbm.boosting", "melagbm.pooling", "melagbm.decision", "melagbm.referral"}),
     ("model, evaluation, explanation", {"melagbm.classifier", "melagbm.card", "melagbm.evaluation", "melagbm.explain",
                                         "melagbm.persistence"}),
     ("plots, reports, data", {"melagbm.evaluation.plots", "melagbm.evaluation.report", "melagbm.explain.plots",

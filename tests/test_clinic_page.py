@@ -85,8 +85,10 @@ def test_the_page_screens_a_real_dermoscopy_image_as_the_api_does(browser, isic_
         decision = browser.find_element(By.ID, "decision").text
         assert decision == ("Refer" if expected["refer"] else "No referral")
         words = browser.find_element(By.ID, "decision-words").text
-        sensitivity = card["performance"]["metrics"]["sensitivity"]["value"]
-        assert f"the model caught {100 * sensitivity:.0f} % of melanomas" in words
+        sensitivity = card["operating_point"]["estimate"]["sensitivity"]
+        assert (f"on patients that did not choose it, the model referred {100 * sensitivity['value']:.0f} % of "
+                f"melanomas (95 % CI {100 * sensitivity['ci_low']:.0f} % to {100 * sensitivity['ci_high']:.0f} %)"
+                in words)
         assert f"a probability of {100 * expected['threshold']:.1f} %" in words
         probability = browser.find_element(By.ID, "probability-words").text
         assert probability.startswith(f"Melanoma probability: {100 * expected['probability']:.1f} %")

@@ -87,7 +87,9 @@ def test_fit_prints_a_one_line_summary_unless_silenced(isic_metadata, capsys) ->
     assert len(out) == 1
     assert re.fullmatch(
         rf"FusionClassifier fitted on 3000 rows, {int(y.sum())} melanomas, {groups.nunique()} groups, patient "
-        r"context from 'patient_id'; \d+ features, 5 boosters averaged \(\d+-\d+ rounds each\), threshold [0-9.e-]+, "
+        r"context from 'patient_id'; \d+ features, 5 boosters averaged \(\d+-\d+ rounds each\), threshold [0-9.e-]+ "
+        r"\(on patients that did not choose it: sensitivity [01]\.\d\d \[[01]\.\d\d, [01]\.\d\d\], specificity "
+        r"[01]\.\d\d \[[01]\.\d\d, [01]\.\d\d\], referred [01]\.\d\d \[[01]\.\d\d, [01]\.\d\d\]\), "
         r"internal out-of-fold AUC 0\.\d{3}",
         out[0],
     ), out[0]

@@ -13,7 +13,7 @@ from PIL import Image
 
 import melagbm
 from melagbm import EmbeddingStore, FusionClassifier
-from melagbm.card import INTENDED_USE, to_html, to_markdown
+from melagbm.card import INTENDED_USE, to_html, to_markdown, weakness
 from melagbm.cli import main
 from melagbm.datasets import load_isic2020
 from melagbm.evaluation import cross_validate
@@ -53,9 +53,17 @@ def test_the_card_holds_the_out_of_fold_metrics_and_the_operating_point(fitted) 
     assert metrics["roc_auc"]["value"] == pytest.approx(model.oof_roc_auc_, abs=1e-9)  # the same OOF predictions
     for metric in metrics.values():
         assert metric["ci_low"] <= metric["value"] <= metric["ci_high"]
-    assert metrics["sensitivity"]["value"] >= 0.9  # the threshold was chosen to reach it out of fold
-    assert card["operating_point"] == {"threshold": model.threshold_, "target_sensitivity": 0.9,
-                                       "calibration": "sigmoid"}
+    assert "sensitivity" not in metrics and "specificity" not in metrics  # never read off the choosing scores
+    point = card["operating_point"]
+    assert {key: point[key] for key in ("threshold", "target_sensitivity", "sensitivity_confidence", "calibration")} \
+        == {"threshold": model.threshold_, "target_sensitivity": 0.9, "sensitivity_confidence": 0.95,
+            "calibration": "sigmoid"}
+    estimate = point["estimate"]  # cross-fitted: each fold's threshold chosen on the other folds
+    assert estimate == model.referral_estimate_.to_dict()
+    for figure in ("sensitivity", "specificity", "referral_rate", "plain_specificity"):
+        assert 0 <= estimate[figure]["ci_low"] <= estimate[figure]["value"] <= estimate[figure]["ci_high"] <= 1
+    assert estimate["sensitivity"]["ci_high"] >= 0.9  # the rule keeps 90 % with a margin
+    assert estimate["plain_specificity"]["value"] >= estimate["specificity"]["value"]  # the margin costs specificity
     embedder = model.embedders_[0]
     assert card["encoders"] == [{
         "backbone": "tf_efficientnet_lite0", "weights": embedder.weights_digest_,
@@ -64,7 +72,8 @@ def test_the_card_holds_the_out_of_fold_metrics_and_the_operating_point(fitted) 
     }]
     assert card["model"]["families"] == {"image": 1, "age": 1, "sex": 1, "site": 1}
     assert card["model"]["rounds"] == model.n_estimators_
-    assert card["intended_use"] == INTENDED_USE and card["warnings"] == []
+    weak = weakness(card["performance"], point, int(model.model_card_["training_data"]["melanomas"]))
+    assert card["intended_use"] == INTENDED_USE and card["warnings"] == ([] if weak is None else [weak])
     assert any("Ages seen in training: 0 to 85" in limit for limit in card["limits"])
 
 
@@ -79,6 +88,9 @@ def test_the_card_travels_in_the_model_file_and_melagbm_card_prints_it(fitted, t
     assert f"| ROC AUC | {auc['value']:.3f} | [{auc['ci_low']:.3f}, {auc['ci_high']:.3f}] |" in printed
     assert f"Images (rows): {model.model_card_['training_data']['rows']}" in printed
     assert f"Refer at a probability of {model.threshold_:.3g} or more" in printed
+    sensitivity = model.model_card_["operating_point"]["estimate"]["sensitivity"]
+    assert f"On patients that did not choose it (cross-fitted over 5 folds" in printed
+    assert f"melanomas referred {100 * sensitivity['value']:.0f} % (95 % CI {100 * sensitivity['ci_low']:.0f}-" in printed
 
     assert main(["card", str(tmp_path / "model.melagbm"), "--html", "--out", str(tmp_path / "card.html")]) == 0
     page = (tmp_path / "card.html").read_text()
@@ -135,7 +147,8 @@ def test_fitting_derm_xception_on_ham10000_warns_loudly_and_marks_the_card(ham_s
     except BackboneUnavailableError as exc:
         pytest.skip(f"sklesion is not installed: {exc}")
     card = model.model_card_
-    assert len(card["warnings"]) == 1 and "optimistic (leakage)" in card["warnings"][0]
+    assert len([warning for warning in card["warnings"] if "optimistic (leakage)" in warning]) == 1
+    assert all(warning.startswith("Weak model") for warning in card["warnings"][:-1])  # the weakness comes first
     assert card["encoders"][0]["non_commercial"] and "NON-COMMERCIAL" in to_markdown(card)
     assert to_markdown(card).index("## Warnings") < to_markdown(card).index("## Intended use")
 
@@ -178,7 +191,7 @@ def test_fit_evaluate_writes_into_the_card_what_melagbm_evaluate_reports(isic_ro
     evaluation = card["cross_validation"]
     assert evaluation["rows"] == len(pd.read_csv(tmp_path / "rows.csv")) and evaluation["folds"] == 3
     assert set(evaluation["metrics"]) == {"roc_auc", "pauc_80", "sens_at_spec90", "sensitivity", "specificity",
-                                          "brier"}
+                                          "referral_rate", "brier"}
     for name, metric in evaluation["metrics"].items():
         for key in ("value", "ci_low", "ci_high"):
             assert metric[key] == pytest.approx(reported.loc[name, key], rel=1e-9, abs=1e-12), (name, key)

@@ -175,7 +175,7 @@ def test_fhir_format_is_a_valid_r4_bundle_of_risk_assessments(client, lesions, m
     assert answer.status_code == 200 and answer.headers["content-type"].startswith("application/fhir+json")
     bundle = Bundle.model_validate(answer.json())  # raises on anything FHIR does not allow
     assert bundle.type == "collection" and len(bundle.entry) == 2
-    sensitivity = melagbm.load(model_file).model_card_["performance"]["metrics"]["sensitivity"]["value"]
+    sensitivity = melagbm.load(model_file).model_card_["operating_point"]["estimate"]["sensitivity"]
     for entry, result in zip(bundle.entry, plain):
         assessment = entry.resource
         assert assessment.get_resource_type() == "RiskAssessment" and assessment.status == "final"
@@ -185,7 +185,9 @@ def test_fhir_format_is_a_valid_r4_bundle_of_risk_assessments(client, lesions, m
         assert float(prediction.probabilityDecimal) == pytest.approx(100 * result["probability"], abs=1e-4)
         assert prediction.qualitativeRisk is None  # its codes are likelihoods: a referral is not "high likelihood"
         assert prediction.rationale.startswith("refer:" if result["refer"] else "no referral:")
-        assert f"caught {100 * sensitivity:.0f} % of melanomas" in prediction.rationale
+        assert (f"on patients that did not choose the threshold the model referred {100 * sensitivity['value']:.0f} % "
+                f"(95 % CI {100 * sensitivity['ci_low']:.0f}-{100 * sensitivity['ci_high']:.0f} %) of melanomas"
+                in prediction.rationale)
         assert (assessment.mitigation is not None) == result["refer"]
     assert bundle.entry[0].resource.subject.identifier.value == "p-17"
     assert bundle.entry[1].resource.subject.identifier is None  # a blank id is no id

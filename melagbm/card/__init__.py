@@ -4,8 +4,8 @@ Every fit computes its card (``FusionClassifier.model_card_``, a JSON-able dict)
 model file, ``melagbm card MODEL`` prints it as Markdown (``--html``: a page).
 """
 
-from .facts import CARD_SCHEMA, INTENDED_USE, NOT_MEASURED, attach_cross_validation, build_card
-from .render import describe_rounds, to_html, to_markdown
+from .facts import CARD_SCHEMA, INTENDED_USE, NOT_MEASURED, attach_cross_validation, build_card, weakness
+from .render import describe_rounds, operating_point_lines, to_html, to_markdown
 
 __all__ = ["CARD_SCHEMA", "INTENDED_USE", "NOT_MEASURED", "attach_cross_validation", "build_card", "describe_rounds",
-           "to_html", "to_markdown"]
+           "operating_point_lines", "to_html", "to_markdown", "weakness"]

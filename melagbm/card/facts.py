@@ -16,11 +16,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["CARD_SCHEMA", "INTENDED_USE", "NOT_MEASURED", "attach_cross_validation", "build_card", "image_sizes",
-           "performance", "training_data"]
+__all__ = ["CARD_SCHEMA", "HIGH_REFERRAL_RATE", "INTENDED_USE", "NEAR_CHANCE_AUC", "NOT_MEASURED",
+           "attach_cross_validation", "build_card", "image_sizes", "operating_point", "performance", "training_data",
+           "weakness"]
 
-#: Bump when a key of the card changes meaning.
-CARD_SCHEMA = 1
+#: Bump when a key of the card changes meaning. 2: the operating point's figures are cross-fitted
+#: (``operating_point["estimate"]``); ``performance`` holds threshold-free metrics only.
+CARD_SCHEMA = 2
+#: A model is called weak when the lower 95 % bound of its out-of-fold ROC AUC is at most this ...
+NEAR_CHANCE_AUC = 0.6
+#: ... or when its threshold would refer at least this share of all lesions while clearing fewer of the others.
+HIGH_REFERRAL_RATE = 0.5
 #: What every melagbm model is for, and is not (the library's statement, the same on every card).
 INTENDED_USE = (
     "Research and decision support: estimates the probability that a dermoscopic image of a skin lesion, with "
@@ -142,20 +148,21 @@ def _counts(values: pd.Series) -> dict[str, int]:
 
 
 def performance(
-    y: np.ndarray, probability: np.ndarray, threshold: float, groups: np.ndarray | None, *, folds: int,
+    y: np.ndarray, probability: np.ndarray, threshold: float | None, groups: np.ndarray | None, *, folds: int,
     pooled_by_lesion: bool, seed: int,
 ) -> dict[str, Any]:
     """Out-of-fold metrics with 95 % bootstrap CIs (resampled by group): ROC AUC, pAUC above 80 % TPR,
-    sensitivity at 90 % specificity, sensitivity and specificity at the operating threshold, Brier score, and
-    mean probability against prevalence.
+    sensitivity at 90 % specificity, Brier score, and mean probability against prevalence.
 
     Parameters
     ----------
     y : ndarray of 0/1
     probability : ndarray
         Out-of-fold calibrated melanoma probabilities (the model's own reading of each row).
-    threshold : float
-        The operating threshold on the probability.
+    threshold : float or None
+        An operating threshold whose sensitivity and specificity are read off the same predictions (the card
+        of melagbm 0.1). None, as fit passes it: the operating point's figures are estimated on rows that did
+        not choose it (:func:`operating_point`).
     groups : ndarray or None
         The split groups (the bootstrap draws whole groups).
     folds : int
@@ -167,7 +174,7 @@ def performance(
     """
     from ..evaluation.metrics import metrics_table
 
-    predicted = (probability >= threshold).astype(int)
+    predicted = None if threshold is None else (probability >= threshold).astype(int)
     table = metrics_table(y, probability, predicted=predicted, groups=groups, top_k=None,
                           n_bootstrap=_BOOTSTRAP, random_state=seed)
     metrics = _card_metrics(table)
@@ -185,7 +192,52 @@ def performance(
     }
 
 
-_CARD_METRICS = ("roc_auc", "pauc_80", "sens_at_spec90", "sensitivity", "specificity", "brier")
+def operating_point(
+    threshold: float, *, target_sensitivity: float | None, sensitivity_confidence: float | None,
+    calibration: str | None, estimate: Any,
+) -> dict[str, Any]:
+    """The card's operating point: the threshold, the rule that chose it, and what it does on rows that did not
+    choose it (``estimate``, a :class:`~melagbm.referral.ReferralEstimate`, or None)."""
+    return {"threshold": float(threshold), "target_sensitivity": target_sensitivity,
+            "sensitivity_confidence": sensitivity_confidence if target_sensitivity is not None else None,
+            "calibration": calibration, "estimate": None if estimate is None else estimate.to_dict()}
+
+
+def weakness(performance_facts: dict[str, Any] | None, point: dict[str, Any], melanomas: int) -> str | None:
+    """One line saying that a model is weak, with its out-of-fold ROC AUC and referral rate and what to do; None
+    when neither is bad: the AUC's lower 95 % bound at most ``NEAR_CHANCE_AUC``, or the threshold referring at
+    least ``HIGH_REFERRAL_RATE`` of all lesions while clearing fewer than that share of the others.
+
+    Parameters
+    ----------
+    performance_facts : dict or None
+        The card's ``performance`` (None: no out-of-fold predictions, nothing to judge).
+    point : dict
+        The card's ``operating_point``.
+    melanomas : int
+        Melanomas the model was fitted on.
+    """
+    if performance_facts is None:
+        return None
+    auc = performance_facts["metrics"].get("roc_auc") or {}
+    estimate = point.get("estimate") or {}
+    referred, cleared = estimate.get("referral_rate") or {}, estimate.get("specificity") or {}
+    near_chance = auc.get("ci_low") is not None and auc["ci_low"] <= NEAR_CHANCE_AUC
+    refers_most = (referred.get("value") is not None and referred["value"] >= HIGH_REFERRAL_RATE
+                   and cleared.get("value") is not None and cleared["value"] < HIGH_REFERRAL_RATE)
+    if not (near_chance or refers_most):
+        return None
+    auc_words = (f"out-of-fold ROC AUC {auc['value']:.3f} (95 % CI {auc['ci_low']:.3f}-{auc['ci_high']:.3f})"
+                 if auc.get("value") is not None else "out-of-fold ROC AUC unknown")
+    referral_words = (f"at {100 * point['target_sensitivity']:.0f} % sensitivity it would refer "
+                      f"{100 * referred['value']:.0f} % of lesions (95 % CI {100 * referred['ci_low']:.0f}-"
+                      f"{100 * referred['ci_high']:.0f} %)"
+                      if referred.get("value") is not None else "no referral rate was estimated")
+    return (f"Weak model: {auc_words}; {referral_words}. Fit on more melanomas (this fit saw {melanomas}), lower "
+            "target_sensitivity, or try other encoders before using its referrals.")
+
+
+_CARD_METRICS = ("roc_auc", "pauc_80", "sens_at_spec90", "sensitivity", "specificity", "referral_rate", "brier")
 
 
 def _card_metrics(table: pd.DataFrame) -> dict[str, dict[str, Any]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-__all__ = ["describe_rounds", "to_html", "to_markdown"]
+__all__ = ["describe_rounds", "figure_words", "operating_point_lines", "to_html", "to_markdown"]
 
 
 def _figure(value: Any, digits: int = 3) -> str:
@@ -94,20 +94,65 @@ def to_markdown(card: dict[str, Any]) -> str:
         lines += ["## Performance (cross-validation)", "",
                   f"{evaluation['method']}; {evaluation['rows']} rows; seed {evaluation['seed']}.", ""]
         lines += _metric_rows(evaluation) + [""]
-    lines += ["## Operating point", ""]
-    if point["target_sensitivity"] is not None and performance is not None:
-        caught = performance["metrics"]["sensitivity"]["value"]
-        lines.append(f"Refer at a probability of {point['threshold']:.3g} or more: the threshold chosen out of fold "
-                     f"for {point['target_sensitivity']:.0%} sensitivity, where the model caught {caught:.0%} of "
-                     "the training melanomas out of fold.")
-    else:
-        lines.append(f"Refer at a probability of {point['threshold']:.3g} or more (no sensitivity target).")
+    lines += ["## Operating point", ""] + operating_point_lines(point, performance)
     calibration = point["calibration"] or "not calibrated (the booster's own probability)"
     lines += [f"Probabilities: {calibration}.", ""]
     lines += ["## Limits", ""] + [f"- {limit}" for limit in card["limits"]] + [""]
     lines += ["## Libraries", "", ", ".join(f"{name} {version}" for name, version in card["libraries"].items()
                                             if version is not None), ""]
     return "\n".join(lines)
+
+
+def figure_words(figure: dict[str, Any]) -> str:
+    """"15 % (95 % CI 8-54 %)" from a card figure (value, ci_low, ci_high); "unknown" without a value."""
+    if figure.get("value") is None:
+        return "unknown"
+    if figure.get("ci_low") is None or figure.get("ci_high") is None:
+        return f"{100 * figure['value']:.0f} %"
+    return f"{100 * figure['value']:.0f} % (95 % CI {100 * figure['ci_low']:.0f}-{100 * figure['ci_high']:.0f} %)"
+
+
+def operating_point_lines(point: dict[str, Any], performance: dict[str, Any] | None) -> list[str]:
+    """The operating point in sentences: the threshold, its rule, and what it does on patients that did not choose
+    it (a card of melagbm 0.1 read its figures off the predictions that chose it, and says so).
+
+    Parameters
+    ----------
+    point : dict
+        The card's ``operating_point``.
+    performance : dict or None
+        The card's ``performance`` (a card of melagbm 0.1 keeps the threshold's figures there).
+
+    Returns
+    -------
+    lines : list of str
+    """
+    threshold = f"Refer at a probability of {point['threshold']:.3g} or more"
+    target = point.get("target_sensitivity")
+    if target is None:
+        return [f"{threshold} (no sensitivity target)."]
+    estimate = point.get("estimate")
+    confidence = point.get("sensitivity_confidence")
+    if estimate is None:
+        old = ((performance or {}).get("metrics") or {}).get("sensitivity")
+        if old is None or "estimate" in point:
+            return [f"{threshold}: the threshold chosen out of fold for {100 * target:.0f} % sensitivity; what it does on "
+                    "new patients was not estimated (too few melanomas for folds)."]
+        return [f"{threshold}: the threshold chosen out of fold for {100 * target:.0f} % sensitivity. Its figures were read "
+                f"off the predictions that chose it (it caught {100 * old['value']:.0f} % of the training melanomas there) "
+                "and are optimistic for new patients: refit with this melagbm for an estimate that holds."]
+    rule = (f"chosen on out-of-fold predictions to keep {100 * target:.0f} % sensitivity for new patients with "
+            f"{100 * confidence:.0f} % confidence" if confidence is not None
+            else f"the highest out-of-fold threshold that reached {100 * target:.0f} % sensitivity (no confidence margin)")
+    lines = [f"{threshold}: the threshold {rule}.", "",
+             f"On patients that did not choose it ({estimate['method']}): melanomas referred "
+             f"{figure_words(estimate['sensitivity'])}; other lesions not referred {figure_words(estimate['specificity'])}; "
+             f"all lesions referred {figure_words(estimate['referral_rate'])}."]
+    if confidence is not None:
+        lines += ["", f"What the confidence costs: the plain rule (the highest threshold that reached {100 * target:.0f} % "
+                      f"on the training predictions) would clear {figure_words(estimate['plain_specificity'])} of other "
+                      "lesions, and keep its target for new patients about half the time."]
+    return lines + [""]
 
 
 def to_html(card: dict[str, Any]) -> str:

@@ -15,7 +15,8 @@ from .._device import resolve_device
 from .._splits import SEED_MAX
 from ..boosting import BoostingStep, averaged
 from ..classifier import (
-    FITTED_ATTRIBUTES, ID_COLUMNS, FusionClassifier, dataset_names, encoder_leaks, model_card, skip_unreadable,
+    FITTED_ATTRIBUTES, ID_COLUMNS, FusionClassifier, dataset_names, encoder_leaks, fold_of_rows, model_card,
+    skip_unreadable,
 )
 from ..features.inputs import InputGate
 from ..features.metadata import MetadataEncoder
@@ -193,7 +194,7 @@ class DaskFusionClassifier(FusionClassifier):
             margin = np.mean(member_margins, axis=0)
             if lesions_good is not None:
                 margin = self.lesion_pooling_.pool(margin, lesions_good)
-            self.operating_point_.fit(margin, y_good)
+            self.operating_point_.fit(margin, y_good, groups_good, fold_of_rows(splits, len(y_good)), seed=seed)
         for embedder in self.embedders_:  # the client embeds too (predicting pandas frames, to_local)
             embedder.device_ = _device_here(embedder.device)
         self.n_groups_ = None if groups_good is None else int(len(np.unique(groups_good)))

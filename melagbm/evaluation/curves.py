@@ -7,9 +7,9 @@ weighting of the rows (how often its group was drawn), so the scores are sorted 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
+
+from .._resampling import bootstrap_weights
 
 __all__ = ["WeightedCurves", "bootstrap_weights"]
 
@@ -87,37 +87,6 @@ class WeightedCurves:
             "spec_at_sens95": float(1.0 - fpr[tpr >= 0.95 - 1e-12].min()),
             "average_precision": float(np.sum(np.diff(tpr) * precision)),
         }
-
-
-def bootstrap_weights(
-    y: np.ndarray, group_codes: np.ndarray, n_bootstrap: int, rng: np.random.Generator
-) -> Iterator[np.ndarray]:
-    """Row weights of bootstrap resamples that draw whole groups with replacement.
-
-    A resample without melanomas or without non-melanomas has no ROC curve: it is drawn and
-    left out, so fewer than ``n_bootstrap`` weightings may come.
-
-    Parameters
-    ----------
-    y : ndarray of shape (n_samples,)
-        Labels, 1 = melanoma.
-    group_codes : ndarray of shape (n_samples,)
-        Each row's group as a code 0 .. n_groups - 1 (one group per row: rows drawn alone).
-    n_bootstrap : int
-        Resamples drawn.
-    rng : numpy Generator
-        The random draws.
-
-    Yields
-    ------
-    ndarray of shape (n_samples,)
-        How many times each row's group was drawn.
-    """
-    n_groups = int(group_codes.max()) + 1
-    for _ in range(int(n_bootstrap)):
-        weight = np.bincount(rng.integers(0, n_groups, n_groups), minlength=n_groups)[group_codes].astype(float)
-        if weight[y == 1].sum() > 0 and weight[y == 0].sum() > 0:
-            yield weight
 
 
 def _area_above(fpr: np.ndarray, tpr: np.ndarray, level: float) -> float:

@@ -51,6 +51,7 @@ METRIC_LABELS = {
     "specificity": "specificity at the operating threshold",
     "balanced_accuracy": "balanced accuracy at the operating threshold",
     "f1": "F1 at the operating threshold",
+    "referral_rate": "lesions referred at the operating threshold",
     "top_k_sensitivity": "melanomas ranked top-k within their patient",
 }
 
@@ -237,6 +238,7 @@ def _point_metrics(
         values["specificity"] = float(1.0 - fp / np.sum(negative))
         values["balanced_accuracy"] = (values["sensitivity"] + values["specificity"]) / 2.0
         values["f1"] = float(2 * tp / (2 * tp + fp + fn)) if tp + fp + fn > 0 else 0.0
+        values["referral_rate"] = float(np.sum(w * predicted) / np.sum(w))
     if top_hits is not None:
         values["top_k_sensitivity"] = float(np.sum(positive * top_hits) / np.sum(positive))
     return values
@@ -263,7 +265,7 @@ def metrics_table(
         Melanoma probabilities (or any score; the Brier score needs probabilities).
     predicted : array-like of 0/1, default=None
         Decisions at the operating threshold; adds sensitivity, specificity, balanced
-        accuracy and F1 there.
+        accuracy, F1 and the share of rows referred there.
     groups : array-like, default=None
         Patient (or lesion) ids. The bootstrap draws whole groups with replacement;
         without groups it draws rows.

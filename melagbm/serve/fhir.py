@@ -6,6 +6,8 @@ import time
 import uuid
 from typing import Any
 
+from ..card.render import figure_words
+
 __all__ = ["MELANOMA", "risk_assessment_bundle"]
 
 #: The predicted outcome: SNOMED CT 372244006 |Malignant melanoma (disorder)|.
@@ -13,20 +15,20 @@ MELANOMA = {"coding": [{"system": "http://snomed.info/sct", "code": "372244006",
                         "display": "Malignant melanoma (disorder)"}], "text": "melanoma"}
 
 
-def _percent(value: float | None) -> str:
-    return "unknown" if value is None else f"{100 * value:.0f} %"
-
-
 def referral_rationale(result: dict[str, Any], card: dict[str, Any]) -> str:
-    """The referral decision in words, with what the operating point did out of fold (from the card)."""
-    at_point = ((card.get("performance") or {}).get("metrics") or {})
-    sensitivity = (at_point.get("sensitivity") or {}).get("value")
-    specificity = (at_point.get("specificity") or {}).get("value")
+    """The referral decision in words, with what the threshold did on patients that did not choose it (from the
+    card's cross-fitted estimate; a card of melagbm 0.1 has none, and the rationale says so)."""
+    estimate = (card.get("operating_point") or {}).get("estimate")
     decision = "refer" if result["refer"] else "no referral"
     side = "at or above" if result["refer"] else "below"
-    return (f"{decision}: the melanoma probability {100 * result['probability']:.2f} % is {side} the referral "
-            f"threshold {100 * result['threshold']:.2f} %; at this threshold the model caught {_percent(sensitivity)} "
-            f"of melanomas and cleared {_percent(specificity)} of other lesions out of fold")
+    words = (f"{decision}: the melanoma probability {100 * result['probability']:.2f} % is {side} the referral "
+             f"threshold {100 * result['threshold']:.2f} %")
+    if not estimate:
+        return words + "; what the threshold does on new patients was not estimated for this model"
+    return (words + "; on patients that did not choose the threshold the model referred "
+            f"{figure_words(estimate['sensitivity'])} of melanomas and cleared "
+            f"{figure_words(estimate['specificity'])} of other lesions, referring "
+            f"{figure_words(estimate['referral_rate'])} of all lesions")
 
 
 def _assessment(result: dict[str, Any], lesion: dict[str, Any], card: dict[str, Any], issued: str) -> dict[str, Any]:

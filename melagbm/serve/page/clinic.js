@@ -23,16 +23,23 @@ function metric(name) {
   return performance && performance.metrics ? performance.metrics[name] : null;
 }
 
-// The operating point in words, from the card's out-of-fold figures.
+// The operating point in words: what the threshold did on patients that did not choose it (the card's
+// cross-fitted estimate); a card of melagbm 0.1 read its figures off the predictions that chose it, and says so.
 function operatingPointWords(threshold) {
-  const caught = metric("sensitivity");
-  const cleared = metric("specificity");
-  if (!caught || caught.value == null) {
-    return `the threshold is a probability of ${percent(threshold, 1)}; no out-of-fold estimate of what it catches was made`;
+  const point = (state.card && state.card.operating_point) || {};
+  const estimate = point.estimate;
+  if (estimate) {
+    return `at this threshold (a probability of ${percent(threshold, 1)}), on patients that did not choose it, ` +
+      `the model referred ${percent(estimate.sensitivity.value)} of melanomas${range(estimate.sensitivity)}, ` +
+      `cleared ${percent(estimate.specificity.value)} of other lesions${range(estimate.specificity)} and ` +
+      `referred ${percent(estimate.referral_rate.value)} of all lesions${range(estimate.referral_rate)}`;
   }
-  return `at this threshold (a probability of ${percent(threshold, 1)}) the model caught ` +
-    `${percent(caught.value)} of melanomas${range(caught)} and cleared ${percent(cleared && cleared.value)} of ` +
-    `other lesions out of fold`;
+  const caught = metric("sensitivity");
+  if (!caught || caught.value == null) {
+    return `the threshold is a probability of ${percent(threshold, 1)}; what it does on new patients was not estimated`;
+  }
+  return `the threshold is a probability of ${percent(threshold, 1)}; this model's card read what it catches off ` +
+    "the predictions that chose it, which promises more than new patients get: refit it for an honest estimate";
 }
 
 function addFact(term, description) {
@@ -68,8 +75,10 @@ function showCard(body) {
   }
   const point = card.operating_point || {};
   if (point.threshold != null) {
-    const target = point.target_sensitivity != null ? `, chosen to catch ${percent(point.target_sensitivity)} of ` +
-      "melanomas out of fold" : "";
+    const confidence = point.sensitivity_confidence != null ?
+      ` of new patients' melanomas with ${percent(point.sensitivity_confidence)} confidence` : " of melanomas out of fold";
+    const target = point.target_sensitivity != null ?
+      `, chosen to catch ${percent(point.target_sensitivity)}${confidence}` : "";
     addFact("Referral threshold", `refer at a melanoma probability of ${percent(point.threshold, 1)} or more${target}`);
     addFact("At that threshold", operatingPointWords(point.threshold));
   }

@@ -1,0 +1,301 @@
+"""The referral threshold: chosen so that the target sensitivity holds for new patients with a stated confidence,
+and what it does estimated on scores that did not choose it.
+
+**The rule.** Refer every lesion whose score reaches the k-th highest melanoma score of the training sample.
+For melanomas drawn from the same population, the share of new melanomas scoring at least that high is
+distributed as Beta(k, n + 1 - k) (n melanomas; the order statistics of any continuous distribution), so
+the threshold's sensitivity on new patients is at least the target with probability
+``beta.sf(target, k, n + 1 - k)``. :func:`confident_threshold` takes the highest threshold whose probability
+reaches ``confidence``: a one-sided lower confidence bound on sensitivity (the exact binomial, Clopper-Pearson
+bound) that needs no model of the scores. It holds for the sample it was chosen on, where conformal risk
+control promises the target only on average over samples, i.e. about half the time on small ones. With patient
+or lesion ids, n counts patients (lesions) with a melanoma, each at its lowest melanoma score: a patient's
+melanomas are not independent draws. ``confidence=None`` is the plain rule: the highest threshold that reached
+the target on the sample (no margin for the next patients).
+
+**The estimate.** :func:`cross_fitted_referral` chooses a threshold by the same rule on the other folds'
+out-of-fold scores for each fold, applies it to that fold's, and reports sensitivity, specificity and the share
+of lesions referred with bootstrap intervals over patients (lesions) in which the thresholds are chosen again:
+the threshold's own uncertainty is part of the interval.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ._resampling import bootstrap_weights
+
+__all__ = ["ReferralEstimate", "confident_threshold", "cross_fitted_referral", "sensitivity_confidence"]
+
+
+@lru_cache(maxsize=4096)
+def _rank_needed(n: int, sensitivity: float, confidence: float | None) -> int:
+    """How many of n melanoma scores (highest first) the threshold must reach: the plain rule's
+    ``ceil(sensitivity * n)``, or the smallest k whose threshold keeps ``sensitivity`` with ``confidence``
+    (n when none does)."""
+    if confidence is None:
+        return max(int(np.ceil(sensitivity * n - 1e-9)), 1)
+    from scipy.stats import beta
+
+    ranks = np.arange(1, n + 1)
+    holds = np.flatnonzero(beta.sf(sensitivity, ranks, n + 1 - ranks) >= confidence)
+    return int(ranks[holds[0]]) if len(holds) else n
+
+
+def sensitivity_confidence(n: int, k: int, sensitivity: float) -> float:
+    """The probability that a threshold at the k-th highest of n melanoma scores keeps ``sensitivity`` on new
+    melanomas of the same population: ``beta.sf(sensitivity, k, n + 1 - k)``.
+
+    Parameters
+    ----------
+    n : int
+        Melanomas (patients or lesions with one) the threshold was chosen on.
+    k : int
+        How many of them score at or above the threshold, 1 to n.
+    sensitivity : float
+        The sensitivity to keep, in (0, 1).
+
+    Returns
+    -------
+    confidence : float
+        In [0, 1].
+    """
+    from scipy.stats import beta
+
+    return float(beta.sf(sensitivity, k, n + 1 - k))
+
+
+def _melanoma_units(y: np.ndarray, score: np.ndarray, groups: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """(each unit's melanoma score, highest first; one row of the unit): a unit is a group holding a melanoma
+    (at its lowest melanoma score), or a melanoma row without groups."""
+    rows = np.flatnonzero(y == 1)
+    if groups is not None:
+        frame = pd.DataFrame({"group": groups[rows], "score": score[rows], "row": rows})
+        lowest = frame.sort_values("score", kind="mergesort").drop_duplicates("group")
+        rows = lowest["row"].to_numpy()
+    order = np.argsort(-score[rows], kind="mergesort")
+    return score[rows][order], rows[order]
+
+
+def _threshold(units: tuple[np.ndarray, np.ndarray], weight: np.ndarray | None, sensitivity: float,
+               confidence: float | None) -> float:
+    """The rule's threshold on melanoma units, each counted as often as its row's ``weight`` (None: once)."""
+    scores, rows = units
+    cumulative = np.arange(1, len(rows) + 1) if weight is None else np.cumsum(np.rint(weight[rows]).astype(int))
+    needed = _rank_needed(int(cumulative[-1]), float(sensitivity), confidence)
+    return float(scores[np.searchsorted(cumulative, needed)])
+
+
+def confident_threshold(
+    y_true: Any, score: Any, sensitivity: float, confidence: float | None = 0.95, groups: Any = None,
+) -> float:
+    """The highest threshold whose sensitivity on new patients reaches ``sensitivity`` with ``confidence``.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        Labels, 1 = melanoma.
+    score : array-like of shape (n_samples,)
+        Out-of-fold scores (probabilities or margins), higher = more suspicious.
+    sensitivity : float
+        The sensitivity to keep, in (0, 1).
+    confidence : float or None, default=0.95
+        In (0, 1): the probability that the threshold keeps ``sensitivity`` on new melanomas (the exact
+        binomial lower bound; see the module). None: the plain rule, the highest threshold that reached
+        ``sensitivity`` on these rows.
+    groups : array-like of shape (n_samples,), default=None
+        Patient (or lesion) ids: with ``confidence``, each patient's melanomas count once, at their lowest
+        score.
+
+    Returns
+    -------
+    threshold : float
+        A melanoma's score: refer every ``score >= threshold``. When even the lowest melanoma score cannot
+        give ``confidence`` (too few melanomas), that lowest score.
+
+    Raises
+    ------
+    ValueError
+        When the labels hold one class, ``sensitivity`` is not in (0, 1) or ``confidence`` not in (0, 1).
+    """
+    from ._checks import check_scores
+
+    y, score, _ = check_scores(y_true, score)
+    y = (y == np.max(y)).astype(int)
+    check_rule(sensitivity, confidence)
+    groups = None if groups is None or confidence is None else np.asarray(groups)
+    return _threshold(_melanoma_units(y, score, groups), None, sensitivity, confidence)
+
+
+def check_rule(sensitivity: Any, confidence: Any) -> None:
+    """Raise ValueError naming ``target_sensitivity`` or ``sensitivity_confidence`` when out of (0, 1)."""
+    for name, value, optional in (("target_sensitivity", sensitivity, False),
+                                  ("sensitivity_confidence", confidence, True)):
+        if value is None and optional:
+            continue
+        if isinstance(value, bool) or not (isinstance(value, (int, float, np.floating)) and 0.0 < value < 1.0):
+            raise ValueError(f"{name} must be in (0, 1){' or None' if optional else ''}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class ReferralEstimate:
+    """What the referral rule does on scores that did not choose its threshold (cross-fitted), with intervals.
+
+    Each figure is ``(value, ci_low, ci_high)``; the interval is a percentile bootstrap over patients
+    (lesions) in which every fold's threshold is chosen again.
+
+    Parameters
+    ----------
+    sensitivity : tuple of float
+        Melanomas referred.
+    specificity : tuple of float
+        Other lesions not referred.
+    referral_rate : tuple of float
+        All lesions referred.
+    plain_specificity : tuple of float
+        Specificity of the plain rule (the highest threshold that reached the target, no confidence) on the
+        same folds: what the confidence costs.
+    target_sensitivity : float
+        The sensitivity the rule aims at.
+    confidence : float or None
+        The rule's confidence (None: the plain rule).
+    folds : int
+        Folds of the cross-fit.
+    n_bootstrap : int
+        Resamples behind the intervals.
+    grouped : bool
+        Whether rows were drawn (and melanomas counted) by patient or lesion.
+    """
+
+    sensitivity: tuple[float, float, float]
+    specificity: tuple[float, float, float]
+    referral_rate: tuple[float, float, float]
+    plain_specificity: tuple[float, float, float]
+    target_sensitivity: float
+    confidence: float | None
+    folds: int
+    n_bootstrap: int
+    grouped: bool
+
+    @property
+    def method(self) -> str:
+        """How the figures were estimated, in words."""
+        rule = ("the plain rule (the highest threshold that reached the target)" if self.confidence is None
+                else f"the rule that keeps the target with {100 * self.confidence:.0f} % confidence")
+        return (f"cross-fitted over {self.folds} folds: each fold referred at a threshold chosen by {rule} on the "
+                f"other folds' out-of-fold scores; 95 % intervals from {self.n_bootstrap} bootstrap resamples of "
+                f"whole {'groups' if self.grouped else 'rows'}, every threshold chosen again in each")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The estimate as the model card keeps it: each figure as value, ci_low, ci_high and label."""
+        labels = {"sensitivity": "melanomas referred (sensitivity)",
+                  "specificity": "other lesions not referred (specificity)",
+                  "referral_rate": "lesions referred",
+                  "plain_specificity": "specificity of the plain rule (no confidence margin)"}
+        figures = {name: dict(zip(("value", "ci_low", "ci_high"), getattr(self, name)), label=label)
+                   for name, label in labels.items()}
+        return {"method": self.method, "target_sensitivity": self.target_sensitivity,
+                "confidence": self.confidence, "folds": self.folds, "bootstrap": self.n_bootstrap, **figures}
+
+
+def cross_fitted_referral(
+    y: Any, score: Any, folds: Any, *, sensitivity: float, confidence: float | None, groups: Any = None,
+    n_bootstrap: int = 1000, random_state: int | None = 0,
+) -> ReferralEstimate:
+    """Sensitivity, specificity and referral rate of a threshold rule on rows that did not choose the threshold.
+
+    Parameters
+    ----------
+    y : array-like of shape (n_samples,)
+        Labels, 1 = melanoma.
+    score : array-like of shape (n_samples,)
+        Out-of-fold scores of the training rows (the model's probabilities), higher = more suspicious.
+    folds : array-like of shape (n_samples,)
+        Each row's fold: its threshold is chosen on the rows of every other fold.
+    sensitivity : float
+        The rule's target sensitivity, in (0, 1).
+    confidence : float or None
+        The rule's confidence (see :func:`confident_threshold`).
+    groups : array-like of shape (n_samples,), default=None
+        Patient (or lesion) ids: the bootstrap draws them whole, and the rule counts their melanomas once.
+    n_bootstrap : int, default=1000
+        Resamples behind the 95 % intervals.
+    random_state : int or None, default=0
+        Seed of the resampling.
+
+    Returns
+    -------
+    ReferralEstimate
+    """
+    from ._checks import check_scores
+
+    y, score, _ = check_scores(y, score)
+    y = (y == np.max(y)).astype(int)
+    check_rule(sensitivity, confidence)
+    folds = np.asarray(folds)
+    if folds.shape != y.shape:
+        raise ValueError(f"folds has {folds.size} entries for {len(y)} rows")
+    group_array = None if groups is None else np.asarray(groups)
+    fold_ids = np.unique(folds)
+    if len(fold_ids) < 2:
+        raise ValueError("cross-fitting needs at least two folds")
+    codes = np.arange(len(y)) if group_array is None else pd.factorize(group_array)[0]
+
+    rules = (confidence,) if confidence is None else (confidence, None)  # the chosen rule, then the plain one
+    units = {(fold, rule): _melanoma_units(y[folds != fold], score[folds != fold],
+                                           None if group_array is None or rule is None else group_array[folds != fold])
+             for fold in fold_ids for rule in rules}
+    positive, negative = y == 1, y == 0
+
+    def figures(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(sensitivity, specificity, referral rate) of the chosen rule, (specificity,) of the plain one."""
+        results = []
+        for rule in rules:
+            refer = np.zeros(len(y), dtype=bool)
+            for fold in fold_ids:
+                inside = folds == fold
+                others_weight = weight[folds != fold]
+                if not np.any(others_weight[y[folds != fold] == 1] > 0):
+                    return np.full(3, np.nan), np.full(1, np.nan)
+                refer[inside] = score[inside] >= _threshold(units[fold, rule], others_weight, sensitivity, rule)
+            results.append((float(np.sum(weight * positive * refer) / np.sum(weight * positive)),
+                            float(1.0 - np.sum(weight * negative * refer) / np.sum(weight * negative)),
+                            float(np.sum(weight * refer) / np.sum(weight))))
+        return np.asarray(results[0]), np.asarray([results[-1][1]])
+
+    point, plain = figures(np.ones(len(y)))
+    draws = [figures(weight) for weight in
+             bootstrap_weights(y, codes, n_bootstrap, np.random.default_rng(random_state))]
+    chosen_draws = np.asarray([draw[0] for draw in draws]).reshape(-1, 3)
+    plain_draws = np.asarray([draw[1] for draw in draws]).reshape(-1, 1)
+
+    def units_of(rows: np.ndarray) -> int:
+        return int(len(np.unique(codes[rows])))
+
+    def interval(value: float, values: np.ndarray, units: int) -> tuple[float, float, float]:
+        """The hull of the bootstrap's percentile interval (the thresholds' own uncertainty) and the exact binomial
+        interval of ``value`` over ``units`` patients or lesions (where resamples pile up at 0 or 1)."""
+        from scipy.stats import beta
+
+        hits = value * units
+        low = beta.ppf(0.025, hits, units - hits + 1) if hits > 0 else 0.0
+        high = beta.ppf(0.975, hits + 1, units - hits) if hits < units else 1.0
+        values = values[np.isfinite(values)]
+        if len(values):
+            low, high = min(low, np.quantile(values, 0.025)), max(high, np.quantile(values, 0.975))
+        return (float(value), float(low), float(high))
+
+    every = np.arange(len(y))
+    return ReferralEstimate(
+        sensitivity=interval(point[0], chosen_draws[:, 0], units_of(every[y == 1])),
+        specificity=interval(point[1], chosen_draws[:, 1], units_of(every[y == 0])),
+        referral_rate=interval(point[2], chosen_draws[:, 2], units_of(every)),
+        plain_specificity=interval(plain[0], plain_draws[:, 0], units_of(every[y == 0])),
+        target_sensitivity=float(sensitivity), confidence=None if confidence is None else float(confidence),
+        folds=int(len(fold_ids)), n_bootstrap=int(len(draws)), grouped=group_array is not None,
+    )
