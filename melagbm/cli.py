@@ -274,7 +274,7 @@ def _predict(args: argparse.Namespace) -> int:
     out = pd.DataFrame({"melanoma_probability": scores}, index=frame.index)
     if len(model.classes_) == 2:  # the model's own decision: its probability reaches threshold_
         decision = model.decision_function(frame)
-        out["refer"] = np.where(np.isnan(decision), np.nan, decision > 0)
+        out["refer"] = pd.array(np.where(np.isnan(decision), None, (decision > 0).astype(int)), dtype="Int64")
     with atomic_write(Path(args.out)) as handle:
         handle.write(out.to_csv().encode())
     skipped = int(np.isnan(scores).sum())

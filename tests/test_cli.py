@@ -47,7 +47,8 @@ def test_fit_then_predict_on_isic_csv(tmp_path, isic_root, capsys) -> None:
     frame["image"] = [str(isic_root / "train" / f"{name}.jpg") for name in frame.index]
     loaded = melagbm.load(model)
     decisions = loaded.predict(frame[list(loaded.feature_names_in_)])
-    assert (predictions["refer"].astype(int).to_numpy() == decisions).all()  # the model's own rule
+    assert (predictions["refer"].to_numpy() == decisions).all()  # the model's own rule
+    assert predictions["refer"].dtype.kind == "i"  # written as 0 / 1, not 0.0 / 1.0
     (tmp_path / "pickled.joblib").write_bytes(b"not even a pickle")
     assert main(["predict", "--metadata", str(tmp_path / "new.csv"), "--images", str(isic_root / "train"),
                  "--model", str(tmp_path / "pickled.joblib"), "--out", str(out)]) == 2

@@ -114,3 +114,53 @@ def test_the_page_screens_a_real_dermoscopy_image_as_the_api_does(browser, isic_
         target = Path(os.environ["MELAGBM_SCREENSHOTS"])
         target.mkdir(parents=True, exist_ok=True)
         shutil.copy(screenshot, target / screenshot.name)
+
+
+def _screenshot(browser, tmp_path: Path, name: str) -> Path:
+    height = browser.execute_script("return document.documentElement.scrollHeight")
+    browser.set_window_size(412, height + 40)
+    screenshot = tmp_path / name
+    assert browser.save_screenshot(str(screenshot))
+    if os.environ.get("MELAGBM_SCREENSHOTS"):
+        target = Path(os.environ["MELAGBM_SCREENSHOTS"])
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copy(screenshot, target / name)
+    return screenshot
+
+
+def test_behind_a_token_the_page_says_why_the_card_waits_then_shows_it(browser, isic_model_file, tmp_path) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    token = tmp_path / "token.txt"
+    token.write_text("a-long-enough-secret-token-for-the-test\n")
+    wait = WebDriverWait(browser, 90)
+    with serving(isic_model_file, "--token-file", str(token)) as (url, _):
+        request = urllib.request.Request(f"{url}/v1/model", headers={"Authorization": f"Bearer {token.read_text().strip()}"})
+        body = json.loads(urllib.request.urlopen(request).read())
+        card = body["card"]
+        browser.set_window_size(412, 2300)
+        browser.get(f"{url}/")
+        wait.until(lambda driver: driver.find_element(By.ID, "token-box").is_displayed())
+        intended = browser.find_element(By.ID, "intended-use").text
+        assert "Loading" not in intended and "access token" in intended
+        assert browser.find_element(By.ID, "about-waiting").is_displayed()
+        assert [item.text for item in browser.find_elements(By.CSS_SELECTOR, "#limits li")] == [intended]
+        assert "enter the one your operator gave you" in browser.find_element(By.ID, "status").text
+        _screenshot(browser, tmp_path, "clinic_page_token_before.png")
+
+        browser.find_element(By.ID, "token").send_keys("not-the-token\t")  # leaving the field sends it
+        wait.until(lambda driver: "refused this access token" in driver.find_element(By.ID, "status").text)
+        browser.find_element(By.ID, "token").clear()
+        browser.find_element(By.ID, "token").send_keys(token.read_text().strip() + "\t")
+        wait.until(lambda driver: driver.find_element(By.ID, "intended-use").text == card["intended_use"])
+        assert not browser.find_element(By.ID, "about-waiting").is_displayed()
+        assert [item.text for item in browser.find_elements(By.CSS_SELECTOR, "#limits li")] == card["limits"]
+        sexes = [option.get_attribute("value") for option in browser.find_elements(By.CSS_SELECTOR, "#sex option")]
+        assert sexes == ["", *body["fields"]["sex"]] and len(sexes) > 1  # the model's own values, not only unknown
+        warnings = browser.find_element(By.ID, "warnings")
+        assert warnings.is_displayed() == bool(card["warnings"])
+        if card["warnings"]:  # a weak model's line comes before the form
+            assert warnings.text.startswith(card["warnings"][0])
+            assert warnings.location["y"] < browser.find_element(By.ID, "screen").location["y"]
+        _screenshot(browser, tmp_path, "clinic_page_token_after.png")

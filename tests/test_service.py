@@ -48,6 +48,7 @@ def test_health_and_readiness_name_the_model(client, model_file) -> None:
     ready = client.get("/readyz")
     assert ready.status_code == 200 and ready.json()["ready"] is True
     assert ready.json()["model_id"] == hashlib.sha256(model_file.read_bytes()).hexdigest()[:16]
+    assert ready.json()["served"] == {"batches": 0, "requests": 0, "lesions": 0}  # the warm-up is nobody's request
 
 
 def test_predict_answers_as_the_model_does(client, lesions, model_file) -> None:

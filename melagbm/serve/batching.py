@@ -81,8 +81,12 @@ class MicroBatcher:
         self._thread.join()
 
     def stats(self) -> dict[str, int]:
-        """Batches run, requests and lesions answered since start."""
+        """Batches run, requests and lesions answered since start (or since :meth:`reset_stats`)."""
         return {"batches": self.batches, "requests": self.requests, "lesions": self.lesions}
+
+    def reset_stats(self) -> None:
+        """Count from zero again (after the warm-up, which is nobody's request)."""
+        self.batches = self.requests = self.lesions = 0
 
     def _next_batch(self) -> list[_Pending] | None:
         """The requests of the next turn, in arrival order (None: stop)."""

@@ -105,9 +105,19 @@ async function loadModel() {
   const answer = await fetch("/v1/model", { headers: authorization() });
   if (answer.status === 401) {
     $("token-box").hidden = false;
-    say("This service asks for an access token: enter the one your operator gave you.", !!state.token);
+    say(state.token ? "The service refused this access token: check it with your operator." :
+      "This service asks for an access token: enter the one your operator gave you.", !!state.token);
+    const waiting = "Shown once the access token is given: the service answers nothing, not even what " +
+      "model it runs, without one.";
+    $("intended-use").textContent = waiting;
+    $("facts").replaceChildren();
+    const item = document.createElement("li");
+    item.textContent = waiting;
+    $("limits").replaceChildren(item);
+    $("about-waiting").hidden = false;
     return;
   }
+  $("about-waiting").hidden = true;
   if (!answer.ok) {
     say(`The model's card could not be read (HTTP ${answer.status}).`, true);
     return;
