@@ -578,9 +578,45 @@ def main(argv: Sequence[str] | None = None) -> int:
     except USER_ERRORS as exc:
         if getattr(args, "debug", False):
             raise
-        message = " ".join(str(exc).split()) or type(exc).__name__
+        message = in_command_words(" ".join(str(exc).split()) or type(exc).__name__, args, exc)
         print(f"melagbm {args.command}: error: {message} (--debug shows the traceback)", file=sys.stderr)
         return 2
+
+
+def in_command_words(message: str, args: argparse.Namespace, error: BaseException) -> str:
+    """An error of the Python API said in the command's words: its parameters as this command's options
+    (``metadata_cols`` -> ``--metadata-cols``), ``X`` as the metadata CSV, the internal image column as the CSV's
+    (``--image-col``), and for an unreadable image the option that skips it.
+
+    Parameters
+    ----------
+    message : str
+        The error's message, on one line.
+    args : argparse.Namespace
+        The command's parsed options.
+    error : BaseException
+        The error itself.
+
+    Returns
+    -------
+    message : str
+    """
+    import re
+
+    for option in sorted(vars(args), key=len, reverse=True):
+        if "_" in option and option not in ("command", "run"):
+            message = re.sub(rf"(?<![\w-]){option}(?!\w)", "--" + option.replace("_", "-"), message)
+    metadata = getattr(args, "metadata", None)
+    if metadata is not None:
+        message = re.sub(r"(?<![\w-])X(?![\w-])", Path(metadata).name, message)
+    image_col = getattr(args, "image_col", None)
+    if image_col and image_col != "image":
+        message = message.replace("column 'image'", f"column {image_col!r} (--image-col)")
+    from .images.reading import ImageReadError
+
+    if isinstance(error, ImageReadError) and getattr(args, "on_bad_image", None) == "raise":
+        message += "; --on-bad-image skip leaves such rows out"
+    return message
 
 
 if __name__ == "__main__":

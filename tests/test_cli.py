@@ -220,6 +220,36 @@ def test_fit_counts_the_images_it_trained_on(tmp_path, isic_root, capsys) -> Non
     assert "fitted on 29 rows (1 unreadable skipped)" in out  # the classifier's own summary agrees
 
 
+def test_an_unreadable_image_stops_fit_naming_the_option_that_skips_it(tmp_path, isic_root, capsys) -> None:
+    meta = pd.read_csv(isic_root / "subset_metadata.csv")
+    rows = pd.concat([meta[meta.target == 1].head(4), meta[meta.target == 0].head(12)])
+    rows.to_csv(tmp_path / "train.csv", index=False)
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for name in rows.image_name:
+        shutil.copy(isic_root / "train" / f"{name}.jpg", folder)
+    (folder / f"{rows.image_name.iloc[-1]}.jpg").write_bytes(b"not a jpeg")
+    assert main(["fit", "--metadata", str(tmp_path / "train.csv"), "--images", str(folder), "--model",
+                 str(tmp_path / "m.melagbm"), "--backbone", "tf_efficientnet_lite0", "--no-lesion-features"]) == 2
+    error = capsys.readouterr().err
+    assert "--on-bad-image skip leaves such rows out" in error and "on_bad_image" not in error
+    assert rows.image_name.iloc[-1] in error
+
+
+def test_errors_of_the_python_api_are_said_in_the_commands_words() -> None:
+    import argparse
+
+    from melagbm.cli import in_command_words
+
+    args = argparse.Namespace(command="fit", metadata="lesions.csv", image_col="image_name", metadata_cols="age",
+                              group_col="patient_id", on_bad_image="raise")
+    said = in_command_words("metadata_cols ['agee'] are not columns of X; group_col or groups= names the patients; "
+                            "column 'image' holds paths", args, ValueError())
+    assert said == ("--metadata-cols ['agee'] are not columns of lesions.csv; --group-col or groups= names the "
+                    "patients; column 'image_name' (--image-col) holds paths")
+    assert in_command_words("y has 3 labels", args, ValueError()) == "y has 3 labels"
+
+
 def test_help_gives_every_option_a_text_and_its_default() -> None:
     from melagbm.cli import _parser
 

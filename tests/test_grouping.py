@@ -105,7 +105,9 @@ def test_long_steps_show_progress_by_default(ham_sample, isic_metadata, tmp_path
     X, y, groups = isic_metadata
     evaluate(FusionClassifier(image_col=None, random_state=0, verbose=0), X, y, groups, n_splits=2, n_bootstrap=0)
     err = capsys.readouterr().err
-    for bar in ("measuring lesions: 100%", "embedding (tf_efficientnet_lite0): 100%", "cross-validation folds: 100%"):
+    for bar in ("measuring lesions: 100% (12/12 images", "embedding (tf_efficientnet_lite0): 100% (3/3 batches",
+                "cross-validation folds: 100% (2/2 folds"):
         assert bar in err, err
+    assert "\r" not in err  # not a terminal: plain lines, no bar redraws filling a log
     LesionFeatures(cache=None, verbose=0).fit().transform(images[:3])
     assert capsys.readouterr().err == ""
