@@ -115,20 +115,33 @@ def load_ham10000(
     """
     root = Path(root)
     meta = pd.read_csv(_require(root / "HAM10000_metadata.csv", "HAM10000 metadata"))
-    images = _require(root / "images", "HAM10000 image folder")
+    return _by_lesion(meta, _require(root / "images", "HAM10000 image folder"), dataset="HAM10000",
+                      columns={"image": "image_id", "age": "age", "site": "localization", "diagnosis": "dx"},
+                      melanoma="mel", diagnosis=diagnosis, n_samples=n_samples, random_state=random_state)
+
+
+def _by_lesion(
+    meta: pd.DataFrame, images: Path, *, dataset: str, columns: dict[str, str], melanoma: str, diagnosis: bool,
+    n_samples: int | None, random_state: int,
+) -> tuple[pd.DataFrame, pd.Series, pd.Series]:
+    """``X, y, groups`` of a dataset grouped by ``lesion_id``, from its metadata (``columns``: the metadata's names
+    for image, age, site and diagnosis; ``sex`` and ``lesion_id`` as they are) and its image folder."""
+    missing = [name for name in (*columns.values(), "sex", "lesion_id") if name not in meta.columns]
+    if missing:
+        raise ValueError(f"the {dataset} metadata lacks the columns {missing}")
     X = pd.DataFrame(
         {
-            "image": [str(images / f"{name}.jpg") for name in meta["image_id"]],
-            "age": pd.to_numeric(meta["age"], errors="coerce").to_numpy(dtype=float),
+            "image": [str(images / f"{name}.jpg") for name in meta[columns["image"]]],
+            "age": pd.to_numeric(meta[columns["age"]], errors="coerce").to_numpy(dtype=float),
             "sex": _sex(meta["sex"]).to_numpy(),
-            "site": _site(meta["localization"]).to_numpy(),
+            "site": _site(meta[columns["site"]]).to_numpy(),
             "lesion_id": meta["lesion_id"].to_numpy(),
-            **({"diagnosis": meta["dx"].to_numpy()} if diagnosis else {}),
+            **({"diagnosis": meta[columns["diagnosis"]].to_numpy()} if diagnosis else {}),
         },
-        index=pd.Index(meta["image_id"], name="image_id"),
+        index=pd.Index(meta[columns["image"]], name=columns["image"]),
     )
-    X.attrs["dataset"] = "HAM10000"  # named in the model card of a model fitted on it
-    y = pd.Series((meta["dx"] == "mel").astype(int).to_numpy(), index=X.index, name="melanoma")
+    X.attrs["dataset"] = dataset  # named in the model card of a model fitted on it
+    y = pd.Series((meta[columns["diagnosis"]] == melanoma).astype(int).to_numpy(), index=X.index, name="melanoma")
     groups = pd.Series(meta["lesion_id"].to_numpy(), index=X.index, name="lesion_id")
     if n_samples is not None:
         return sample_rows(X, y, groups, n_samples, random_state)
@@ -170,24 +183,10 @@ def load_bcn20000(
                if column not in meta.columns]
     if missing:
         raise ValueError(f"{root / 'bcn20000_metadata.csv'} lacks the columns {missing}")
-    images = _require(root / "images", "BCN20000 image folder")
-    X = pd.DataFrame(
-        {
-            "image": [str(images / f"{name}.jpg") for name in meta["image"]],
-            "age": pd.to_numeric(meta["age_approx"], errors="coerce").to_numpy(dtype=float),
-            "sex": _sex(meta["sex"]).to_numpy(),
-            "site": _site(meta["anatom_site_general"]).to_numpy(),
-            "lesion_id": meta["lesion_id"].to_numpy(),
-            **({"diagnosis": meta["diagnosis"].to_numpy()} if diagnosis else {}),
-        },
-        index=pd.Index(meta["image"], name="image"),
-    )
-    X.attrs["dataset"] = "BCN20000"
-    y = pd.Series((meta["diagnosis"] == "MEL").astype(int).to_numpy(), index=X.index, name="melanoma")
-    groups = pd.Series(meta["lesion_id"].to_numpy(), index=X.index, name="lesion_id")
-    if n_samples is not None:
-        return sample_rows(X, y, groups, n_samples, random_state)
-    return X, y, groups
+    return _by_lesion(meta, _require(root / "images", "BCN20000 image folder"), dataset="BCN20000",
+                      columns={"image": "image", "age": "age_approx", "site": "anatom_site_general",
+                               "diagnosis": "diagnosis"},
+                      melanoma="MEL", diagnosis=diagnosis, n_samples=n_samples, random_state=random_state)
 
 
 def load_isic2020(

@@ -49,6 +49,11 @@ def isic_root() -> Path:
 
 
 @pytest.fixture(scope="session")
+def bcn_root() -> Path:
+    return _dataset("bcn20000", "bcn20000_metadata.csv")
+
+
+@pytest.fixture(scope="session")
 def ham_sample(ham_root: Path):
     """About 300 HAM10000 images drawn as whole lesions (about 11 % melanoma)."""
     from melagbm.datasets import load_ham10000

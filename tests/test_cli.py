@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -203,15 +204,21 @@ def test_cli_leaves_label_columns_out_and_says_so(small_isic_model, capsys) -> N
     assert model.patient_col_ == "patient_id" and model.n_groups_ is not None  # grouped without --group-col
 
 
-def test_fit_counts_the_images_it_trained_on(tmp_path, isic_root, capsys) -> None:
+def _one_unreadable(tmp_path: Path, isic_root: Path, melanomas: int, others: int) -> tuple[pd.DataFrame, Path]:
+    """(rows of a train.csv written to tmp_path, the folder of their images), the last image not a JPEG."""
     meta = pd.read_csv(isic_root / "subset_metadata.csv")
-    rows = pd.concat([meta[meta.target == 1].head(6), meta[meta.target == 0].head(24)])
+    rows = pd.concat([meta[meta.target == 1].head(melanomas), meta[meta.target == 0].head(others)])
     rows.to_csv(tmp_path / "train.csv", index=False)
     folder = tmp_path / "images"
     folder.mkdir()
     for name in rows.image_name:
         shutil.copy(isic_root / "train" / f"{name}.jpg", folder)
     (folder / f"{rows.image_name.iloc[-1]}.jpg").write_bytes(b"not a jpeg")
+    return rows, folder
+
+
+def test_fit_counts_the_images_it_trained_on(tmp_path, isic_root, capsys) -> None:
+    rows, folder = _one_unreadable(tmp_path, isic_root, 6, 24)
     assert main(["fit", "--metadata", str(tmp_path / "train.csv"), "--images", str(folder), "--model",
                  str(tmp_path / "m.melagbm"), "--backbone", "tf_efficientnet_lite0", "--no-lesion-features",
                  "--on-bad-image", "skip"]) == 0
@@ -221,14 +228,7 @@ def test_fit_counts_the_images_it_trained_on(tmp_path, isic_root, capsys) -> Non
 
 
 def test_an_unreadable_image_stops_fit_naming_the_option_that_skips_it(tmp_path, isic_root, capsys) -> None:
-    meta = pd.read_csv(isic_root / "subset_metadata.csv")
-    rows = pd.concat([meta[meta.target == 1].head(4), meta[meta.target == 0].head(12)])
-    rows.to_csv(tmp_path / "train.csv", index=False)
-    folder = tmp_path / "images"
-    folder.mkdir()
-    for name in rows.image_name:
-        shutil.copy(isic_root / "train" / f"{name}.jpg", folder)
-    (folder / f"{rows.image_name.iloc[-1]}.jpg").write_bytes(b"not a jpeg")
+    rows, folder = _one_unreadable(tmp_path, isic_root, 4, 12)
     assert main(["fit", "--metadata", str(tmp_path / "train.csv"), "--images", str(folder), "--model",
                  str(tmp_path / "m.melagbm"), "--backbone", "tf_efficientnet_lite0", "--no-lesion-features"]) == 2
     error = capsys.readouterr().err

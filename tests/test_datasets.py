@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -68,3 +70,20 @@ def test_frame_from_csv_resolves_ids_and_names_missing_rows(tmp_path, isic_root)
     meta.to_csv(tmp_path / "bad.csv", index=False)
     with pytest.raises(FileNotFoundError, match="row 1: 'ISIC_0000000'"):
         frame_from_csv(tmp_path / "bad.csv", isic_root / "train", image_col="image_name")
+
+
+def test_bcn20000_loads_every_image_grouped_by_lesion_with_isic_sites(bcn_root) -> None:
+    from melagbm.datasets import load_bcn20000
+
+    X, y, groups = load_bcn20000(bcn_root, diagnosis=True)
+    assert len(X) == 12381 and int(y.sum()) == 2857 and groups.nunique() == 3574
+    assert X.attrs["dataset"] == "BCN20000" and (X["lesion_id"] == groups).all()
+    assert ((X["diagnosis"] == "MEL") == (y == 1)).all()
+    assert set(X["site"].dropna()) <= {"torso", "head/neck", "lower extremity", "upper extremity", "palms/soles",
+                                       "oral/genital"}
+    assert int(X["site"].isna().sum()) == 173 and int(X["age"].isna().sum()) == 74
+    assert Path(X["image"].iloc[0]).is_file()
+    sample, _, sample_groups = load_bcn20000(bcn_root, n_samples=200, random_state=0)
+    assert len(sample) == 200 and "diagnosis" not in sample.columns
+    with pytest.raises(FileNotFoundError, match="BCN20000 metadata not found"):
+        load_bcn20000(bcn_root / "nowhere")
