@@ -55,10 +55,13 @@ class LesionResult(BaseModel):
 
     probability: float = Field(description="calibrated melanoma probability")
     refer: bool = Field(description="the probability reaches the model's operating threshold")
-    threshold: float = Field(description="the operating threshold, chosen out of fold for the card's sensitivity")
+    threshold: float = Field(description="the operating threshold, chosen to keep the card's sensitivity for new "
+                                         "patients")
     contributions: dict[str, float] = Field(description="SHAP contribution of each feature family (log-odds)")
     base_value: float = Field(description="the log-odds the contributions add to")
     outline: Outline
+    read_as: dict[str, str] = Field(description="how the model read each categorical field sent: the value it used "
+                                                "(with what was sent where that differs), or why it is unknown")
     model_id: str
     fitted: str | None
     melagbm: str | None

@@ -141,6 +141,37 @@ class Screening:
                 rows.append(row)
         return pd.DataFrame(rows, index=pd.RangeIndex(len(rows), name="lesion"))
 
+    def read_as(self, lesion: dict[str, Any]) -> dict[str, str]:
+        """How the model read each categorical field sent for ``lesion``: the value it used, with what was sent where
+        that differs ("torso (sent 'back')"), or why it is unknown ("unknown (not sent)", "unknown (sent 'x': not
+        a value this model knows)").
+
+        Parameters
+        ----------
+        lesion : dict
+            One lesion of a request.
+
+        Returns
+        -------
+        read : dict
+            Field -> how it was read (``sex`` and ``site``, where the model uses them).
+        """
+        from ..features.metadata import UNKNOWN, normalise_sex, normalise_site
+
+        known = self.field_values()
+        normalise = {"sex": normalise_sex, "site": normalise_site}
+        read = {}
+        for field in known:
+            sent = lesion.get(field)
+            value = str(normalise[field](pd.Series([sent], dtype=object)).iloc[0]) if sent is not None else UNKNOWN
+            if sent is None:
+                read[field] = "unknown (not sent)"
+            elif value not in known[field]:
+                read[field] = f"unknown (sent {sent!r}: not a value this model knows)"
+            else:
+                read[field] = value if str(sent) == value else f"{value} (sent {sent!r})"
+        return read
+
     def predict(self, requests: list[list[dict[str, Any]]]) -> list[list[dict[str, Any]]]:
         """For each lesion of each request (as :meth:`decode` gave it): probability, referral decision, SHAP
         contribution by family, outline and model id. All lesions go through the model as one batch."""
@@ -160,6 +191,7 @@ class Screening:
                     "contributions": {family: float(value) for family, value in zip(families, explanation.values[row])},
                     "base_value": float(base_values[row]),
                     "outline": lesion["outline"],
+                    "read_as": self.read_as(lesion),
                     **self.version,
                 })
                 row += 1
