@@ -87,8 +87,8 @@ def main() -> None:
         if name != names[0]:
             row = compare_scores(y_all, reference, score, groups=groups_all, n_bootstrap=500).loc["roc_auc"]
             paired = f"{row['difference']:+.4f} [{row['ci_low']:+.3f}, {row['ci_high']:+.3f}] p {row['p_value']:.2f}"
-        spread = np.percentile(rounds[name], [0, 50, 100]).astype(int)
-        print(f"{name:<10} {RULES[name][0]:<70} {mean_auc:8.4f}  {paired:<32} {tuple(spread)}")
+        low, middle, high = (int(value) for value in np.percentile(rounds[name], [0, 50, 100]))
+        print(f"{name:<10} {RULES[name][0]:<70} {mean_auc:8.4f}  {paired:<32} ({low}, {middle}, {high})")
 
 
 if __name__ == "__main__":
