@@ -179,6 +179,9 @@ def test_calibration_plot_shows_each_bins_count(isic_root) -> None:
     assert len(counts) >= 5 and all(len(c) == 2 for c in counts)
     assert sum(int(lesions) for _, lesions in counts) == len(oof)  # every lesion in one bin
     assert sum(int(melanomas) for melanomas, _ in counts) == int(oof["y"].sum())
+    renderer = ax.figure.canvas.get_renderer()
+    boxes = [text.get_window_extent(renderer) for text in ax.texts]
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])  # every label legible
     plt.close("all")
 
 
@@ -187,3 +190,27 @@ def test_one_class_labels_are_named_as_such() -> None:
 
     with pytest.raises(ValueError, match="y holds one class only: every row is 0 \\(non-melanomas\\)"):
         cross_validate(None, np.zeros((10, 2)), np.zeros(10, dtype=int))
+
+
+def test_the_roc_curve_has_a_band_from_resamples_of_whole_groups() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from sklearn.metrics import roc_curve
+
+    from melagbm.evaluation.plots import plot_roc, roc_band
+
+    rng = np.random.default_rng(0)
+    y = np.repeat((rng.random(300) < 0.2).astype(int), 3)  # each lesion imaged three times
+    score = np.repeat(rng.normal(size=300), 3) + 1.2 * y
+    groups = np.repeat(np.arange(300), 3)
+    grid = np.linspace(0, 1, 101)
+    fpr, tpr, _ = roc_curve(y, score)
+    curve = tpr[np.searchsorted(fpr, grid, side="right") - 1]
+    low, high = roc_band(y, score, groups, grid, 200)
+    assert np.mean((low <= curve + 1e-12) & (curve <= high + 1e-12)) > 0.95 and np.all(low <= high)
+    rows_low, rows_high = roc_band(y, score, None, grid, 200)
+    assert np.mean(high - low) > 1.3 * np.mean(rows_high - rows_low)  # a third of the independent units
+    ax = plot_roc(y, score, groups=groups, show=False)
+    assert any("95 % band (200 resamples of groups)" in text.get_text() for text in ax.get_legend().get_texts())
+    assert plot_roc(y, score, n_bootstrap=0, show=False).get_legend().get_texts()[-1].get_text().startswith("partial")

@@ -58,7 +58,9 @@ def write_report(
     directory.mkdir(parents=True, exist_ok=True)
     oof, metrics = result.oof, result.metrics
     thresholds = oof["threshold"].dropna().unique()
-    _save_png(lambda ax: plot_roc(oof["y"], oof["proba"], predicted=oof["predicted"], ax=ax, show=False),
+    _save_png(lambda ax: plot_roc(oof["y"], oof["proba"], predicted=oof["predicted"],
+                                   groups=oof["group"] if oof.get("group") is not None and oof["group"].notna().all()
+                                   else None, ax=ax, show=False),
               directory / "roc.png")
     _save_png(lambda ax: plot_calibration(oof["y"], oof["proba"], ax=ax, show=False), directory / "calibration.png")
     _write_text(directory / "metrics.csv", metrics.to_csv())
