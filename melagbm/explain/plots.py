@@ -9,6 +9,8 @@ technical name (SHAP value, log-odds) in its caption.
 
 from __future__ import annotations
 
+import warnings
+
 from typing import Any
 
 import numpy as np
@@ -164,8 +166,10 @@ def plot_beeswarm(
 
     explanation = _explained_rows(explanation)
     ax = axes(ax, (8.0, 0.4 * min(max_display, explanation.shape[1]) + 1.5))
-    shap.plots.beeswarm(explanation, max_display=max_display, ax=ax, show=False, plot_size=None,
-                        color_bar_label="value (red high, blue low)")
+    with warnings.catch_warnings():  # a grey row's values are NaN by design (the caption says why)
+        warnings.filterwarnings("ignore", "All-NaN slice encountered", RuntimeWarning)
+        shap.plots.beeswarm(explanation, max_display=max_display, ax=ax, show=False, plot_size=None,
+                            color_bar_label="value (red high, blue low)")
     ax.set_xlabel("push on the melanoma odds (right: towards melanoma)")
     ax.set_title(title or "How each family pushes each lesion's melanoma score")
     _caption(ax, "One dot per lesion; x: its SHAP value (log-odds of the booster's margin). Grey dots: a family "
