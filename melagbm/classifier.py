@@ -13,6 +13,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from ._device import resolve_device
+from ._progress import progress
 from ._splits import SEED_MAX
 from ._warnings import warn
 from .backbones.registry import DEFAULT_BACKBONES, restricts_commercial_use
@@ -454,8 +455,10 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         if len(self.classes_) == 2:
             splits = self.operating_point_.splits(y_codes, group_ids, seed)
             if splits is not None:
+                members = progress(list(zip(boosting.fixed_rounds(), tables)), unit="booster", verbose=self.verbose,
+                                   desc="out-of-fold boosters (calibration, threshold)")
                 margin = np.mean([out_of_fold_margins(fixed, member_table, y_codes, weights, splits)
-                                  for fixed, member_table in zip(boosting.fixed_rounds(), tables)], axis=0)
+                                  for fixed, member_table in members], axis=0)
                 if self.lesion_pooling_ is not None:  # calibrated and thresholded as predict reads lesions
                     margin = self.lesion_pooling_.pool(margin, gate.lesions(frame))
                 self.operating_point_.fit(margin, y_codes, group_ids, fold_of_rows(splits, len(y_codes)), seed=seed)
@@ -985,7 +988,7 @@ def _image_step(model: FusionClassifier) -> ImageFeatures:
             on_bad_image=model.on_bad_image, verbose=model.verbose,
         ),
         scorer=ImageSignal(mode=model.image_features, n_components=model.n_components, probe_C=model.probe_C,
-                           n_repeats="auto" if model.n_seeds != 1 else 1),
+                           n_repeats="auto" if model.n_seeds != 1 else 1, verbose=model.verbose),
         signal=model.image_signal,
     )
 
@@ -1005,7 +1008,7 @@ def _boosting_step(model: FusionClassifier) -> BoostingStep:
     return BoostingStep(
         booster=model.booster, params=model.booster_params, class_weight=model.class_weight,
         early_stopping=model.early_stopping, validation_fraction=model.validation_fraction,
-        n_iter_no_change=model.n_iter_no_change, n_jobs=model.n_jobs, n_members=model.n_seeds,
+        n_iter_no_change=model.n_iter_no_change, n_jobs=model.n_jobs, n_members=model.n_seeds, verbose=model.verbose,
     )
 
 

@@ -16,6 +16,7 @@ from melagbm import FusionClassifier, ImageEmbedder
 from melagbm.classifier import UngroupedFitWarning
 from melagbm.datasets import load_ham10000, load_isic2020
 from melagbm.evaluation import cross_validate as evaluate
+from melagbm.features.image_score import ImageSignal
 from melagbm.features.lesion import LesionFeatures
 
 
@@ -109,5 +110,12 @@ def test_long_steps_show_progress_by_default(ham_sample, isic_metadata, tmp_path
                 "cross-validation folds: 100% (2/2 folds"):
         assert bar in err, err
     assert "\r" not in err  # not a terminal: plain lines, no bar redraws filling a log
+    FusionClassifier(image_col=None, random_state=0).fit(X, y, groups=groups)  # the steps that ran silent
+    err = capsys.readouterr().err
+    assert "boosting (early stopping, refit): 100% (5/5 boosters" in err, err
+    assert "out-of-fold boosters (calibration, threshold): 100% (5/5 boosters" in err, err
+    embeddings = np.random.default_rng(0).normal(size=(len(y), 8))
+    ImageSignal(n_repeats=2, verbose=1).fit_transform_tables(embeddings, y.to_numpy(), groups.to_numpy(), n_tables=2)
+    assert "image probe (out of fold): 100% (4/4 partitions" in capsys.readouterr().err
     LesionFeatures(cache=None, verbose=0).fit().transform(images[:3])
     assert capsys.readouterr().err == ""

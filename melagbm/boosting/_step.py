@@ -10,6 +10,7 @@ import pandas as pd
 from sklearn.base import clone
 from sklearn.utils.class_weight import compute_sample_weight
 
+from .._progress import progress
 from .._splits import stratified_group_splits
 from ._average import BoosterAverage, averaged
 from ._registry import adapter_for
@@ -46,12 +47,14 @@ class BoostingStep:
         Boosters averaged (:class:`BoosterAverage` for more than one): :meth:`fit` takes one table per
         member, and each member stops on its own validation split (the folds of grouped k-fold
         partitions, k = 1 / ``validation_fraction``: disjoint within a partition).
+    verbose : int, default=0
+        1: a progress line for the boosters once they last a few seconds.
     """
 
     def __init__(
         self, *, booster: Any, params: dict[str, Any] | None, class_weight: str | dict | None,
         early_stopping: bool | str, validation_fraction: float, n_iter_no_change: int, n_jobs: int | None,
-        n_members: int = 1,
+        n_members: int = 1, verbose: int = 0,
     ) -> None:
         self.booster = booster
         self.params = params
@@ -61,6 +64,7 @@ class BoostingStep:
         self.n_iter_no_change = n_iter_no_change
         self.n_jobs = n_jobs
         self.n_members = n_members
+        self.verbose = verbose
 
     def check_params(self) -> BoostingStep:
         """Raise (naming the parameter) for the first invalid one; return self."""
@@ -211,11 +215,13 @@ class BoostingStep:
                             for index, table in enumerate(tables)]
         self.estimator_ = self.estimators_[0]
         splits = self.validation_splits(y, groups, seed)
+        members = progress(list(enumerate(zip(self.estimators_, tables))), desc="boosting (early stopping, refit)",
+                           unit="booster", verbose=self.verbose)
         self.members_ = [
             fit_booster(estimator, table, y, sample_weight=sample_weight,
                         validation=None if splits is None else splits[index],
                         n_iter_no_change=int(self.n_iter_no_change))[0]
-            for index, (estimator, table) in enumerate(zip(self.estimators_, tables))
+            for index, (estimator, table) in members
         ]
         self.booster_ = averaged(self.members_)
         return self

@@ -12,6 +12,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from .._progress import progress
 from .._splits import stratified_group_splits
 from ..embedding.embedder import embedding_feature_names
 
@@ -61,6 +62,8 @@ class ImageSignal(BaseEstimator):
     random_state : int, default=0
     prefix : str, default="image"
         Start of the output column names (``<prefix>__score``, ``<prefix>__pc00``, ...).
+    verbose : int, default=0
+        1: a progress line for the out-of-fold probe fits once they last a few seconds.
     """
 
     def __init__(
@@ -73,6 +76,7 @@ class ImageSignal(BaseEstimator):
         n_repeats: int | str = 1,
         random_state: int = 0,
         prefix: str = "image",
+        verbose: int = 0,
     ) -> None:
         self.mode = mode
         self.n_components = n_components
@@ -81,6 +85,7 @@ class ImageSignal(BaseEstimator):
         self.n_repeats = n_repeats
         self.random_state = random_state
         self.prefix = prefix
+        self.verbose = verbose
 
     @staticmethod
     def _logistic(C: float) -> LogisticRegression:
@@ -207,15 +212,15 @@ class ImageSignal(BaseEstimator):
             basis = fold_basis(embeddings)
             if self.probe_C == "cv" and len(np.unique(y)) == 2:
                 self.C_, first = self._chosen_C(basis, probe_y, y, groups, rule)
-            scores = []
-            for table in range(n_tables):
-                oof = np.zeros((len(y), len(self._score_names())))
-                for repeat in range(repeats):
-                    seed = self.random_state + table * repeats + repeat
-                    part = first if seed == self.random_state and first is not None else self._out_of_fold(
-                        self.C_, basis, probe_y, y, groups, seed)
-                    oof += part / repeats
-                scores.append(pd.DataFrame(oof, columns=self._score_names()))
+            oofs = [np.zeros((len(y), len(self._score_names()))) for _ in range(n_tables)]
+            partitions = [(table, repeat) for table in range(n_tables) for repeat in range(repeats)]
+            for table, repeat in progress(partitions, desc="image probe (out of fold)", unit="partition",
+                                          verbose=self.verbose):
+                seed = self.random_state + table * repeats + repeat
+                part = first if seed == self.random_state and first is not None else self._out_of_fold(
+                    self.C_, basis, probe_y, y, groups, seed)
+                oofs[table] += part / repeats
+            scores = [pd.DataFrame(oof, columns=self._score_names()) for oof in oofs]
             self.probe_ = self._probe(self.C_).fit(embeddings, probe_y)
         fixed = []
         if "pca" in self.mode:
