@@ -205,7 +205,8 @@ def main() -> None:
             with path.open("a") as out:  # one line per finished fit: an interrupted run resumes after it
                 out.write(json.dumps(result) + "\n")
             said, seen = result["stated"], result["held_out"]
-            print(f"{name} split {seed}: {result['train_melanomas']} training melanomas, fit {result['fit_seconds']} s; "
+            print(f"{name} split {seed}: {result['train_melanomas']} training melanomas, "
+                  f"fit {result['fit_seconds']} s; "
                   + "; ".join(f"{figure} stated {said[figure]['value']:.3f} [{said[figure]['ci_low']:.3f}, "
                               f"{said[figure]['ci_high']:.3f}] held-out {seen[figure]['value']:.3f}"
                               if said[figure] else f"{figure} held-out {seen[figure]['value']:.3f}"

@@ -136,7 +136,8 @@ def test_behind_a_token_the_page_says_why_the_card_waits_then_shows_it(browser, 
     token.write_text("a-long-enough-secret-token-for-the-test\n")
     wait = WebDriverWait(browser, 90)
     with serving(isic_model_file, "--token-file", str(token)) as (url, _):
-        request = urllib.request.Request(f"{url}/v1/model", headers={"Authorization": f"Bearer {token.read_text().strip()}"})
+        bearer = {"Authorization": f"Bearer {token.read_text().strip()}"}
+        request = urllib.request.Request(f"{url}/v1/model", headers=bearer)
         body = json.loads(urllib.request.urlopen(request).read())
         card = body["card"]
         browser.set_window_size(412, 2300)

@@ -284,13 +284,23 @@ def test_plots_say_what_they_show(fused_models, ham_sample) -> None:
     ax = plot_importance(importance, show=False)
     assert ax.get_xlabel().startswith(PUSH_LABEL) and any("mean |SHAP value|" in t.get_text() for t in ax.figure.texts)
     sites = rows["site"].fillna("unknown")
-    ax = plot_site_cohorts(grouped, rows["site"], min_rows=15, show=False)
+    counts = sites.value_counts().sort_values()
+    min_rows = int(counts.iloc[1]) + 1  # the two smallest sites pooled: together at least min_rows
+    ax = plot_site_cohorts(grouped, rows["site"], groups=groups.iloc[:200], min_rows=min_rows, show=False)
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
-    pooled = sorted(sites.value_counts()[lambda n: n < 15].index)
-    assert pooled and f"other: {', '.join(pooled)} (n={int(sites.isin(pooled).sum())})" in legend
+    pooled = sorted(counts[counts < min_rows].index)
+    assert len(pooled) >= 2 and f"other: {', '.join(pooled)} (n={int(sites.isin(pooled).sum())})" in legend
     values = [t.get_text() for t in ax.texts]
     assert values and not any(v.startswith("+") for v in values)  # a mean magnitude has no sign
     assert ax.get_title() and ax.get_xlabel().startswith(PUSH_LABEL)
+    bars = [container for container in ax.containers if hasattr(container, "errorbar")]
+    assert bars and all(container.errorbar is not None for container in bars)  # every cohort's 95 % intervals
+    assert any("95 % intervals from 200 resamples of patients or lesions" in t.get_text() for t in ax.figure.texts)
+    smallest = int(counts.iloc[0])  # alone, the smallest site is too few even pooled: left out, and said
+    ax = plot_site_cohorts(grouped, rows["site"], min_rows=smallest + 1, show=False)
+    alone = sorted(counts[counts <= smallest].index)
+    assert not any(t.get_text().startswith("other") for t in ax.get_legend().get_texts())
+    assert any(f"Not shown: {', '.join(alone)} ({smallest} lesions" in t.get_text() for t in ax.figure.texts)
     plt.close("all")
 
 

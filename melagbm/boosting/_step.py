@@ -215,8 +215,8 @@ class BoostingStep:
                             for index, table in enumerate(tables)]
         self.estimator_ = self.estimators_[0]
         splits = self.validation_splits(y, groups, seed)
-        members = progress(list(enumerate(zip(self.estimators_, tables))), desc="boosting (early stopping, refit)",
-                           unit="booster", verbose=self.verbose)
+        members = progress(list(enumerate(zip(self.estimators_, tables))), unit="booster", verbose=self.verbose,
+                           desc="boosting (early stopping, refit)")
         self.members_ = [
             fit_booster(estimator, table, y, sample_weight=sample_weight,
                         validation=None if splits is None else splits[index],

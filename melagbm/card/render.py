@@ -135,23 +135,26 @@ def operating_point_lines(point: dict[str, Any], performance: dict[str, Any] | N
     confidence = point.get("sensitivity_confidence")
     if estimate is None:
         old = ((performance or {}).get("metrics") or {}).get("sensitivity")
+        chosen = f"{threshold}: the threshold chosen out of fold for {100 * target:.0f} % sensitivity"
         if old is None or "estimate" in point:
-            return [f"{threshold}: the threshold chosen out of fold for {100 * target:.0f} % sensitivity; what it does on "
-                    "new patients was not estimated (too few melanomas for folds)."]
-        return [f"{threshold}: the threshold chosen out of fold for {100 * target:.0f} % sensitivity. Its figures were read "
-                f"off the predictions that chose it (it caught {100 * old['value']:.0f} % of the training melanomas there) "
-                "and are optimistic for new patients: refit with this melagbm for an estimate that holds."]
-    rule = (f"chosen on out-of-fold predictions to keep {100 * target:.0f} % sensitivity for new patients with "
+            return [f"{chosen}; what it does on new patients was not estimated (too few melanomas for folds)."]
+        return [f"{chosen}. Its figures were read off the predictions that chose it (it caught "
+                f"{100 * old['value']:.0f} % of the training melanomas there) and are optimistic for new patients: "
+                "refit with this melagbm for an estimate that holds."]
+    target_words = f"{100 * target:.0f} % sensitivity"
+    rule = (f"chosen on out-of-fold predictions to keep {target_words} for new patients with "
             f"{100 * confidence:.0f} % confidence" if confidence is not None
-            else f"the highest out-of-fold threshold that reached {100 * target:.0f} % sensitivity (no confidence margin)")
+            else f"the highest out-of-fold threshold that reached {target_words} (no confidence margin)")
     lines = [f"{threshold}: the threshold {rule}.", "",
              f"On patients that did not choose it ({estimate['method']}): melanomas referred "
-             f"{figure_words(estimate['sensitivity'])}; other lesions not referred {figure_words(estimate['specificity'])}; "
-             f"all lesions referred {figure_words(estimate['referral_rate'])}."]
+             f"{figure_words(estimate['sensitivity'])}; other lesions not referred "
+             f"{figure_words(estimate['specificity'])}; all lesions referred "
+             f"{figure_words(estimate['referral_rate'])}."]
     if confidence is not None:
-        lines += ["", f"What the confidence costs: the plain rule (the highest threshold that reached {100 * target:.0f} % "
-                      f"on the training predictions) would clear {figure_words(estimate['plain_specificity'])} of other "
-                      "lesions, and keep its target for new patients about half the time."]
+        lines += ["", f"What the confidence costs: the plain rule (the highest threshold that reached "
+                      f"{100 * target:.0f} % on the training predictions) would clear "
+                      f"{figure_words(estimate['plain_specificity'])} of other lesions, and keep its target for new "
+                      "patients about half the time."]
     return lines + [""]
 
 

@@ -243,13 +243,15 @@ def plot_dependence(
 
 
 def plot_site_cohorts(
-    explanation: Any, sites: Any, *, max_display: int = 10, min_rows: int = 10, title: str | None = None,
-    ax: Any = None, show: bool = True,
+    explanation: Any, sites: Any, *, groups: Any = None, max_display: int = 10, min_rows: int = 10,
+    n_bootstrap: int = 200, title: str | None = None, ax: Any = None, show: bool = True,
 ) -> Any:
-    """Mean |SHAP| per feature (or family) within each anatomical-site cohort, side by side.
+    """Mean |SHAP| per feature (or family) within each anatomical-site cohort, side by side, with 95 % intervals.
 
     ``sites`` gives each row's site; sites with fewer than ``min_rows`` rows are pooled
-    as "other" (their means would be noise), and the legend names the sites pooled.
+    as "other" (their means would be noise), and the legend names the sites pooled; when even the pooled
+    sites hold fewer than ``min_rows`` rows, they are left out and the caption says so. Each bar's interval
+    comes from ``n_bootstrap`` resamples of the cohort's patients or lesions (``groups``; rows without them).
 
     Parameters
     ----------
@@ -258,10 +260,14 @@ def plot_site_cohorts(
         Rows with NaN values (unreadable images) are left out.
     sites : array-like of shape (n,)
         Anatomical site of each row; missing sites count as "unknown".
+    groups : array-like of shape (n,), default=None
+        Patient (or lesion) ids: the intervals' resamples draw them whole.
     max_display : int, default=10
         Most features (or families) shown: those of largest mean |SHAP| over all rows.
     min_rows : int, default=10
         Sites with fewer rows explained than this are pooled as "other".
+    n_bootstrap : int, default=200
+        Resamples behind each bar's 95 % interval; 0 draws none.
     title : str, default=None
         Title of the plot; None: "What drives the melanoma score, by anatomical site".
     ax : matplotlib Axes, default=None
@@ -279,14 +285,29 @@ def plot_site_cohorts(
         raise ValueError(f"sites has {len(labels)} entries but the explanation has {len(explanation.values)} rows")
     keep = ~np.isnan(np.asarray(explanation.values, dtype=float)).reshape(len(labels), -1).any(axis=1)
     explained, labels = _explained_rows(explanation), labels[keep].reset_index(drop=True)
+    ids = (np.arange(len(labels)) if groups is None else np.asarray(groups, dtype=object))[keep]
     counts = labels.value_counts()
     small = sorted(counts.index[counts < min_rows])
-    cohorts = [site for site in counts.index if site not in small] + (["other"] if small else [])
+    pooled_rows = int(counts[small].sum()) if small else 0
+    left_out = small if 0 < pooled_rows < min_rows else []
+    cohorts = [site for site in counts.index if site not in small] + (["other"] if small and not left_out else [])
     labels = labels.where(~labels.isin(small), "other")
     magnitude = pd.DataFrame(np.abs(np.asarray(explained.values, dtype=float)), columns=list(explained.feature_names))
     order = magnitude.mean().sort_values(ascending=False).index[:max_display]
     means = magnitude[order].groupby(labels.to_numpy()).mean().reindex(cohorts)
     n_rows = labels.value_counts()
+    rng = np.random.default_rng(0)
+    errors = {}
+    for cohort in cohorts if n_bootstrap else []:
+        inside = (labels == cohort).to_numpy()
+        values, codes = magnitude[order].to_numpy()[inside], pd.factorize(ids[inside])[0]
+        draws = []
+        for _ in range(n_bootstrap):
+            weight = np.bincount(rng.integers(0, codes.max() + 1, codes.max() + 1), minlength=codes.max() + 1)[codes]
+            draws.append(weight @ values / max(weight.sum(), 1))
+        low, high = np.quantile(np.asarray(draws), [0.025, 0.975], axis=0)
+        mean = means.loc[cohort].to_numpy()
+        errors[cohort] = np.vstack([np.maximum(mean - low, 0.0), np.maximum(high - mean, 0.0)])
 
     ax = axes(ax, (7.5, 0.35 * len(order) * max(1, len(cohorts)) ** 0.6 + 1.8))
     height = 0.8 / len(cohorts)
@@ -295,6 +316,7 @@ def plot_site_cohorts(
         offsets = np.arange(len(order)) + (position - (len(cohorts) - 1) / 2) * height
         name = f"other: {', '.join(small)}" if cohort == "other" else cohort
         bars = ax.barh(offsets, means.loc[cohort].to_numpy(), height=height * 0.95, color=colours[position],
+                       xerr=errors.get(cohort), error_kw={"lw": 0.8, "capsize": 1.5, "ecolor": "#333333"},
                        label=f"{name} (n={n_rows[cohort]:,})")
         ax.bar_label(bars, fmt="%.2f", fontsize=6.5, padding=2)
     ax.set_yticks(np.arange(len(order)), list(order))
@@ -303,6 +325,10 @@ def plot_site_cohorts(
     ax.set_title(title or "What drives the melanoma score, by anatomical site")
     ax.legend(fontsize=7, loc="lower right", title="site (lesions)", title_fontsize=7)
     ax.spines[["top", "right"]].set_visible(False)
+    note = (f" Not shown: {', '.join(left_out)} ({pooled_rows} lesions together, too few even pooled)."
+            if left_out else "")
+    interval = (f" Lines: 95 % intervals from {n_bootstrap} resamples of "
+                f"{'patients or lesions' if groups is not None else 'lesions'}." if n_bootstrap else "")
     _caption(ax, f"Bar length: {_SHAP_CAPTION} among the lesions of one site. Sites with fewer than {min_rows} "
-                 "lesions are pooled as 'other'.")
+                 f"lesions are pooled as 'other'.{interval}{note}")
     return _laid_out(ax, show)

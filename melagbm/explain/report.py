@@ -136,7 +136,8 @@ def write_explanation_report(
     if "site" in families:
         sites = grouped.display_data[:, families.index("site")]
         figures.append(("families by anatomical site", _save(
-            lambda ax: plot_site_cohorts(grouped, sites, ax=ax, show=False), directory / "site_cohorts.png",
+            lambda ax: plot_site_cohorts(grouped, sites, groups=groups, ax=ax, show=False),
+            directory / "site_cohorts.png",
             (8.0, min(18.0, 1.5 + 0.17 * len(families) * len(set(map(str, sites))))),
         )))
 
