@@ -118,7 +118,12 @@ _LABEL_OFFSETS = [(dx, dy) for dy in (5, -11, 14, -20, 23, -29, 32, -38) for dx 
 def label_bins(ax: Any, x: np.ndarray, y: np.ndarray, labels: list[str]) -> None:
     """Write each label beside its point, at the first offset where it overlaps no label already written."""
     ax.set(xlim=ax.get_xlim(), ylim=ax.get_ylim())  # fixed before measuring: labels must not move the axes
-    renderer = ax.figure.canvas.get_renderer()
+    canvas = ax.figure.canvas
+    if not hasattr(canvas, "get_renderer"):  # a bare Figure (reports draw without pyplot): measure with Agg
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        canvas = FigureCanvasAgg(ax.figure)
+    renderer = canvas.get_renderer()
     placed: list[Any] = []
     for x_value, y_value, label in zip(x, y, labels):
         for offset in _LABEL_OFFSETS:
