@@ -16,7 +16,11 @@ the target on the sample (no margin for the next patients).
 **The estimate.** :func:`cross_fitted_referral` chooses a threshold by the same rule on the other folds'
 out-of-fold scores for each fold, applies it to that fold's, and reports sensitivity, specificity and the share
 of lesions referred with bootstrap intervals over patients (lesions) in which the thresholds are chosen again:
-the threshold's own uncertainty is part of the interval.
+the threshold's own uncertainty is part of the interval. Each interval is the hull of that bootstrap's and the exact
+binomial interval over the patients (lesions), since resamples pile up at 0 or 1 where few melanomas are missed.
+With fewer than about 30 melanomas (patients), where the rule's threshold is the lowest melanoma score, the final
+threshold (chosen on every fold) sits lower than the folds' and the stated specificity is optimistic
+(``benchmarks/coverage.py`` on the ISIC subset); the weak-model warning says so first.
 """
 
 from __future__ import annotations
@@ -28,9 +32,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ._checks import check_scores
 from ._resampling import bootstrap_weights
 
-__all__ = ["ReferralEstimate", "confident_threshold", "cross_fitted_referral", "sensitivity_confidence"]
+__all__ = ["ReferralEstimate", "check_rule", "confident_threshold", "cross_fitted_referral", "sensitivity_confidence"]
 
 
 @lru_cache(maxsize=4096)
@@ -123,8 +128,6 @@ def confident_threshold(
     ValueError
         When the labels hold one class, ``sensitivity`` is not in (0, 1) or ``confidence`` not in (0, 1).
     """
-    from ._checks import check_scores
-
     y, score, _ = check_scores(y_true, score)
     y = (y == np.max(y)).astype(int)
     check_rule(sensitivity, confidence)
@@ -232,8 +235,6 @@ def cross_fitted_referral(
     -------
     ReferralEstimate
     """
-    from ._checks import check_scores
-
     y, score, _ = check_scores(y, score)
     y = (y == np.max(y)).astype(int)
     check_rule(sensitivity, confidence)
