@@ -12,7 +12,7 @@ import numpy as np
 
 from .._figures import axes, finish
 
-__all__ = ["plot_calibration", "plot_roc"]
+__all__ = ["plot_calibration", "plot_roc", "roc_band"]
 
 
 def plot_roc(
@@ -93,7 +93,28 @@ def roc_band(
     y_true: np.ndarray, score: np.ndarray, groups: Any, grid: np.ndarray, n_bootstrap: int, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
     """The 2.5 % and 97.5 % quantiles of the sensitivity at each false positive rate of ``grid`` over bootstrap
-    resamples of whole groups (rows without ``groups``)."""
+    resamples of whole groups (rows without ``groups``).
+
+    Parameters
+    ----------
+    y_true : ndarray of shape (n_samples,)
+        Labels, 1 = melanoma.
+    score : ndarray of shape (n_samples,)
+        Scores, higher = more suspicious.
+    groups : array-like of shape (n_samples,) or None
+        Patient (or lesion) ids, drawn whole; None draws rows.
+    grid : ndarray
+        False positive rates in [0, 1], increasing.
+    n_bootstrap : int
+        Resamples drawn (those without both classes are left out).
+    seed : int, default=0
+        Seed of the draws.
+
+    Returns
+    -------
+    low, high : ndarray
+        The band's lower and upper sensitivity at each rate of ``grid``.
+    """
     import pandas as pd
 
     from .._resampling import bootstrap_weights
@@ -115,7 +136,7 @@ def roc_band(
 _LABEL_OFFSETS = [(dx, dy) for dy in (5, -11, 14, -20, 23, -29, 32, -38) for dx in (3, -26)]
 
 
-def label_bins(ax: Any, x: np.ndarray, y: np.ndarray, labels: list[str]) -> None:
+def _label_bins(ax: Any, x: np.ndarray, y: np.ndarray, labels: list[str]) -> None:
     """Write each label beside its point, at the first offset where it overlaps no label already written."""
     ax.set(xlim=ax.get_xlim(), ylim=ax.get_ylim())  # fixed before measuring: labels must not move the axes
     canvas = ax.figure.canvas
@@ -178,6 +199,6 @@ def plot_calibration(
     ax.plot(proba, np.full(len(proba), -0.02 * top), "|", color="black", alpha=0.2, ms=6)
     ax.set(xlabel="predicted melanoma probability", ylabel="observed melanoma frequency",
            xlim=(-0.01 * top, top), ylim=(-0.04 * top, top), title="Calibration (out of fold)")
-    label_bins(ax, predicted, observed, [f"{int(positives)}/{n}" for n, positives in zip(counts[used], melanomas)])
+    _label_bins(ax, predicted, observed, [f"{int(positives)}/{n}" for n, positives in zip(counts[used], melanomas)])
     ax.legend(loc="upper left", fontsize=8)
     return finish(ax, show)
