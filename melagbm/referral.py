@@ -234,6 +234,8 @@ def cross_fitted_referral(
     Returns
     -------
     ReferralEstimate
+        The rule's cross-fitted sensitivity, specificity and share referred with 95 % intervals, and the plain
+        rule's specificity on the same folds.
     """
     y, score, _ = check_scores(y, score)
     y = (y == np.max(y)).astype(int)
