@@ -190,7 +190,7 @@ def test_user_mistakes_are_one_line_with_exit_status_2(small_isic_model, isic_ro
     _one_line_error(capsys, "y holds one class only: every row is 0 (non-melanomas)")
     assert main(["evaluate", "--metadata", str(small_isic_model[2] / "train.csv"), "--images", images,
                  "--out", str(tmp_path / "r"), "--target-sensitivity", "1.5", "--no-lesion-features"]) == 2
-    _one_line_error(capsys, "target_sensitivity must be in (0, 1)")
+    _one_line_error(capsys, "--target-sensitivity must be in (0, 1)")  # the option, in the command's words
     with pytest.raises(Exception, match="lacks column"):  # --debug: the traceback, for a bug report
         main(["predict", "--debug", "--metadata", str(tmp_path / "new.csv"), "--images", images,
               "--model", str(model), "--out", str(out)])

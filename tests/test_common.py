@@ -17,11 +17,8 @@ def _expected_failures(estimator) -> dict[str, str]:
             "tests/test_decision.py tests that correction"
         )
     }
-    if estimator.target_sensitivity is not None:
-        failures["check_classifiers_train"] = (
-            "by design predict refers at the operating threshold chosen for target_sensitivity, "
-            "not at argmax(predict_proba); the instance with target_sensitivity=None passes this check"
-        )
+    # predict refers at the operating threshold, not at argmax(predict_proba); on scikit-learn's training check the
+    # threshold that keeps 90 % sensitivity with 95 % confidence still reaches its accuracy, so it is not excused
     return failures
 
 
