@@ -93,8 +93,9 @@ def held_out(y: np.ndarray, refer: np.ndarray, groups: np.ndarray, seed: int) ->
 
     def figures(weight: np.ndarray) -> np.ndarray:
         positive, negative = weight * (y == 1), weight * (y == 0)
-        return np.array([np.sum(positive * refer) / np.sum(positive), 1 - np.sum(negative * refer) / np.sum(negative),
-                         np.sum(weight * refer) / np.sum(weight)])
+        with np.errstate(invalid="ignore", divide="ignore"):  # a test split without melanomas has no sensitivity
+            return np.array([np.sum(positive * refer) / np.sum(positive),
+                             1 - np.sum(negative * refer) / np.sum(negative), np.sum(weight * refer) / np.sum(weight)])
 
     point = figures(np.ones(len(y)))
     draws = []
@@ -103,7 +104,8 @@ def held_out(y: np.ndarray, refer: np.ndarray, groups: np.ndarray, seed: int) ->
         weight = np.bincount(rng.integers(0, n_groups, n_groups), minlength=n_groups)[codes].astype(float)
         if weight[y == 1].sum() and weight[y == 0].sum():
             draws.append(figures(weight))
-    low, high = np.quantile(np.asarray(draws), [0.025, 0.975], axis=0)
+    low, high = (np.quantile(np.asarray(draws), [0.025, 0.975], axis=0) if draws
+                 else (np.full(3, np.nan), np.full(3, np.nan)))
     return {name: {"value": float(point[i]), "ci_low": float(low[i]), "ci_high": float(high[i])}
             for i, name in enumerate(FIGURES)}
 

@@ -603,12 +603,14 @@ def in_command_words(message: str, args: argparse.Namespace, error: BaseExceptio
     """
     import re
 
+    outside = r"(?<![\w\-/\\.'\"\[:]){}(?![\w\-/\\.'\":\]])"  # a word of the text, not of a path or a quoted name
     for option in sorted(vars(args), key=len, reverse=True):
         if "_" in option and option not in ("command", "run"):
-            message = re.sub(rf"(?<![\w-]){option}(?!\w)", "--" + option.replace("_", "-"), message)
+            flag = "--" + option.replace("_", "-")
+            message = re.sub(outside.format(re.escape(option)), lambda _: flag, message)
     metadata = getattr(args, "metadata", None)
     if metadata is not None:
-        message = re.sub(r"(?<![\w-])X(?![\w-])", Path(metadata).name, message)
+        message = re.sub(outside.format("X"), lambda _: Path(metadata).name, message)
     image_col = getattr(args, "image_col", None)
     if image_col and image_col != "image":
         message = message.replace("column 'image'", f"column {image_col!r} (--image-col)")

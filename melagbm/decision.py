@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -11,7 +11,7 @@ from sklearn.base import BaseEstimator
 from ._checks import check_scores
 from ._splits import stratified_group_splits
 from ._warnings import warn
-from .referral import ReferralEstimate, check_rule, confident_threshold, cross_fitted_referral
+from .referral import ReferralEstimate, achieved_confidence, check_rule, confident_threshold, cross_fitted_referral
 
 __all__ = ["CALIBRATION_METHODS", "Calibration", "OperatingPoint", "class_weight_shift", "fit_calibration", "logit",
            "sigmoid", "threshold_for_sensitivity"]
@@ -337,8 +337,11 @@ class OperatingPoint(BaseEstimator):
             target, confidence = float(self.target_sensitivity), self.sensitivity_confidence
             self.chosen_threshold_ = confident_threshold(y, probability, target, confidence, groups=groups)
             if folds is not None:
-                self.estimate_ = cross_fitted_referral(y, probability, folds, sensitivity=target,
-                                                       confidence=confidence, groups=groups, random_state=seed)
+                estimate = cross_fitted_referral(y, probability, folds, sensitivity=target, confidence=confidence,
+                                                 groups=groups, random_state=seed)
+                achieved, units = achieved_confidence(y, probability, self.chosen_threshold_, target,
+                                                      groups=None if confidence is None else groups)
+                self.estimate_ = replace(estimate, achieved_confidence=achieved, melanoma_units=units)
         return self
 
     @property

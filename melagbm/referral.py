@@ -20,7 +20,8 @@ the threshold's own uncertainty is part of the interval. Each interval is the hu
 binomial interval over the patients (lesions), since resamples pile up at 0 or 1 where few melanomas are missed.
 With fewer than about 30 melanomas (patients), where the rule's threshold is the lowest melanoma score, the final
 threshold (chosen on every fold) sits lower than the folds' and the stated specificity is optimistic
-(``benchmarks/coverage.py`` on the ISIC subset); the weak-model warning says so first.
+(``benchmarks/coverage.py`` on the ISIC subset); the threshold then keeps the target with less than the confidence
+asked (``achieved_confidence``), and the weak-model warning says so first.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ import pandas as pd
 from ._checks import check_scores
 from ._resampling import bootstrap_weights
 
-__all__ = ["ReferralEstimate", "check_rule", "confident_threshold", "cross_fitted_referral", "sensitivity_confidence"]
+__all__ = ["ReferralEstimate", "achieved_confidence", "check_rule", "confident_threshold", "cross_fitted_referral",
+           "sensitivity_confidence"]
 
 
 @lru_cache(maxsize=4096)
@@ -73,6 +75,40 @@ def sensitivity_confidence(n: int, k: int, sensitivity: float) -> float:
     from scipy.stats import beta
 
     return float(beta.sf(sensitivity, k, n + 1 - k))
+
+
+def achieved_confidence(
+    y_true: Any, score: Any, threshold: float, sensitivity: float, groups: Any = None,
+) -> tuple[float, int]:
+    """(the confidence with which ``threshold`` keeps ``sensitivity`` for new melanomas, the melanomas it was judged
+    on): :func:`sensitivity_confidence` of the n melanomas (patients or lesions, each at its lowest score) and the k
+    of them at or above the threshold. Below the requested confidence when too few melanomas allow it.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        Labels, 1 = melanoma.
+    score : array-like of shape (n_samples,)
+        The scores the threshold was chosen on.
+    threshold : float
+        The threshold (refer where ``score >= threshold``).
+    sensitivity : float
+        The sensitivity to keep, in (0, 1).
+    groups : array-like of shape (n_samples,), default=None
+        Patient (or lesion) ids: each one's melanomas count once.
+
+    Returns
+    -------
+    confidence : float
+        In [0, 1].
+    n : int
+        Melanomas (patients or lesions) counted.
+    """
+    y, score, _ = check_scores(y_true, score)
+    y = (y == np.max(y)).astype(int)
+    scores, _ = _melanoma_units(y, score, None if groups is None else np.asarray(groups))
+    k = int(np.sum(scores >= threshold))
+    return (sensitivity_confidence(len(scores), k, sensitivity) if k else 0.0), int(len(scores))
 
 
 def _melanoma_units(y: np.ndarray, score: np.ndarray, groups: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -149,8 +185,9 @@ def check_rule(sensitivity: Any, confidence: Any) -> None:
 class ReferralEstimate:
     """What the referral rule does on scores that did not choose its threshold (cross-fitted), with intervals.
 
-    Each figure is ``(value, ci_low, ci_high)``; the interval is a percentile bootstrap over patients
-    (lesions) in which every fold's threshold is chosen again.
+    Each figure is ``(value, ci_low, ci_high)``; the interval is the wider of a percentile bootstrap over
+    patients (lesions) in which every fold's threshold is chosen again and the exact binomial interval over the
+    patients (approximate with groups, whose rows need not all agree).
 
     Parameters
     ----------
@@ -173,6 +210,11 @@ class ReferralEstimate:
         Resamples behind the intervals.
     grouped : bool
         Whether rows were drawn (and melanomas counted) by patient or lesion.
+    achieved_confidence : float or None, default=None
+        The confidence with which the model's own threshold keeps the target (below ``confidence`` when too few
+        melanomas allow it; see :func:`achieved_confidence`); None where not computed.
+    melanoma_units : int or None, default=None
+        The melanomas (patients or lesions) the threshold was chosen on.
     """
 
     sensitivity: tuple[float, float, float]
@@ -184,6 +226,8 @@ class ReferralEstimate:
     folds: int
     n_bootstrap: int
     grouped: bool
+    achieved_confidence: float | None = None
+    melanoma_units: int | None = None
 
     @property
     def method(self) -> str:
@@ -191,8 +235,9 @@ class ReferralEstimate:
         rule = ("the plain rule (the highest threshold that reached the target)" if self.confidence is None
                 else f"the rule that keeps the target with {100 * self.confidence:.0f} % confidence")
         return (f"cross-fitted over {self.folds} folds: each fold referred at a threshold chosen by {rule} on the "
-                f"other folds' out-of-fold scores; 95 % intervals from {self.n_bootstrap} bootstrap resamples of "
-                f"whole {'groups' if self.grouped else 'rows'}, every threshold chosen again in each")
+                f"other folds' out-of-fold scores; 95 % intervals: the wider of {self.n_bootstrap} bootstrap "
+                f"resamples of whole {'groups' if self.grouped else 'rows'}, every threshold chosen again in each, "
+                "and the exact binomial interval")
 
     def to_dict(self) -> dict[str, Any]:
         """The estimate as the model card keeps it: each figure as value, ci_low, ci_high and label."""
@@ -203,7 +248,9 @@ class ReferralEstimate:
         figures = {name: dict(zip(("value", "ci_low", "ci_high"), getattr(self, name)), label=label)
                    for name, label in labels.items()}
         return {"method": self.method, "target_sensitivity": self.target_sensitivity,
-                "confidence": self.confidence, "folds": self.folds, "bootstrap": self.n_bootstrap, **figures}
+                "confidence": self.confidence, "achieved_confidence": self.achieved_confidence,
+                "melanoma_units": self.melanoma_units, "folds": self.folds, "bootstrap": self.n_bootstrap,
+                **figures}
 
 
 def cross_fitted_referral(
@@ -300,5 +347,6 @@ def cross_fitted_referral(
         referral_rate=interval(point[2], chosen_draws[:, 2], units_of(every)),
         plain_specificity=interval(plain[0], plain_draws[:, 0], units_of(every[y == 0])),
         target_sensitivity=float(sensitivity), confidence=None if confidence is None else float(confidence),
-        folds=int(len(fold_ids)), n_bootstrap=int(len(draws)), grouped=group_array is not None,
+        folds=int(len(fold_ids)), n_bootstrap=int(np.isfinite(chosen_draws[:, 0]).sum()),
+        grouped=group_array is not None,
     )

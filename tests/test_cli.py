@@ -248,6 +248,11 @@ def test_errors_of_the_python_api_are_said_in_the_commands_words() -> None:
     assert said == ("--metadata-cols ['agee'] are not columns of lesions.csv; --group-col or groups= names the "
                     "patients; column 'image_name' (--image-col) holds paths")
     assert in_command_words("y has 3 labels", args, ValueError()) == "y has 3 labels"
+    for untouched in ("No such file or directory: 'X:/scans/X/a.png'", "/data/image_col/x.png is missing",
+                      "columns are ['X', 'Y']"):  # paths and quoted names are the user's own
+        assert in_command_words(untouched, args, ValueError()) == untouched
+    odd = argparse.Namespace(command="fit", metadata="m\\1.csv")  # a name that is no regex template
+    assert in_command_words("X has 2 rows", odd, ValueError()) == "m\\1.csv has 2 rows"
 
 
 def test_help_gives_every_option_a_text_and_its_default() -> None:

@@ -321,3 +321,17 @@ def test_predict_proba_explained_is_both_answers_from_one_pass_over_the_images(f
     assert list(explanation.feature_names) == list(expected.feature_names)
     np.testing.assert_allclose(explanation.values, expected.values, atol=1e-12)
     np.testing.assert_allclose(explanation.base_values, expected.base_values, atol=1e-12)
+
+
+def test_site_cohorts_draw_with_unreadable_rows_and_only_small_sites() -> None:
+    import shap
+
+    values = np.random.default_rng(0).normal(size=(12, 3))
+    values[0] = np.nan  # an unreadable image: left out
+    explanation = shap.Explanation(values=values, base_values=np.zeros(12), data=np.zeros((12, 3)),
+                                   feature_names=["image", "age", "site"])
+    sites = ["torso"] * 5 + ["head/neck"] * 4 + ["palms/soles"] * 3
+    ax = plot_site_cohorts(explanation, sites, min_rows=20, show=False)  # every site small, 11 rows pooled
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["other: head/neck, palms/soles, torso (n=11)"]  # the only cohort is kept, not dropped
+    plt.close("all")

@@ -10,7 +10,7 @@ from scipy.stats import norm
 from melagbm.card import operating_point_lines, weakness
 from melagbm.decision import OperatingPoint, threshold_for_sensitivity
 from melagbm.referral import (
-    ReferralEstimate, confident_threshold, cross_fitted_referral, sensitivity_confidence,
+    ReferralEstimate, achieved_confidence, confident_threshold, cross_fitted_referral, sensitivity_confidence,
 )
 from melagbm.serve.fhir import referral_rationale
 
@@ -50,6 +50,23 @@ def test_new_melanomas_are_caught_at_the_target_as_often_as_promised(confidence,
         threshold = confident_threshold(y, score, 0.9, confidence)
         kept.append(norm.sf(threshold - SHIFT) >= 0.9)  # the true sensitivity for new melanomas
     assert lowest <= np.mean(kept) <= highest  # 90 % confidence holds; the plain rule keeps it about half the time
+
+
+def test_with_too_few_melanomas_the_confidence_reached_is_stated_and_the_model_called_weak() -> None:
+    y, score = draw(20, 8)
+    threshold = confident_threshold(y, score, 0.9, 0.95)
+    achieved, n = achieved_confidence(y, score, threshold, 0.9)
+    assert n == 20 and achieved == pytest.approx(1 - 0.9 ** 20) and achieved < 0.95  # all 20 reached: 0.878
+    assert achieved_confidence(*draw(100, 1), confident_threshold(*draw(100, 1), 0.9, 0.95), 0.9)[0] >= 0.95
+    point = OperatingPoint().start(y, None).fit(score, y, folds=np.arange(len(y)) % 5)
+    assert point.estimate_.achieved_confidence == pytest.approx(achieved) and point.estimate_.melanoma_units == 20
+    performance = {"metrics": {"roc_auc": {"value": 0.86, "ci_low": 0.8, "ci_high": 0.92}}}
+    card_point = {"threshold": point.threshold_, "target_sensitivity": 0.9, "sensitivity_confidence": 0.95,
+                  "calibration": "sigmoid", "estimate": point.estimate_.to_dict()}
+    line = weakness(performance, card_point, 20)
+    assert line is not None and "keeps 90 % sensitivity with 88 % confidence, not the 95 % asked" in line
+    words = " ".join(operating_point_lines(card_point, performance))
+    assert "no threshold can promise that, and this one keeps it with 88 % confidence" in words
 
 
 def test_a_patients_melanomas_count_once_at_their_lowest_score() -> None:

@@ -54,13 +54,14 @@ def test_health_and_readiness_name_the_model(client, model_file) -> None:
 def test_the_answer_says_how_sex_and_site_were_read(client, lesions) -> None:
     body, _ = lesions
     sent = [{**body[0], "sex": "M", "site": "back"}, {**body[1], "sex": "female", "site": "moon"},
-            {"image": body[0]["image"]}]
+            {"image": body[0]["image"]}, {"image": body[0]["image"], "sex": "n/a"}]
     answer = client.post("/v1/predict", json={"lesions": sent})
     assert answer.status_code == 200, answer.text
     read = [lesion["read_as"] for lesion in answer.json()["lesions"]]
     assert read[0] == {"sex": "male (sent 'M')", "site": "torso (sent 'back')"}  # HAM10000's back is ISIC's torso
     assert read[1] == {"sex": "female", "site": "unknown (sent 'moon': not a value this model knows)"}
     assert read[2] == {"sex": "unknown (not sent)", "site": "unknown (not sent)"}
+    assert read[3]["sex"] == "unknown (sent 'n/a': read as missing)"
 
 
 def test_predict_answers_as_the_model_does(client, lesions, model_file) -> None:

@@ -205,8 +205,9 @@ def operating_point(
 
 def weakness(performance_facts: dict[str, Any] | None, point: dict[str, Any], melanomas: int) -> str | None:
     """One line saying that a model is weak, with its out-of-fold ROC AUC and referral rate and what to do; None
-    when neither is bad: the AUC's lower 95 % bound at most ``NEAR_CHANCE_AUC``, or the threshold referring at
-    least ``HIGH_REFERRAL_RATE`` of all lesions while clearing fewer than that share of the others.
+    when none is bad: the AUC's lower 95 % bound at most ``NEAR_CHANCE_AUC``, the threshold referring at least
+    ``HIGH_REFERRAL_RATE`` of all lesions while clearing fewer than that share of the others, or too few melanomas
+    for the threshold to keep the target sensitivity with the confidence asked.
 
     Parameters
     ----------
@@ -225,7 +226,9 @@ def weakness(performance_facts: dict[str, Any] | None, point: dict[str, Any], me
     near_chance = auc.get("ci_low") is not None and auc["ci_low"] <= NEAR_CHANCE_AUC
     refers_most = (referred.get("value") is not None and referred["value"] >= HIGH_REFERRAL_RATE
                    and cleared.get("value") is not None and cleared["value"] < HIGH_REFERRAL_RATE)
-    if not (near_chance or refers_most):
+    achieved, asked = estimate.get("achieved_confidence"), point.get("sensitivity_confidence")
+    short = achieved is not None and asked is not None and achieved < asked - 1e-9
+    if not (near_chance or refers_most or short):
         return None
     auc_words = (f"out-of-fold ROC AUC {auc['value']:.3f} (95 % CI {auc['ci_low']:.3f}-{auc['ci_high']:.3f})"
                  if auc.get("value") is not None else "out-of-fold ROC AUC unknown")
@@ -233,8 +236,11 @@ def weakness(performance_facts: dict[str, Any] | None, point: dict[str, Any], me
                       f"{100 * referred['value']:.0f} % of lesions (95 % CI {100 * referred['ci_low']:.0f}-"
                       f"{100 * referred['ci_high']:.0f} %)"
                       if referred.get("value") is not None else "no referral rate was estimated")
-    return (f"Weak model: {auc_words}; {referral_words}. Fit on more melanomas (this fit saw {melanomas}), lower "
-            "target_sensitivity, or try other encoders before using its referrals.")
+    confidence_words = (f"; with {estimate.get('melanoma_units')} melanomas (patients or lesions) its threshold keeps "
+                        f"{100 * point['target_sensitivity']:.0f} % sensitivity with {100 * achieved:.0f} % confidence, "
+                        f"not the {100 * asked:.0f} % asked" if short else "")
+    return (f"Weak model: {auc_words}; {referral_words}{confidence_words}. Fit on more melanomas (this fit saw "
+            f"{melanomas}), lower target_sensitivity, or try other encoders before using its referrals.")
 
 
 _CARD_METRICS = ("roc_auc", "pauc_80", "sens_at_spec90", "sensitivity", "specificity", "referral_rate", "brier")

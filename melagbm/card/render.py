@@ -145,6 +145,10 @@ def operating_point_lines(point: dict[str, Any], performance: dict[str, Any] | N
     rule = (f"chosen on out-of-fold predictions to keep {target_words} for new patients with "
             f"{100 * confidence:.0f} % confidence" if confidence is not None
             else f"the highest out-of-fold threshold that reached {target_words} (no confidence margin)")
+    achieved = estimate.get("achieved_confidence")
+    if confidence is not None and achieved is not None and achieved < confidence - 1e-9:
+        rule += (f"; with {estimate.get('melanoma_units')} melanomas (patients or lesions) no threshold can promise "
+                 f"that, and this one keeps it with {100 * achieved:.0f} % confidence")
     lines = [f"{threshold}: the threshold {rule}.", "",
              f"On patients that did not choose it ({estimate['method']}): melanomas referred "
              f"{figure_words(estimate['sensitivity'])}; other lesions not referred "

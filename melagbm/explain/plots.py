@@ -284,12 +284,12 @@ def plot_site_cohorts(
     if len(labels) != len(explanation.values):
         raise ValueError(f"sites has {len(labels)} entries but the explanation has {len(explanation.values)} rows")
     keep = ~np.isnan(np.asarray(explanation.values, dtype=float)).reshape(len(labels), -1).any(axis=1)
-    explained, labels = _explained_rows(explanation), labels[keep].reset_index(drop=True)
     ids = (np.arange(len(labels)) if groups is None else np.asarray(groups, dtype=object))[keep]
+    explained, labels = _explained_rows(explanation), labels[keep].reset_index(drop=True)
     counts = labels.value_counts()
     small = sorted(counts.index[counts < min_rows])
     pooled_rows = int(counts[small].sum()) if small else 0
-    left_out = small if 0 < pooled_rows < min_rows else []
+    left_out = small if 0 < pooled_rows < min_rows and len(small) < len(counts) else []  # never every site
     cohorts = [site for site in counts.index if site not in small] + (["other"] if small and not left_out else [])
     labels = labels.where(~labels.isin(small), "other")
     magnitude = pd.DataFrame(np.abs(np.asarray(explained.values, dtype=float)), columns=list(explained.feature_names))

@@ -166,6 +166,8 @@ class Screening:
             value = str(normalise[field](pd.Series([sent], dtype=object)).iloc[0]) if sent is not None else UNKNOWN
             if sent is None:
                 read[field] = "unknown (not sent)"
+            elif value == UNKNOWN:
+                read[field] = f"unknown (sent {sent!r}: read as missing)"
             elif value not in known[field]:
                 read[field] = f"unknown (sent {sent!r}: not a value this model knows)"
             else:

@@ -109,6 +109,11 @@ async function loadModel() {
       "This service asks for an access token: enter the one your operator gave you.", !!state.token);
     const waiting = "Shown once the access token is given: the service answers nothing, not even what " +
       "model it runs, without one.";
+    state.card = null;  // nothing of a card read with an earlier token stays on the page
+    $("warnings").hidden = true;
+    $("warnings").textContent = "";
+    for (const field of ["sex", "site"]) $(field).replaceChildren($(field).options[0]);
+    updateButton();
     $("intended-use").textContent = waiting;
     $("facts").replaceChildren();
     const item = document.createElement("li");
