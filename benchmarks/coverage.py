@@ -156,7 +156,8 @@ def summary(labels: list[str]) -> None:
                 said, seen = result["stated"][figure], result["held_out"][figure]
                 rows.append({"label": label, "dataset": result["dataset"], "figure": figure,
                              "stated": None if said is None else said["value"], "held_out": seen["value"],
-                             "inside": np.nan if said is None else float(said["ci_low"] <= seen["value"] <= said["ci_high"]),
+                             "inside": np.nan if said is None
+                             else float(said["ci_low"] <= seen["value"] <= said["ci_high"]),
                              "agree": np.nan if said is None else float(agree(said, seen)),
                              "gap": None if said is None else said["value"] - seen["value"]})
     if not rows:

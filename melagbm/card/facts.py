@@ -236,9 +236,9 @@ def weakness(performance_facts: dict[str, Any] | None, point: dict[str, Any], me
                       f"{100 * referred['value']:.0f} % of lesions (95 % CI {100 * referred['ci_low']:.0f}-"
                       f"{100 * referred['ci_high']:.0f} %)"
                       if referred.get("value") is not None else "no referral rate was estimated")
-    confidence_words = (f"; with {estimate.get('melanoma_units')} melanomas (patients or lesions) its threshold keeps "
-                        f"{100 * point['target_sensitivity']:.0f} % sensitivity with {100 * achieved:.0f} % confidence, "
-                        f"not the {100 * asked:.0f} % asked" if short else "")
+    confidence_words = (f"; with {estimate.get('melanoma_units')} melanomas (patients or lesions) its threshold "
+                        f"keeps {100 * point['target_sensitivity']:.0f} % sensitivity with {100 * achieved:.0f} % "
+                        f"confidence, not the {100 * asked:.0f} % asked" if short else "")
     return (f"Weak model: {auc_words}; {referral_words}{confidence_words}. Fit on more melanomas (this fit saw "
             f"{melanomas}), lower target_sensitivity, or try other encoders before using its referrals.")
 
