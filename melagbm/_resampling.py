@@ -10,17 +10,17 @@ __all__ = ["bootstrap_weights"]
 
 
 def bootstrap_weights(
-    y: np.ndarray, group_codes: np.ndarray, n_bootstrap: int, rng: np.random.Generator
+    y: np.ndarray | None, group_codes: np.ndarray, n_bootstrap: int, rng: np.random.Generator
 ) -> Iterator[np.ndarray]:
     """Row weights of bootstrap resamples that draw whole groups with replacement.
 
-    A resample without melanomas or without non-melanomas has no ROC curve: it is drawn and
-    left out, so fewer than ``n_bootstrap`` weightings may come.
+    With labels, a resample without melanomas or without non-melanomas has no ROC curve: it is
+    drawn and left out, so fewer than ``n_bootstrap`` weightings may come.
 
     Parameters
     ----------
-    y : ndarray of shape (n_samples,)
-        Labels, 1 = melanoma.
+    y : ndarray of shape (n_samples,) or None
+        Labels, 1 = melanoma; None keeps every resample.
     group_codes : ndarray of shape (n_samples,)
         Each row's group as a code 0 .. n_groups - 1 (one group per row: rows drawn alone).
     n_bootstrap : int
@@ -36,5 +36,5 @@ def bootstrap_weights(
     n_groups = int(group_codes.max()) + 1
     for _ in range(int(n_bootstrap)):
         weight = np.bincount(rng.integers(0, n_groups, n_groups), minlength=n_groups)[group_codes].astype(float)
-        if weight[y == 1].sum() > 0 and weight[y == 0].sum() > 0:
+        if y is None or (weight[y == 1].sum() > 0 and weight[y == 0].sum() > 0):
             yield weight

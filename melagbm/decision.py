@@ -11,7 +11,9 @@ from sklearn.base import BaseEstimator
 from ._checks import check_scores
 from ._splits import stratified_group_splits
 from ._warnings import warn
-from .referral import ReferralEstimate, achieved_confidence, check_rule, confident_threshold, cross_fitted_referral
+from .referral import (
+    ReferralEstimate, achieved_confidence, check_rule, confident_threshold, cross_fitted_referral, rank_needed,
+)
 
 __all__ = ["CALIBRATION_METHODS", "Calibration", "OperatingPoint", "class_weight_shift", "fit_calibration", "logit",
            "sigmoid", "threshold_for_sensitivity"]
@@ -179,8 +181,7 @@ def threshold_for_sensitivity(y_true: Any, score: Any, sensitivity: float) -> fl
     if not 0.0 < sensitivity <= 1.0:
         raise ValueError(f"sensitivity must be in (0, 1], got {sensitivity!r}")
     positives = np.sort(score[y_true == np.max(y_true)])[::-1]
-    needed = int(np.ceil(sensitivity * len(positives) - 1e-9))
-    return float(positives[max(needed, 1) - 1])
+    return float(positives[rank_needed(len(positives), float(sensitivity), None) - 1])
 
 
 class OperatingPoint(BaseEstimator):

@@ -37,14 +37,29 @@ from ._checks import check_scores
 from ._resampling import bootstrap_weights
 
 __all__ = ["ReferralEstimate", "achieved_confidence", "check_rule", "confident_threshold", "cross_fitted_referral",
-           "sensitivity_confidence"]
+           "rank_needed", "sensitivity_confidence"]
 
 
 @lru_cache(maxsize=4096)
-def _rank_needed(n: int, sensitivity: float, confidence: float | None) -> int:
+def rank_needed(n: int, sensitivity: float, confidence: float | None) -> int:
     """How many of n melanoma scores (highest first) the threshold must reach: the plain rule's
-    ``ceil(sensitivity * n)``, or the smallest k whose threshold keeps ``sensitivity`` with ``confidence``
-    (n when none does)."""
+    ``ceil(sensitivity * n)`` (at least 1), or the smallest k whose threshold keeps ``sensitivity`` with
+    ``confidence`` (n when none does).
+
+    Parameters
+    ----------
+    n : int
+        Melanomas (patients or lesions) the threshold is chosen on, at least 1.
+    sensitivity : float
+        The sensitivity to keep.
+    confidence : float or None
+        The rule's confidence; None: the plain rule.
+
+    Returns
+    -------
+    k : int
+        1 to n.
+    """
     if confidence is None:
         return max(int(np.ceil(sensitivity * n - 1e-9)), 1)
     from scipy.stats import beta
@@ -104,11 +119,16 @@ def achieved_confidence(
     n : int
         Melanomas (patients or lesions) counted.
     """
-    y, score, _ = check_scores(y_true, score)
-    y = (y == np.max(y)).astype(int)
+    y, score = _melanoma_labels(y_true, score)
     scores, _ = _melanoma_units(y, score, None if groups is None else np.asarray(groups))
     k = int(np.sum(scores >= threshold))
     return (sensitivity_confidence(len(scores), k, sensitivity) if k else 0.0), int(len(scores))
+
+
+def _melanoma_labels(y_true: Any, score: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(labels as 0/1, 1 = the larger label; scores as floats), checked as ``check_scores`` does."""
+    y, score, _ = check_scores(y_true, score)
+    return (y == np.max(y)).astype(int), score
 
 
 def _melanoma_units(y: np.ndarray, score: np.ndarray, groups: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -128,7 +148,7 @@ def _threshold(units: tuple[np.ndarray, np.ndarray], weight: np.ndarray | None, 
     """The rule's threshold on melanoma units, each counted as often as its row's ``weight`` (None: once)."""
     scores, rows = units
     cumulative = np.arange(1, len(rows) + 1) if weight is None else np.cumsum(np.rint(weight[rows]).astype(int))
-    needed = _rank_needed(int(cumulative[-1]), float(sensitivity), confidence)
+    needed = rank_needed(int(cumulative[-1]), float(sensitivity), confidence)
     return float(scores[np.searchsorted(cumulative, needed)])
 
 
@@ -164,8 +184,7 @@ def confident_threshold(
     ValueError
         When the labels hold one class, ``sensitivity`` is not in (0, 1) or ``confidence`` not in (0, 1).
     """
-    y, score, _ = check_scores(y_true, score)
-    y = (y == np.max(y)).astype(int)
+    y, score = _melanoma_labels(y_true, score)
     check_rule(sensitivity, confidence)
     groups = None if groups is None or confidence is None else np.asarray(groups)
     return _threshold(_melanoma_units(y, score, groups), None, sensitivity, confidence)
@@ -284,8 +303,7 @@ def cross_fitted_referral(
         The rule's cross-fitted sensitivity, specificity and share referred with 95 % intervals, and the plain
         rule's specificity on the same folds.
     """
-    y, score, _ = check_scores(y, score)
-    y = (y == np.max(y)).astype(int)
+    y, score = _melanoma_labels(y, score)
     check_rule(sensitivity, confidence)
     folds = np.asarray(folds)
     if folds.shape != y.shape:

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .._figures import axes, finish
+from .._resampling import bootstrap_weights
 
 __all__ = ["PUSH_LABEL", "colour_by_value", "plot_beeswarm", "plot_dependence", "plot_importance",
            "plot_site_cohorts"]
@@ -301,10 +302,7 @@ def plot_site_cohorts(
     for cohort in cohorts if n_bootstrap else []:
         inside = (labels == cohort).to_numpy()
         values, codes = magnitude[order].to_numpy()[inside], pd.factorize(ids[inside])[0]
-        draws = []
-        for _ in range(n_bootstrap):
-            weight = np.bincount(rng.integers(0, codes.max() + 1, codes.max() + 1), minlength=codes.max() + 1)[codes]
-            draws.append(weight @ values / max(weight.sum(), 1))
+        draws = [weight @ values / weight.sum() for weight in bootstrap_weights(None, codes, n_bootstrap, rng)]
         low, high = np.quantile(np.asarray(draws), [0.025, 0.975], axis=0)
         mean = means.loc[cohort].to_numpy()
         errors[cohort] = np.vstack([np.maximum(mean - low, 0.0), np.maximum(high - mean, 0.0)])
