@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -20,7 +20,6 @@ from .backbones.registry import DEFAULT_BACKBONES, restricts_commercial_use
 from .boosting import BoostingStep, fit_booster, members_of, n_rounds
 from .boosting import margin as booster_margin
 from .decision import Calibration, OperatingPoint
-from .referral import ReferralEstimate
 from .embedding.embedder import BadImageWarning, ImageEmbedder, check_on_bad_image
 from .exceptions import DuplicateImageWarning, EncoderLeakageWarning, UngroupedFitWarning, WeakModelWarning
 from .features._names import current_name
@@ -33,7 +32,9 @@ from .features.patient import CONTEXT_COLUMNS, PatientContext
 from .features.table import FeatureTable
 from .images.reading import ImageReadError
 from .leakage import encoder_training_overlap
+from .lone_lesions import LoneLesionModel, lone_rows
 from .pooling import LesionPooling
+from .referral import ReferralEstimate
 
 __all__ = ["FITTED_ATTRIBUTES", "ID_COLUMNS", "LESION_ID_COLUMN", "PATIENT_ID_COLUMN", "FusionClassifier",
            "DuplicateImageWarning", "UngroupedFitWarning"]
@@ -43,8 +44,17 @@ FITTED_ATTRIBUTES = (
     "classes_", "n_features_in_", "feature_names_in_", "device_", "patient_col_", "image_features_",
     "skipped_rows_", "metadata_encoder_", "lesion_features_", "patient_context_", "feature_names_",
     "feature_families_", "booster_", "operating_point_", "n_groups_", "lesion_col_", "lesion_pooling_",
-    "model_card_",
+    "model_card_", "lone_lesion_model_",
 )
+
+
+class _Rows(NamedTuple):
+    """Rows of X ready to score: the booster's table and what scoring it needs."""
+
+    table: pd.DataFrame
+    unreadable: np.ndarray  # the image could not be read
+    lesions: np.ndarray | None  # lesion ids, when the model pools a lesion's images
+    alone: np.ndarray  # lesions alone, scored by the lone-lesion model
 
 
 class FusionClassifier(ClassifierMixin, BaseEstimator):
@@ -115,6 +125,14 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         time the context comes from the patient's lesions present in the same call.
         "auto": the column ``"patient_id"`` (ISIC's name) when X has one, else none
         (``patient_col_`` tells which). None: no patient context.
+    lone_lesion_model : bool, default=True
+        With patient context and two classes, also fit a model without it (the same rows, splits and
+        boosters, its own calibration and threshold: ``lone_lesion_model_``) and score with it every
+        lesion whose patient has no other lesion in the call (the clinic page, most service calls): a
+        lesion alone has no patient context, a case the context model hardly saw in training. Its
+        explanation gives the patient context nothing (``lone_lesions`` tells which rows); the card
+        states how it scores (``model_card_["lone_lesions"]``). False: a lesion alone gets the
+        context of a patient with one lesion.
     lesion_col : str, "auto" or None, default="auto"
         Column of lesion ids, for lesions imaged more than once. Never a feature; pools each
         lesion's images into one reading (two classes, with images): every image of a lesion
@@ -231,6 +249,10 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         The patient column behind the patient context (None: no context).
     patient_context_ : PatientContext or None
         The patient-context step (None: no context).
+    lone_lesion_model_ : LoneLesionModel or None
+        What scores a lesion whose patient has no other lesion in the call (booster, calibration,
+        threshold, fitted without patient context); None without patient context or with
+        ``lone_lesion_model=False``.
     lesion_col_ : str or None
         The lesion column (never metadata; behind the lesion pooling when the model pools).
     lesion_pooling_ : LesionPooling or None
@@ -300,6 +322,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         preprocessing: dict[str, Any] | None = None,
         lesion_features: bool | str = "auto",
         patient_col: str | None = "auto",
+        lone_lesion_model: bool = True,
         lesion_col: str | None = "auto",
         pixel_spacing_mm: float | None = None,
         image_features: str = "probe",
@@ -337,6 +360,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         self.preprocessing = preprocessing
         self.lesion_features = lesion_features
         self.patient_col = patient_col
+        self.lone_lesion_model = lone_lesion_model
         self.lesion_col = lesion_col
         self.pixel_spacing_mm = pixel_spacing_mm
         self.image_features = image_features
@@ -448,25 +472,46 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         tables += [table] * (boosting.n_members - len(tables))  # no image: the members differ in their splits only
 
         weights = boosting.sample_weight(y)
-        self.booster_ = boosting.fit(tables, y_codes, group_ids, device=self.device_, seed=seed,
-                                     sample_weight=weights).booster_
-        self.operating_point_ = steps["decision"].start(y_codes, weights if len(self.classes_) == 2 else None)
-        margin, splits = None, None
-        if len(self.classes_) == 2:
-            splits = self.operating_point_.splits(y_codes, group_ids, seed)
-            if splits is not None:
-                members = progress(list(zip(boosting.fixed_rounds(), tables)), unit="booster", verbose=self.verbose,
-                                   desc="out-of-fold boosters (calibration, threshold)")
-                margin = np.mean([out_of_fold_margins(fixed, member_table, y_codes, weights, splits)
-                                  for fixed, member_table in members], axis=0)
-                if self.lesion_pooling_ is not None:  # calibrated and thresholded as predict reads lesions
-                    margin = self.lesion_pooling_.pool(margin, gate.lesions(frame))
-                self.operating_point_.fit(margin, y_codes, group_ids, fold_of_rows(splits, len(y_codes)), seed=seed)
+        lesions = None if self.lesion_pooling_ is None else gate.lesions(frame)
+        self.booster_, self.operating_point_, margin, splits = self._fit_head(
+            boosting, steps["decision"], tables, y_codes, weights, group_ids, seed, lesions)
+        self.lone_lesion_model_, lone_margin = None, None
+        if self.lone_lesion_model and self.patient_context_ is not None and len(self.classes_) == 2:
+            lone = LoneLesionModel()
+            lone.feature_names_ = LoneLesionModel.columns_without_context(self.feature_families_)
+            lone.booster_, lone.operating_point_, lone_margin, _ = self._fit_head(
+                boosting, decision_step(self), [member[lone.feature_names_] for member in tables], y_codes, weights,
+                group_ids, seed, lesions, what=" without patient context (lesions alone)")
+            self.lone_lesion_model_ = lone
         self.n_groups_ = None if group_ids is None else int(len(np.unique(group_ids)))
         self.model_card_ = model_card(self, frame, table, y_codes, group_ids, margin, len(splits or []), seed,
-                                      datasets=dataset_names(X), warnings=leaks)
+                                      datasets=dataset_names(X), warnings=leaks, lone_margin=lone_margin)
         self.report_fit(len(y_codes), int((y_codes == 1).sum()))
         return self
+
+    def _fit_head(
+        self, boosting: BoostingStep, decision: OperatingPoint, tables: list[pd.DataFrame], y_codes: np.ndarray,
+        weights: np.ndarray | None, group_ids: np.ndarray | None, seed: int, lesions: np.ndarray | None,
+        what: str = "",
+    ) -> tuple[Any, OperatingPoint, np.ndarray | None, list[tuple[np.ndarray, np.ndarray]] | None]:
+        """(the booster fitted on ``tables``, its operating point, the out-of-fold margins it was fitted on, the
+        folds): boost, then calibrate and choose the threshold out of fold (two classes; lesions pooled as predict
+        pools them). None for the margins and folds where there were none."""
+        booster = boosting.fit(tables, y_codes, group_ids, device=self.device_, seed=seed,
+                               sample_weight=weights).booster_
+        point = decision.start(y_codes, weights if len(self.classes_) == 2 else None)
+        margin, splits = None, None
+        if len(self.classes_) == 2:
+            splits = point.splits(y_codes, group_ids, seed)
+            if splits is not None:
+                members = progress(list(zip(boosting.fixed_rounds(), tables)), unit="booster", verbose=self.verbose,
+                                   desc=f"out-of-fold boosters{what} (calibration, threshold)")
+                margin = np.mean([out_of_fold_margins(fixed, member_table, y_codes, weights, splits)
+                                  for fixed, member_table in members], axis=0)
+                if lesions is not None:  # calibrated and thresholded as predict reads lesions
+                    margin = self.lesion_pooling_.pool(margin, lesions)
+                point.fit(margin, y_codes, group_ids, fold_of_rows(splits, len(y_codes)), seed=seed)
+        return booster, point, margin, splits
 
     def report_fit(self, n_rows: int, n_melanomas: int) -> None:
         """Print the one-line summary of a fit (``verbose`` > 0).
@@ -581,30 +626,69 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
     # -- predicting ------------------------------------------------------------------
     def _features(self, X: Any) -> tuple[pd.DataFrame, np.ndarray]:
         """(the booster's table, a mask of rows whose image could not be read)."""
-        table, bad, _ = self._rows(X)
-        return table, bad
+        rows = self._rows(X)
+        return rows.table, rows.unreadable
 
-    def _rows(self, X: Any) -> tuple[pd.DataFrame, np.ndarray, np.ndarray | None]:
-        """(the booster's table, the unreadable-image mask, each row's lesion id when the model pools lesions)."""
+    def _rows(self, X: Any) -> _Rows:
+        """The booster's table of ``X`` with what scoring it needs: unreadable images, lesion ids, lesions alone."""
         check_is_fitted(self, "booster_")
         features = self.feature_steps_
         frame = features.inputs.frame(X, self, reset=False)
         table, bad = features.transform(frame, on_bad_image=self.on_bad_image)
         lesions = None if getattr(self, "lesion_pooling_", None) is None else features.inputs.lesions(frame)
-        return table[self.feature_names_], bad, lesions
+        alone = np.zeros(len(frame), dtype=bool)
+        if getattr(self, "lone_lesion_model_", None) is not None:
+            lesion_ids = None if self.lesion_col_ is None else features.inputs.lesions(frame)
+            alone = lone_rows(features.inputs.patients(frame), lesion_ids)
+        return _Rows(table[self.feature_names_], bad, lesions, alone)
 
-    def _margin(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
-        """(the booster's margin of each row, pooled over its lesion's images when the model pools; unreadable mask)."""
-        features, bad, lesions = self._rows(X)
-        return self._pooled_margin(features, bad, lesions), bad
+    def lone_lesions(self, X: Any) -> np.ndarray:
+        """Which rows of ``X`` are scored as lesions alone: their patient has no other lesion in ``X``, so they
+        have no patient context and ``lone_lesion_model_`` scores them (all False for a model without it).
 
-    def _pooled_margin(self, features: pd.DataFrame, bad: np.ndarray, lesions: np.ndarray | None) -> np.ndarray:
-        """The booster's margin of each row of its table, pooled over each lesion's images when the model pools."""
-        margin = booster_margin(self.booster_, features).astype(float)
-        if lesions is not None:
-            margin[bad] = np.nan  # an unreadable image's placeholder row joins no lesion mean
-            margin = self.lesion_pooling_.pool(margin, lesions)
-        return margin
+        Parameters
+        ----------
+        X : DataFrame
+            One row per image, with the columns fit saw.
+
+        Returns
+        -------
+        alone : ndarray of bool, shape (n_samples,)
+            True where the row's patient has one lesion in ``X``.
+        """
+        check_is_fitted(self, "booster_")
+        if getattr(self, "lone_lesion_model_", None) is None:
+            return np.zeros(len(X), dtype=bool)
+        gate = fitted_input_gate(self)
+        frame = gate.frame(X, self, reset=False)
+        return lone_rows(gate.patients(frame), None if self.lesion_col_ is None else gate.lesions(frame))
+
+    def _heads(self, rows: _Rows) -> list[tuple[np.ndarray, Any, pd.DataFrame, OperatingPoint]]:
+        """(rows scored, booster, their table, operating point) of each head that scores some of ``rows``: the
+        model's own for lesions with their patient's others, the lone-lesion model's for lesions alone."""
+        heads = [(~rows.alone, self.booster_, rows.table, self.operating_point_)]
+        if rows.alone.any():
+            lone = self.lone_lesion_model_
+            heads.append((rows.alone, lone.booster_, rows.table[lone.feature_names_], lone.operating_point_))
+        return [(scored, booster, table[scored], point) for scored, booster, table, point in heads if scored.any()]
+
+    def _pooled(self, values: np.ndarray, rows: _Rows, scored: np.ndarray) -> np.ndarray:
+        """Per-image ``values`` of the ``scored`` rows pooled over each lesion's images (when the model pools)."""
+        if rows.lesions is None:
+            return values
+        values = values.copy()
+        values[rows.unreadable[scored]] = np.nan  # an unreadable image's placeholder row joins no lesion mean
+        return self.lesion_pooling_.pool(values, rows.lesions[scored])
+
+    def _decided(self, rows: _Rows) -> tuple[np.ndarray, np.ndarray]:
+        """Two classes: (each row's calibrated melanoma probability, its log-odds from the threshold), each row
+        scored by its head; NaN where the image is unreadable."""
+        probability, score = np.full(len(rows.table), np.nan), np.full(len(rows.table), np.nan)
+        for scored, booster, table, point in self._heads(rows):
+            margin = np.nan_to_num(self._pooled(booster_margin(booster, table).astype(float), rows, scored))
+            probability[scored], score[scored] = point.probability(margin), point.decision_function(margin)
+        probability[rows.unreadable], score[rows.unreadable] = np.nan, np.nan
+        return probability, score
 
     def transform_features(self, X: Any) -> pd.DataFrame:
         """The table the booster sees for ``X`` (columns ``feature_names_``).
@@ -638,18 +722,16 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         proba : ndarray of shape (n_samples, n_classes)
             Column 1 is the melanoma probability for two classes.
         """
-        return self._proba(*self._rows(X))
+        return self._proba(self._rows(X))
 
-    def _proba(self, features: pd.DataFrame, bad: np.ndarray, lesions: np.ndarray | None) -> np.ndarray:
+    def _proba(self, rows: _Rows) -> np.ndarray:
         """predict_proba from the booster's table (see ``_rows``)."""
         if len(self.classes_) != 2:
-            proba = self.booster_.predict_proba(features)
-        else:
-            margin = self._pooled_margin(features, bad, lesions)
-            positive = self.operating_point_.probability(np.nan_to_num(margin))
-            proba = np.column_stack([1.0 - positive, positive])
-        proba[bad] = np.nan
-        return proba
+            proba = self.booster_.predict_proba(rows.table)
+            proba[rows.unreadable] = np.nan
+            return proba
+        positive, _ = self._decided(rows)
+        return np.column_stack([1.0 - positive, positive])
 
     def decision_function(self, X: Any) -> np.ndarray:
         """Two classes: the calibrated log-odds measured from the threshold's, positive exactly where
@@ -667,10 +749,11 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         score : ndarray of shape (n_samples,) or (n_samples, n_classes)
             Log-odds from the threshold (two classes), else the booster's margins.
         """
-        margin, bad = self._margin(X)
+        rows = self._rows(X)
         if len(self.classes_) == 2:
-            margin = self.operating_point_.decision_function(np.nan_to_num(margin))
-        margin[bad] = np.nan
+            return self._decided(rows)[1]
+        margin = booster_margin(self.booster_, rows.table).astype(float)
+        margin[rows.unreadable] = np.nan
         return margin
 
     def predict(self, X: Any) -> np.ndarray:
@@ -711,7 +794,9 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         features' signed values. Per row, values plus ``base_values`` equal the
         booster's raw margin (pooled over the lesion's images in ``X`` when the model
         pools lesions: each image then shows its lesion's mean values; see ``lesion_col``);
-        calibration, a monotone map applied after, is not part of it. Categorical
+        calibration, a monotone map applied after, is not part of it. A lesion alone
+        (see :meth:`lone_lesions`) is explained by the lone-lesion model that scores it: its
+        patient context columns get 0 and NaN ``data`` (not available). Categorical
         ``data`` holds category codes (labels in ``display_data``). Rows whose image
         was skipped as unreadable get NaN values.
 
@@ -727,7 +812,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         explanation : shap.Explanation
             ``values`` of shape (n_samples, n_columns) in log-odds.
         """
-        return self._explanation(X, *self._rows(X), grouped=grouped)
+        return self._explanation(X, self._rows(X), grouped=grouped)
 
     def predict_proba_explained(self, X: Any, *, grouped: bool = False) -> tuple[np.ndarray, Any]:
         """``predict_proba(X)`` and ``explain(X, grouped=grouped)`` from one pass over the images (each image
@@ -748,21 +833,31 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
             As ``explain`` gives it.
         """
         rows = self._rows(X)
-        return self._proba(*rows), self._explanation(X, *rows, grouped=grouped)
+        return self._proba(rows), self._explanation(X, rows, grouped=grouped)
 
-    def _explanation(
-        self, X: Any, features: pd.DataFrame, bad: np.ndarray, lesions: np.ndarray | None, *, grouped: bool
-    ) -> Any:
-        """explain from the booster's table (see ``_rows``)."""
+    def _explanation(self, X: Any, rows: _Rows, *, grouped: bool) -> Any:
+        """explain from the booster's table (see ``_rows``): each row by the head that scores it; a lesion alone
+        gives its patient context columns nothing, their data NaN (not available)."""
         from .explain.contributions import group_explanation, make_explanation, tree_contributions
 
-        features = features.copy(deep=False)
+        features = rows.table.copy()
         if isinstance(X, pd.DataFrame):
             features.index = X.index
-        values, base_values = tree_contributions(self.booster_, features)
-        values[bad], base_values[bad] = np.nan, np.nan
-        if lesions is not None:  # the lesion's mean margin is the mean of its images' values (plus the same base)
-            values = self.lesion_pooling_.pool(values, lesions)
+        if len(self.classes_) != 2:
+            values, base_values = tree_contributions(self.booster_, features)
+        else:
+            values, base_values = np.zeros(features.shape), np.zeros(len(features))
+            for scored, booster, table, _ in self._heads(rows):
+                columns = features.columns.get_indexer(table.columns)
+                head_values, head_base = tree_contributions(booster, table)
+                # the lesion's mean margin is the mean of its images' values (plus the same base)
+                values[np.ix_(scored, columns)] = self._pooled(head_values, rows, scored)
+                base_values[scored] = head_base
+            if rows.alone.any():
+                lone_columns = set(self.lone_lesion_model_.feature_names_)
+                context = [column for column in features.columns if column not in lone_columns]
+                features.loc[rows.alone, context] = np.nan
+        values[rows.unreadable], base_values[rows.unreadable] = np.nan, np.nan
         explanation = make_explanation(values, base_values, features)
         return group_explanation(explanation, self.feature_families_) if grouped else explanation
 
@@ -844,6 +939,8 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         state = state_of_0_1(state) if "embedders_" in state else state
+        if "booster_" in state and "lone_lesion_model_" not in state:  # fitted before lesions alone had a model
+            state = {**state, "lone_lesion_model_": None, "lone_lesion_model": False}
         point = state.get("operating_point_")
         if point is not None and getattr(point, "sensitivity_confidence", None) is None:
             state = {**state, "sensitivity_confidence": None}  # fitted before the rule had a confidence
@@ -872,7 +969,7 @@ def make_steps(model: FusionClassifier) -> dict[str, Any]:
             columns=CONTEXT_COLUMNS + (() if image is None else image.context_columns())),
         "boosting": _boosting_step(model).check_params(),
         "pooling": None if image is None or model.lesion_col is None else LesionPooling(),
-        "decision": _decision_step(model).check_params(),
+        "decision": decision_step(model).check_params(),
     }
     check_on_bad_image(model.on_bad_image)
     return steps
@@ -899,15 +996,17 @@ def dataset_names(X: Any) -> list[str]:
 def model_card(
     model: FusionClassifier, frame: pd.DataFrame, table: pd.DataFrame, y: np.ndarray, groups: np.ndarray | None,
     margin: np.ndarray | None, folds: int, seed: int, *, datasets: list[str], warnings: list[str],
+    lone_margin: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """The model card of ``model``, just fitted on ``frame`` (its readable rows; ``table``: their booster
     features, the metadata already encoded) and ``y``.
 
-    ``margin``: the out-of-fold margins the operating point was fitted on (None: there were none).
+    ``margin``: the out-of-fold margins the operating point was fitted on (None: there were none);
+    ``lone_margin``: the lone-lesion model's (None: it has none).
     """
     from . import card
-    from .backbones.registry import weights_source
     from ._versions import library_versions
+    from .backbones.registry import weights_source
 
     metadata = table[list(model.metadata_encoder_.feature_families_)]
     ids = {kind: frame[column] for kind, column in (("patients", model.patient_col_), ("lesions", model.lesion_col_))
@@ -917,19 +1016,27 @@ def model_card(
     data = card.facts.training_data(y, metadata, model.metadata_encoder_.feature_families_, ids=ids,
                                     split_groups=groups, images=images, skipped=len(model.skipped_rows_),
                                     datasets=datasets)
-    point = model.operating_point_
-    performance = None
-    if margin is not None:
-        performance = card.facts.performance(y, point.probability(margin), None, groups, folds=folds,
-                                             pooled_by_lesion=model.lesion_pooling_ is not None, seed=seed)
-    operating_point = card.facts.operating_point(
-        model.threshold_, target_sensitivity=None if point.chosen_threshold_ is None else model.target_sensitivity,
-        sensitivity_confidence=point.sensitivity_confidence, calibration=model.calibration if margin is not None
-        else None, estimate=point.estimate_)
-    weak = card.facts.weakness(performance, operating_point, int(np.sum(y == 1)))
-    if weak is not None:
-        warn(weak, WeakModelWarning)
-        warnings = [weak, *warnings]
+
+    def facts(point: OperatingPoint, margin: np.ndarray | None) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        performance = None
+        if margin is not None:
+            performance = card.facts.performance(y, point.probability(margin), None, groups, folds=folds,
+                                                 pooled_by_lesion=model.lesion_pooling_ is not None, seed=seed)
+        return performance, card.facts.operating_point(
+            point.threshold_, target_sensitivity=None if point.chosen_threshold_ is None else model.target_sensitivity,
+            sensitivity_confidence=point.sensitivity_confidence, calibration=model.calibration if margin is not None
+            else None, estimate=point.estimate_)
+
+    performance, operating_point = facts(model.operating_point_, margin)
+    weak = [card.facts.weakness(performance, operating_point, int(np.sum(y == 1)))]
+    lone_lesions = None
+    if model.lone_lesion_model_ is not None:
+        lone_lesions = card.facts.lone_lesions(*facts(model.lone_lesion_model_.operating_point_, lone_margin))
+        weak.append(card.facts.weakness(lone_lesions["performance"], lone_lesions["operating_point"],
+                                        int(np.sum(y == 1)), scoring="lesions sent alone"))
+    for line in filter(None, weak):
+        warn(line, WeakModelWarning)
+    warnings = [line for line in weak if line] + warnings
     encoders = []
     for embedder in model.embedders_:
         license = getattr(embedder, "license_", None) or "unknown"
@@ -950,7 +1057,7 @@ def model_card(
                "rounds": int(model.n_estimators_), "member_rounds": member_rounds(model.booster_),
                "features": len(model.feature_names_), "families": families},
         data=data, performance_facts=performance, operating_point=operating_point, encoders=encoders,
-        warnings=warnings, versions=versions,
+        warnings=warnings, versions=versions, lone_lesions=lone_lesions,
     )
 
 
@@ -1012,7 +1119,7 @@ def _boosting_step(model: FusionClassifier) -> BoostingStep:
     )
 
 
-def _decision_step(model: FusionClassifier) -> OperatingPoint:
+def decision_step(model: FusionClassifier) -> OperatingPoint:
     return OperatingPoint(calibration=model.calibration, target_sensitivity=model.target_sensitivity,
                           calibration_folds=model.calibration_folds,
                           sensitivity_confidence=model.sensitivity_confidence)

@@ -47,11 +47,12 @@ from .exceptions import ModelFileError
 __all__ = ["FORMAT_VERSION", "ModelFileError", "load", "save"]
 
 FORMAT = "melagbm-model"
-FORMAT_VERSION = 2  # 2: boosters averaged (a member file per booster)
+FORMAT_VERSION = 3  # 2: boosters averaged (a member file per booster); 3: a lone-lesion model's boosters
 _MANIFEST = "manifest.json"
 _ARRAYS = "arrays.npz"
 _BOOSTER_FILES = {adapter.file_name for adapter in ADAPTERS.values()}
 _MAX_BOOSTERS = 64
+_LONE = "lone."  # the lone-lesion model's booster files start so
 _MAX_TOTAL_BYTES = 2 << 30  # refuse archives unpacking to more than 2 GiB (a zip bomb, not a model)
 _MAX_MANIFEST_BYTES = 64 << 20
 _MAX_RATIO = 200  # deflate rarely beats 10:1 on model content; bombs reach 1000:1
@@ -62,8 +63,9 @@ _STATE = {
         "classes_", "n_features_in_", "feature_names_in_", "device_", "patient_col_", "image_features_",
         "skipped_rows_", "metadata_encoder_", "lesion_features_", "patient_context_", "feature_names_",
         "feature_families_", "booster_", "operating_point_", "n_groups_", "lesion_col_", "lesion_pooling_",
-        "model_card_",
+        "model_card_", "lone_lesion_model_",
     },
+    "LoneLesionModel": {"feature_names_", "booster_", "operating_point_"},
     "ImageFeatures": {"embedders_", "signals_", "feature_families_"},
     "PatientContext": {"feature_families_"},
     "LesionPooling": set(),
@@ -104,6 +106,7 @@ MODEL_FILE_CLASSES = {
     "melagbm.features.patient.PatientContext": ("melagbm.features.patient", "PatientContext"),
     "melagbm.pooling.LesionPooling": ("melagbm.pooling", "LesionPooling"),
     "melagbm.boosting.BoosterAverage": ("melagbm.boosting._average", "BoosterAverage"),
+    "melagbm.lone_lesions.LoneLesionModel": ("melagbm.lone_lesions", "LoneLesionModel"),
 }
 
 
@@ -226,25 +229,27 @@ class _Decoder:
 
 
 # -- boosters --------------------------------------------------------------------------
-def _booster_bytes(booster: Any) -> dict[str, bytes]:
+def _booster_bytes(booster: Any, prefix: str = "") -> dict[str, bytes]:
     """Model-file member -> a booster in its library's own format: one, or one per averaged booster."""
     files = {}
     for index, member in enumerate(members_of(booster)):
         adapter = adapter_for(member)
-        files[_member_file(adapter.file_name, index)] = adapter.to_bytes(member)
+        files[_member_file(adapter.file_name, index, prefix)] = adapter.to_bytes(member)
     return files
 
 
-def _member_file(file_name: str, index: int) -> str:
-    """``booster.lgbm.txt`` for the first booster, ``booster.<index>.lgbm.txt`` for the others."""
+def _member_file(file_name: str, index: int, prefix: str = "") -> str:
+    """``booster.lgbm.txt`` for the first booster, ``booster.<index>.lgbm.txt`` for the others (each after
+    ``prefix``: ``lone.`` for the lone-lesion model's)."""
     if index == 0:
-        return file_name
+        return prefix + file_name
     stem, _, suffix = file_name.partition(".")
-    return f"{stem}.{index}.{suffix}"
+    return f"{prefix}{stem}.{index}.{suffix}"
 
 
 def _restore_boosters(
-    template: Any, files: list[str], members: dict[str, bytes], classes: np.ndarray, features: list[str]
+    template: Any, files: list[str], members: dict[str, bytes], classes: np.ndarray, features: list[str],
+    prefix: str = "",
 ) -> Any:
     """The saved booster(s) inside unfitted copies of their sklearn wrappers (``template``: as the manifest
     describes them), their columns named ``features``."""
@@ -254,7 +259,7 @@ def _restore_boosters(
     restored = []
     for index, (member_template, member) in enumerate(zip(templates, files)):
         adapter = adapter_for(member_template)
-        if member != _member_file(adapter.file_name, index) or member not in members:
+        if member != _member_file(adapter.file_name, index, prefix) or member not in members:
             raise ModelFileError(f"no booster member {member!r} holding a {adapter.name} model")
         try:
             restored.append(adapter.from_bytes(member_template, members[member], len(classes), list(features)))
@@ -293,16 +298,19 @@ def save(model: Any, path: str | os.PathLike) -> Path:
     encoder = _Encoder(allowed)
     encoded = encoder(model, "model")
     booster_files = _booster_bytes(model.booster_)
+    lone = getattr(model, "lone_lesion_model_", None)
+    lone_files = {} if lone is None else _booster_bytes(lone.booster_, _LONE)
     buffer = io.BytesIO()
     np.savez(buffer, **encoder.arrays)
-    members = {_ARRAYS: buffer.getvalue(), **booster_files}
+    members = {_ARRAYS: buffer.getvalue(), **booster_files, **lone_files}
     manifest = {
         "format": FORMAT,
-        "format_version": FORMAT_VERSION,
+        "format_version": FORMAT_VERSION if lone_files else 2,  # what older melagbm reads, where it can
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "libraries": library_versions(),
         "booster_file": next(iter(booster_files)),
         "booster_files": list(booster_files),
+        "lone_booster_files": list(lone_files),
         "weights_licenses": model.weights_licenses_,
         "model": encoded,
         "files": {name: hashlib.sha256(data).hexdigest() for name, data in members.items()},
@@ -322,7 +330,7 @@ def _read_members(path: Path) -> dict[str, bytes]:
         with zipfile.ZipFile(path) as archive:
             infos = archive.infolist()
             names = [info.filename for info in infos]
-            if _MANIFEST not in names or len(names) != len(set(names)) or len(names) > 2 + _MAX_BOOSTERS:
+            if _MANIFEST not in names or len(names) != len(set(names)) or len(names) > 2 + 2 * _MAX_BOOSTERS:
                 raise ModelFileError(f"{path} is not a melagbm model file (members: {names[:5]})")
             total = sum(info.file_size for info in infos)
             for info in infos:
@@ -392,6 +400,13 @@ def load(path: str | os.PathLike) -> Any:
             raise ModelFileError(f"{path}: no booster member {files!r}")
         try:
             model.booster_ = _restore_boosters(model.booster_, files, members, model.classes_, model.feature_names_)
+            lone, lone_files = getattr(model, "lone_lesion_model_", None), manifest.get("lone_booster_files") or []
+            if (lone is None) != (not lone_files):
+                raise ModelFileError(f"the manifest lists {len(lone_files)} lone-lesion booster files for "
+                                     f"{'no' if lone is None else 'a'} lone-lesion model")
+            if lone is not None:
+                lone.booster_ = _restore_boosters(lone.booster_, lone_files, members, model.classes_,
+                                                  lone.feature_names_, _LONE)
         except ModelFileError as exc:
             raise ModelFileError(f"{path}: {exc}") from exc
     except ModelFileError:

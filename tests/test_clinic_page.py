@@ -85,14 +85,20 @@ def test_the_page_screens_a_real_dermoscopy_image_as_the_api_does(browser, isic_
         decision = browser.find_element(By.ID, "decision").text
         assert decision == ("Refer" if expected["refer"] else "No referral")
         words = browser.find_element(By.ID, "decision-words").text
-        sensitivity = card["operating_point"]["estimate"]["sensitivity"]
+        assert expected["alone"]  # the page sends one lesion: the lone-lesion model's figures judge it
+        sensitivity = card["lone_lesions"]["operating_point"]["estimate"]["sensitivity"]
         assert (f"on patients that did not choose it, the model referred {100 * sensitivity['value']:.0f} % of "
                 f"melanomas (95 % CI {100 * sensitivity['ci_low']:.0f} % to {100 * sensitivity['ci_high']:.0f} %)"
                 in words)
         assert f"a probability of {100 * expected['threshold']:.1f} %" in words
+        facts = browser.find_element(By.ID, "facts").text
+        assert "A lesion screened alone" in facts and "fitted on the same rows without patient context" in facts
         probability = browser.find_element(By.ID, "probability-words").text
         assert probability.startswith(f"Melanoma probability: {100 * expected['probability']:.1f} %")
-        bars = browser.find_elements(By.CSS_SELECTOR, "#chart .bar-row")
+        missing = browser.find_elements(By.CSS_SELECTOR, "#chart .bar-row[data-not-available]")
+        assert [row.get_attribute("data-family") for row in missing] == ["patient context"]
+        assert "not available (one lesion)" in missing[0].text
+        bars = browser.find_elements(By.CSS_SELECTOR, "#chart .bar-row[data-value]")
         shown_values = {bar.get_attribute("data-family"): float(bar.get_attribute("data-value")) for bar in bars}
         assert shown_values == pytest.approx(expected["contributions"], abs=1e-9)
         for bar, value in zip(bars, shown_values.values()):

@@ -77,8 +77,19 @@ def test_distributed_fit_matches_the_local_model(fitted, lesions, booster) -> No
     bound = 1e-3 if booster == "xgboost" else 0.03
     assert abs(roc_auc_score(y_test, raw[0]) - roc_auc_score(y_test, raw[1])) <= bound
     ours, theirs = (model.predict_proba(X_test)[:, 1] for model in (distributed_model, local))
-    pooled = distributed_model.operating_point_.probability(pool_by_lesion(raw[0], X_test["lesion_id"].to_numpy()))
-    np.testing.assert_allclose(ours, pooled, atol=1e-9)  # the twin pools exactly as FusionClassifier does
+    # the twin pools exactly as FusionClassifier does, each lesion scored by its head (most patients here have one
+    # lesion: the lone-lesion model, fitted on the workers without patient context, scores them)
+    assert distributed_model.lone_lesion_model_.feature_names_ == local.lone_lesion_model_.feature_names_
+    lone, lesions = distributed_model.lone_lesion_model_, X_test["lesion_id"].to_numpy()
+    assert distributed_model.lone_lesions(X_test).all()  # here each patient is one lesion
+    margin = booster_margin(lone.booster_, distributed_model.transform_features(X_test)[lone.feature_names_])
+    np.testing.assert_allclose(ours, lone.operating_point_.probability(pool_by_lesion(margin, lesions)), atol=1e-9)
+    together = X_test.assign(patient_id="one patient")  # every lesion with others: the model's own booster
+    assert not distributed_model.lone_lesions(together).any()
+    margin = booster_margin(distributed_model.booster_, distributed_model.transform_features(together))
+    np.testing.assert_allclose(distributed_model.predict_proba(together)[:, 1],
+                               distributed_model.operating_point_.probability(pool_by_lesion(margin, lesions)),
+                               atol=1e-9)
     if booster == "xgboost":  # XGBoost's distributed histograms equal the local ones: the same model
         assert distributed_model.n_estimators_ == local.n_estimators_
         np.testing.assert_allclose(ours, theirs, atol=1e-4)

@@ -75,7 +75,9 @@ def test_additivity_holds_where_the_trees_split_on_categories(isic_metadata, boo
         image_col=None, booster=booster, early_stopping=False, booster_params={"n_estimators": 300},
         calibration=None, target_sensitivity=None, random_state=0,
     ).fit(X, y)
-    margin = _margin(model.booster_, model.transform_features(X))
+    table, alone = model.transform_features(X), model.lone_lesions(X)  # a patient's only lesion: the lone model's
+    lone = model.lone_lesion_model_
+    margin = np.where(alone, _margin(lone.booster_, table[lone.feature_names_]), _margin(model.booster_, table))
     explanation = model.explain(X)
     np.testing.assert_allclose(explanation.values.sum(axis=1) + explanation.base_values, margin, atol=1e-4)
     grouped = model.explain(X, grouped=True)
@@ -83,8 +85,13 @@ def test_additivity_holds_where_the_trees_split_on_categories(isic_metadata, boo
     for categorical in ("sex__category", "site__general"):  # the categorical splits carry part of the margin
         assert np.abs(explanation[:, categorical].values).mean() > 1e-3, categorical
     head = X.iloc[:200]  # patient context comes from the rows given, so both explain the same 200
-    reference, _ = shap_reference(model.booster_, model.transform_features(head))
-    np.testing.assert_allclose(model.explain(head).values, reference, atol=1e-4)
+    table, alone, values = model.transform_features(head), model.lone_lesions(head), model.explain(head).values
+    assert alone.any() and not alone.all()
+    reference, _ = shap_reference(model.booster_, table[~alone])
+    np.testing.assert_allclose(values[~alone], reference, atol=1e-4)
+    lone_reference, _ = shap_reference(lone.booster_, table.loc[alone, lone.feature_names_])
+    np.testing.assert_allclose(values[np.ix_(alone, table.columns.get_indexer(lone.feature_names_))], lone_reference,
+                               atol=1e-4)
 
 
 @pytest.mark.parametrize("booster", ["lightgbm", "xgboost"])

@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["CARD_SCHEMA", "HIGH_REFERRAL_RATE", "INTENDED_USE", "NEAR_CHANCE_AUC", "NOT_MEASURED",
-           "attach_cross_validation", "build_card", "image_sizes", "operating_point", "performance", "training_data",
-           "weakness"]
+           "attach_cross_validation", "build_card", "image_sizes", "lone_lesions", "operating_point", "performance",
+           "training_data", "weakness"]
 
 #: Bump when a key of the card changes meaning. 2: the operating point's figures are cross-fitted
 #: (``operating_point["estimate"]``); ``performance`` holds threshold-free metrics only.
@@ -203,7 +203,18 @@ def operating_point(
             "calibration": calibration, "estimate": None if estimate is None else estimate.to_dict()}
 
 
-def weakness(performance_facts: dict[str, Any] | None, point: dict[str, Any], melanomas: int) -> str | None:
+def lone_lesions(performance_facts: dict[str, Any] | None, point: dict[str, Any]) -> dict[str, Any]:
+    """The card's ``lone_lesions``: how the model scores a lesion whose patient has no other lesion in the call,
+    with the model fitted without patient context that scores it (its out-of-fold ``performance`` and
+    ``operating_point``, as the card gives the model's own)."""
+    return {"scored_by": "a model fitted on the same rows without patient context, with its own calibration and "
+                         "threshold (a lesion alone has no other lesion of its patient to be compared with)",
+            "performance": performance_facts, "operating_point": point}
+
+
+def weakness(
+    performance_facts: dict[str, Any] | None, point: dict[str, Any], melanomas: int, *, scoring: str = ""
+) -> str | None:
     """One line saying that a model is weak, with its out-of-fold ROC AUC and referral rate and what to do; None
     when none is bad: the AUC's lower 95 % bound at most ``NEAR_CHANCE_AUC``, the threshold referring at least
     ``HIGH_REFERRAL_RATE`` of all lesions while clearing fewer than that share of the others, or too few melanomas
@@ -217,6 +228,8 @@ def weakness(performance_facts: dict[str, Any] | None, point: dict[str, Any], me
         The card's ``operating_point``.
     melanomas : int
         Melanomas the model was fitted on.
+    scoring : str, default=""
+        Which lesions the figures are about, where not all ("lesions sent alone").
     """
     if performance_facts is None:
         return None
@@ -239,7 +252,8 @@ def weakness(performance_facts: dict[str, Any] | None, point: dict[str, Any], me
     confidence_words = (f"; with {estimate.get('melanoma_units')} melanomas (patients or lesions) its threshold "
                         f"keeps {100 * point['target_sensitivity']:.0f} % sensitivity with {100 * achieved:.0f} % "
                         f"confidence, not the {100 * asked:.0f} % asked" if short else "")
-    return (f"Weak model: {auc_words}; {referral_words}{confidence_words}. Fit on more melanomas (this fit saw "
+    subject = f"Weak model for {scoring}" if scoring else "Weak model"
+    return (f"{subject}: {auc_words}; {referral_words}{confidence_words}. Fit on more melanomas (this fit saw "
             f"{melanomas}), lower target_sensitivity, or try other encoders before using its referrals.")
 
 
@@ -290,9 +304,11 @@ def build_card(
     encoders: list[dict[str, Any]],
     warnings: list[str],
     versions: dict[str, str | None],
+    lone_lesions: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The card: every section, with the limits that follow from the training data."""
-    return {
+    """The card: every section, with the limits that follow from the training data (``lone_lesions`` only for a
+    model with a lone-lesion model)."""
+    card = {
         "schema": CARD_SCHEMA,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "intended_use": INTENDED_USE,
@@ -305,6 +321,9 @@ def build_card(
         "limits": data_limits(data, encoders) + list(NOT_MEASURED),
         "libraries": versions,
     }
+    if lone_lesions is not None:
+        card["lone_lesions"] = lone_lesions
+    return card
 
 
 def data_limits(data: dict[str, Any], encoders: list[dict[str, Any]]) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-__all__ = ["describe_rounds", "figure_words", "operating_point_lines", "to_html", "to_markdown"]
+__all__ = ["describe_rounds", "figure_words", "lone_lesion_lines", "operating_point_lines", "to_html", "to_markdown"]
 
 
 def _figure(value: Any, digits: int = 3) -> str:
@@ -97,6 +97,8 @@ def to_markdown(card: dict[str, Any]) -> str:
     lines += ["## Operating point", ""] + operating_point_lines(point, performance)
     calibration = point["calibration"] or "not calibrated (the booster's own probability)"
     lines += [f"Probabilities: {calibration}.", ""]
+    if card.get("lone_lesions"):
+        lines += ["## A lesion sent alone", ""] + lone_lesion_lines(card["lone_lesions"], performance)
     lines += ["## Limits", ""] + [f"- {limit}" for limit in card["limits"]] + [""]
     lines += ["## Libraries", "", ", ".join(f"{name} {version}" for name, version in card["libraries"].items()
                                             if version is not None), ""]
@@ -160,6 +162,33 @@ def operating_point_lines(point: dict[str, Any], performance: dict[str, Any] | N
                       f"{figure_words(estimate['plain_specificity'])} of other lesions, and keep its target for new "
                       "patients about half the time."]
     return lines + [""]
+
+
+def lone_lesion_lines(lone: dict[str, Any], performance: dict[str, Any] | None) -> list[str]:
+    """How the model scores a lesion whose patient has no other lesion in the call, in sentences: what scores it,
+    its out-of-fold ROC AUC beside the model's own, and its operating point.
+
+    Parameters
+    ----------
+    lone : dict
+        The card's ``lone_lesions``.
+    performance : dict or None
+        The card's ``performance`` (the model's own, with patient context).
+
+    Returns
+    -------
+    lines : list of str
+    """
+    lines = [f"A lesion whose patient has no other lesion in the same call has no patient context: it is scored by "
+             f"{lone['scored_by']}.", ""]
+    auc = ((lone.get("performance") or {}).get("metrics") or {}).get("roc_auc")
+    own = ((performance or {}).get("metrics") or {}).get("roc_auc")
+    if auc and auc.get("value") is not None:
+        beside = (f", against {_figure(own['value'])} for lesions scored with their patient's others"
+                  if own and own.get("value") is not None else "")
+        lines += [f"Out-of-fold ROC AUC of lesions scored alone {_figure(auc['value'])} (95 % CI "
+                  f"{_figure(auc['ci_low'])}-{_figure(auc['ci_high'])}){beside}.", ""]
+    return lines + operating_point_lines(lone["operating_point"], lone.get("performance"))
 
 
 def to_html(card: dict[str, Any]) -> str:

@@ -15,12 +15,20 @@ from .._device import resolve_device
 from .._splits import SEED_MAX
 from ..boosting import BoostingStep, averaged
 from ..classifier import (
-    FITTED_ATTRIBUTES, ID_COLUMNS, FusionClassifier, dataset_names, encoder_leaks, fold_of_rows, model_card,
+    FITTED_ATTRIBUTES,
+    ID_COLUMNS,
+    FusionClassifier,
+    dataset_names,
+    decision_step,
+    encoder_leaks,
+    fold_of_rows,
+    model_card,
     skip_unreadable,
 )
 from ..features.inputs import InputGate
 from ..features.metadata import MetadataEncoder
 from ..features.table import FeatureTable
+from ..lone_lesions import LoneLesionModel
 from ._frames import GROUP, LABEL, ROW, as_dask_frame, attach, check_ids_whole, client, is_dask, number_rows
 from .embedding import embed_partition, on_this_worker
 from .training import fit_distributed, margins
@@ -174,7 +182,10 @@ class DaskFusionClassifier(FusionClassifier):
         validations = boosting.validation_splits(y_good, groups_good, seed)
         self.operating_point_ = steps["decision"].start(y_good, weights)
         splits = self.operating_point_.splits(y_good, groups_good, seed)
-        members, member_margins = [], []
+        lone_columns = None
+        if self.lone_lesion_model and self.patient_context_ is not None:  # (DaskFusionClassifier fits two classes)
+            lone_columns = LoneLesionModel.columns_without_context(self.feature_families_)
+        members, member_margins, lone_members, lone_margins = [], [], [], []
         for index, scores in enumerate(image_scores):  # as FusionClassifier: a booster per version of the scores
             roles = pd.DataFrame({LABEL: y_good, _HELD_OUT: False, _FOLD: -1,
                                   _WEIGHT: 1.0 if weights is None else weights}, index=rows_good)
@@ -183,18 +194,25 @@ class DaskFusionClassifier(FusionClassifier):
             for fold, (_, test) in enumerate(splits or []):
                 roles.iloc[test, roles.columns.get_loc(_FOLD)] = fold
             table = self._tables_on_workers(frame, lengths, dask_client, features, scores, roles)
-            member, member_margin = self._member_on_workers(
-                dask_client, boosting, table, weights is not None, validations is not None, seed + index,
-                len(splits or []), pd.Series(0.0, index=rows_good))
-            members.append(member)
-            member_margins.append(member_margin)
+            for columns, fitted, fitted_margins in ((self.feature_names_, members, member_margins),
+                                                    (lone_columns, lone_members, lone_margins)):
+                if columns is not None:
+                    member, member_margin = self._member_on_workers(
+                        dask_client, boosting, table, weights is not None, validations is not None, seed + index,
+                        len(splits or []), pd.Series(0.0, index=rows_good), columns)
+                    fitted.append(member)
+                    fitted_margins.append(member_margin)
         self.booster_ = averaged(members)
-        margin = None
-        if splits:
-            margin = np.mean(member_margins, axis=0)
-            if lesions_good is not None:
-                margin = self.lesion_pooling_.pool(margin, lesions_good)
-            self.operating_point_.fit(margin, y_good, groups_good, fold_of_rows(splits, len(y_good)), seed=seed)
+        margin = self._fit_decision(self.operating_point_, member_margins, y_good, groups_good, splits, lesions_good,
+                                    seed)
+        self.lone_lesion_model_, lone_margin = None, None
+        if lone_columns is not None:
+            lone = LoneLesionModel()
+            lone.feature_names_, lone.booster_ = lone_columns, averaged(lone_members)
+            lone.operating_point_ = decision_step(self).start(y_good, weights)
+            lone_margin = self._fit_decision(lone.operating_point_, lone_margins, y_good, groups_good, splits,
+                                             lesions_good, seed)
+            self.lone_lesion_model_ = lone
         for embedder in self.embedders_:  # the client embeds too (predicting pandas frames, to_local)
             embedder.device_ = _device_here(embedder.device)
         self.n_groups_ = None if groups_good is None else int(len(np.unique(groups_good)))
@@ -206,7 +224,7 @@ class DaskFusionClassifier(FusionClassifier):
         leaks = encoder_leaks(self, checked, datasets)  # without paths, by the data's name only
         encoded = self.metadata_encoder_.transform(gate.metadata(metadata[good]))
         self.model_card_ = model_card(self, trained, encoded, y_good, groups_good, margin, len(splits or []), seed,
-                                      datasets=datasets, warnings=leaks)
+                                      datasets=datasets, warnings=leaks, lone_margin=lone_margin)
         self.report_fit(len(y_good), int((y_good == 1).sum()))
         return self
 
@@ -220,13 +238,27 @@ class DaskFusionClassifier(FusionClassifier):
             raise ValueError(f"DaskFusionClassifier fits two classes (melanoma vs rest); y holds {len(self.classes_)}")
         return y_codes
 
+    def _fit_decision(
+        self, point: Any, member_margins: list[np.ndarray | None], y: np.ndarray, groups: np.ndarray | None,
+        splits: list | None, lesions: np.ndarray | None, seed: int,
+    ) -> np.ndarray | None:
+        """Fit ``point`` (calibration, threshold) on the members' mean out-of-fold margins, pooled by lesion as
+        predict pools; return those margins (None without folds)."""
+        if not splits:
+            return None
+        margin = np.mean(member_margins, axis=0)
+        if lesions is not None:
+            margin = self.lesion_pooling_.pool(margin, lesions)
+        point.fit(margin, y, groups, fold_of_rows(splits, len(y)), seed=seed)
+        return margin
+
     def _member_on_workers(
         self, dask_client: Any, boosting: BoostingStep, table: Any, weighted: bool, stops_early: bool, seed: int,
-        n_folds: int, margin: pd.Series,
+        n_folds: int, margin: pd.Series, columns: list[str],
     ) -> tuple[Any, np.ndarray | None]:
-        """(one booster trained across the workers on ``table``, its out-of-fold margins in row order; None
-        without folds)."""
-        features, labels = table[self.feature_names_], table[LABEL]
+        """(one booster trained across the workers on ``table``'s ``columns``, its out-of-fold margins in row
+        order; None without folds)."""
+        features, labels = table[columns], table[LABEL]
         weight = table[_WEIGHT] if weighted else None
         threads = min(dask_client.nthreads().values(), default=1)
         estimator = boosting.estimator(device=self.device_, seed=seed,

@@ -17,14 +17,19 @@ MELANOMA = {"coding": [{"system": "http://snomed.info/sct", "code": "372244006",
 
 def referral_rationale(result: dict[str, Any], card: dict[str, Any]) -> str:
     """The referral decision in words, with what the threshold did on patients that did not choose it (from the
-    card's cross-fitted estimate; a card of melagbm 0.1 has none, and the rationale says so)."""
-    estimate = (card.get("operating_point") or {}).get("estimate")
+    card's cross-fitted estimate; a card of melagbm 0.1 has none, and the rationale says so). A lesion scored alone
+    is judged by the card's figures for lesions alone."""
+    alone = result.get("alone") and card.get("lone_lesions")
+    point = card["lone_lesions"]["operating_point"] if alone else card.get("operating_point")
+    estimate = (point or {}).get("estimate")
     decision = "refer" if result["refer"] else "no referral"
     side = "at or above" if result["refer"] else "below"
     words = (f"{decision}: the melanoma probability {100 * result['probability']:.2f} % is {side} the referral "
              f"threshold {100 * result['threshold']:.2f} %")
     if not estimate:
         return words + "; what the threshold does on new patients was not estimated for this model"
+    if alone:
+        words += " for a lesion scored alone (no other lesion of its patient in the request: no patient context)"
     return (words + "; on patients that did not choose the threshold the model referred "
             f"{figure_words(estimate['sensitivity'])} of melanomas and cleared "
             f"{figure_words(estimate['specificity'])} of other lesions, referring "
@@ -35,8 +40,9 @@ def _assessment(result: dict[str, Any], lesion: dict[str, Any], card: dict[str, 
     patient = lesion.get("patient_id")  # never blank: the request schema reads a blank id as none
     subject = ({"identifier": {"value": str(patient)}} if patient is not None
                else {"display": "a patient not identified in the request"})
-    drivers = ", ".join(f"{family} {value:+.2f}" for family, value in
-                        sorted(result["contributions"].items(), key=lambda item: -abs(item[1])))
+    drivers = ", ".join([f"{family} {value:+.2f}" for family, value in
+                         sorted(result["contributions"].items(), key=lambda item: -abs(item[1]))]
+                        + [f"{family}: {why}" for family, why in (result.get("not_available") or {}).items()])
     resource: dict[str, Any] = {
         "resourceType": "RiskAssessment",
         "status": "final",

@@ -57,7 +57,12 @@ class LesionResult(BaseModel):
     refer: bool = Field(description="the probability reaches the model's operating threshold")
     threshold: float = Field(description="the operating threshold, chosen to keep the card's sensitivity for new "
                                          "patients")
+    alone: bool = Field(False, description="scored as a lesion alone: no other lesion of its patient in the request, "
+                                           "so no patient context (a model fitted without it scored the lesion)")
     contributions: dict[str, float] = Field(description="SHAP contribution of each feature family (log-odds)")
+    not_available: dict[str, str] = Field(default_factory=dict,
+                                          description="feature families the model could not use for this lesion, "
+                                                      "and why")
     base_value: float = Field(description="the log-odds the contributions add to")
     outline: Outline
     read_as: dict[str, str] = Field(description="how the model read each categorical field sent: the value it used "

@@ -12,8 +12,12 @@ import pandas as pd
 
 from ..exceptions import FieldError
 from ..images.reading import ImageReadError, read_image
+from ..lone_lesions import CONTEXT_FAMILY
 
 __all__ = ["FieldError", "Screening", "lesion_outline"]
+
+#: Why a lesion alone has no patient context (``not_available``).
+LONE_LESION = "not available (one lesion): no other lesion of the patient in the request to compare it with"
 
 #: The request fields of a lesion beside its image, and the metadata family each one fills.
 FIELDS = {"age": "age", "sex": "sex", "site": "site"}
@@ -176,21 +180,29 @@ class Screening:
 
     def predict(self, requests: list[list[dict[str, Any]]]) -> list[list[dict[str, Any]]]:
         """For each lesion of each request (as :meth:`decode` gave it): probability, referral decision, SHAP
-        contribution by family, outline and model id. All lesions go through the model as one batch."""
+        contribution by family, outline and model id. All lesions go through the model as one batch; a lesion
+        whose patient has no other lesion in the request is scored alone (``alone``, by the model's lone-lesion
+        model, at its threshold; its patient context ``not_available``)."""
         frame = self.frame(requests)
         proba, explanation = self.model.predict_proba_explained(frame, grouped=True)
-        threshold = float(self.model.threshold_)
+        alone = self.model.lone_lesions(frame)
         families = list(explanation.feature_names)
         base_values = np.ravel(explanation.base_values)
         answers, row = [], 0
         for lesions in requests:
             results = []
             for lesion in lesions:
+                threshold = float(self.model.lone_lesion_model_.threshold_ if alone[row] else self.model.threshold_)
+                contributions = {family: float(value) for family, value in zip(families, explanation.values[row])}
+                missing = {family: LONE_LESION for family in families if alone[row] and family == CONTEXT_FAMILY}
                 results.append({
                     "probability": float(proba[row, 1]),
                     "refer": bool(proba[row, 1] >= threshold),
                     "threshold": threshold,
-                    "contributions": {family: float(value) for family, value in zip(families, explanation.values[row])},
+                    "alone": bool(alone[row]),
+                    "contributions": {family: value for family, value in contributions.items()
+                                      if family not in missing},
+                    "not_available": missing,
                     "base_value": float(base_values[row]),
                     "outline": lesion["outline"],
                     "read_as": self.read_as(lesion),

@@ -25,8 +25,10 @@ function metric(name) {
 
 // The operating point in words: what the threshold did on patients that did not choose it (the card's
 // cross-fitted estimate); a card of melagbm 0.1 read its figures off the predictions that chose it, and says so.
-function operatingPointWords(threshold) {
-  const point = (state.card && state.card.operating_point) || {};
+// A lesion scored alone is judged by the figures of the model that scores lesions alone.
+function operatingPointWords(threshold, alone = false) {
+  const lone = alone && state.card && state.card.lone_lesions;
+  const point = (lone ? lone.operating_point : state.card && state.card.operating_point) || {};
   const estimate = point.estimate;
   if (estimate) {
     return `at this threshold (a probability of ${percent(threshold, 1)}), on patients that did not choose it, ` +
@@ -81,6 +83,15 @@ function showCard(body) {
       `, chosen to catch ${percent(point.target_sensitivity)}${confidence}` : "";
     addFact("Referral threshold", `refer at a melanoma probability of ${percent(point.threshold, 1)} or more${target}`);
     addFact("At that threshold", operatingPointWords(point.threshold));
+  }
+  const lone = card.lone_lesions;
+  if (lone && lone.operating_point) {
+    const loneAuc = lone.performance && lone.performance.metrics ? lone.performance.metrics.roc_auc : null;
+    const aucWords = loneAuc && loneAuc.value != null ? `; ROC AUC out of fold ${loneAuc.value.toFixed(3)}` +
+      (loneAuc.ci_low != null ? ` (95 % CI ${loneAuc.ci_low.toFixed(3)} to ${loneAuc.ci_high.toFixed(3)})` : "") : "";
+    addFact("A lesion screened alone", `this page sends one lesion at a time, so it has no other lesion of its ` +
+      `patient to be compared with: it is scored by ${lone.scored_by}${aucWords}; ` +
+      operatingPointWords(lone.operating_point.threshold, true));
   }
   (card.encoders || []).forEach((encoder) => addFact("Image encoder",
     `${encoder.backbone} (${encoder.source}; licence ${encoder.license}${encoder.non_commercial ? ", NON-COMMERCIAL use only" : ""})`));
@@ -166,9 +177,23 @@ function drawOutline(outline) {
     "were measured inside this line. If the line misses the lesion, the lesion measurements are wrong.";
 }
 
-function drawChart(contributions, baseValue) {
+function drawChart(contributions, baseValue, notAvailable = {}) {
   const entries = Object.entries(contributions).sort((a, b) => Math.abs(b[1]) - Math.abs(a[1]));
   const largest = Math.max(...entries.map(([, value]) => Math.abs(value)), 1e-9);
+  const missing = Object.entries(notAvailable).map(([family, why]) => {
+    const row = document.createElement("div");
+    row.className = "bar-row";
+    row.setAttribute("role", "listitem");
+    const name = document.createElement("span");
+    name.textContent = family;
+    const words = document.createElement("span");
+    words.className = "bar-words";
+    words.textContent = why;
+    row.append(name, document.createElement("div"), words);
+    row.dataset.family = family;
+    row.dataset.notAvailable = why;
+    return row;
+  });
   $("chart").replaceChildren(...entries.map(([family, value]) => {
     const row = document.createElement("div");
     row.className = "bar-row";
@@ -189,7 +214,7 @@ function drawChart(contributions, baseValue) {
     row.dataset.family = family;
     row.dataset.value = String(value);
     return row;
-  }));
+  }), ...missing);
   $("chart-words").textContent = "Each bar is how much one kind of information moved the model's score before " +
     `calibration (SHAP values, in log-odds, from a starting point of ${baseValue.toFixed(2)}): to the right, red, ` +
     "towards melanoma; to the left, blue, away from it. The probability above is that score calibrated. They " +
@@ -200,14 +225,15 @@ function showResult(lesion, photoUrl) {
   const refer = lesion.refer;
   $("decision").textContent = refer ? "Refer" : "No referral";
   $("decision").className = refer ? "refer" : "clear";
-  $("decision-words").textContent = `${refer ? "Refer" : "No referral"}: ${operatingPointWords(lesion.threshold)}.` +
+  $("decision-words").textContent = `${refer ? "Refer" : "No referral"}: ` +
+    `${operatingPointWords(lesion.threshold, lesion.alone)}.` +
     (refer ? " A dermatologist should assess this lesion." :
       " Below the threshold; a lesion that changes, bleeds or worries the patient still needs a clinician.");
   $("probability-words").textContent = `Melanoma probability: ${percent(lesion.probability, 1)}, the model's ` +
     `calibrated estimate for this photo and these details (referral from ${percent(lesion.threshold, 1)}).`;
   $("preview").src = photoUrl;
   drawOutline(lesion.outline);
-  drawChart(lesion.contributions, lesion.base_value);
+  drawChart(lesion.contributions, lesion.base_value, lesion.not_available);
   $("model-id").textContent = `Model ${lesion.model_id}, fitted ${lesion.fitted || "at an unknown time"}.`;
   $("result").hidden = false;
 }
