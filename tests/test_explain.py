@@ -271,7 +271,7 @@ def test_plots_say_what_they_show(fused_models, ham_sample) -> None:
     labels = dict(zip(grouped.feature_names, view.feature_names))
     assert labels["age"] == "age (years)" and labels["sex"] == "sex (red male, blue female)"
     assert labels["site"] == "site (grey: categories)"
-    assert labels["lesion shape"] == "lesion shape"  # grey: the caption says why
+    assert labels["lesion shape"] == "lesion shape (grey: several columns)"  # each grey row says why
     assert labels["lesion size"] == "lesion size (colour: lesion diameter (pixels))"
     sex = list(grouped.feature_names).index("sex")
     shown = pd.Series(grouped.display_data[:, sex])
@@ -287,6 +287,10 @@ def test_plots_say_what_they_show(fused_models, ham_sample) -> None:
     assert any("Grey dots" in t.get_text() for t in ax.figure.texts)
     ax = plot_dependence(grouped, "age", show=False)
     assert ax.get_xlabel() == "age (years)" and "age" in ax.get_title()
+    [counts] = [other for other in ax.figure.axes if other is not ax and other.get_ylabel() == "lesions (grey bars)"]
+    ages = grouped.data[:, list(grouped.feature_names).index("age")]
+    assert sum(bar.get_height() for bar in counts.patches) == np.isfinite(ages).sum()  # a count scale, every lesion
+    assert counts.get_ylim()[1] >= 4 * max(bar.get_height() for bar in counts.patches)  # below the dots
     importance = model.feature_importance(rows, groups.iloc[:200], n_bootstrap=50)
     ax = plot_importance(importance, show=False)
     assert ax.get_xlabel().startswith(PUSH_LABEL) and any("mean |SHAP value|" in t.get_text() for t in ax.figure.texts)

@@ -73,7 +73,7 @@ def colour_by_value(grouped: Any, size: tuple[str, np.ndarray] | None = None) ->
             data[:, position] = np.asarray(size[1], dtype=float)
             labels.append(f"lesion size (colour: {size[0]})")
         elif np.isnan(values).all():
-            labels.append(family)  # grey: several columns (the caption says so)
+            labels.append(f"{family} (grey: several columns)")
         elif any(isinstance(v, str) for v in shown):
             labels.append(f"{family} (grey: categories)")
         else:
@@ -233,14 +233,32 @@ def plot_dependence(
     ))
     single = pair[:, 0]
     ax = axes(ax, (6.0, 4.5))
-    shap.plots.scatter(single, ax=ax, show=False)
+    shap.plots.scatter(single, ax=ax, show=False, hist=False)
+    _count_bars(ax, single.data)
     ax.set_ylabel(f"push of {feature} on the melanoma odds", fontsize=11)  # shap would name the x quantity here
     ax.set_xlabel(label or UNITS.get(feature, feature), fontsize=11)
     ax.axhline(0.0, color="grey", lw=0.8, ls=":")
     ax.set_title(title or f"How {feature} moves the melanoma score")
     _caption(ax, f"One dot per lesion; y: the SHAP value of the {feature} family (log-odds); above the dotted "
-                 "line it raises the melanoma score, below it lowers it. Grey bars: how many lesions have each value.")
+                 "line it raises the melanoma score, below it lowers it. Grey bars: how many lesions have each value "
+                 "(right axis).")
     return _laid_out(ax, show)
+
+
+def _count_bars(ax: Any, x: np.ndarray) -> Any:
+    """Grey bars of how many rows have each value of ``x``, behind ``ax``'s dots, on a count axis of their own
+    (right; the bars fill the lowest quarter)."""
+    x = np.asarray(x, dtype=float)
+    x = x[np.isfinite(x)]
+    counts = ax.twinx()
+    if len(x):
+        heights, _, _ = counts.hist(x, bins=min(30, max(1, len(np.unique(x)))), color="lightgrey", zorder=0)
+        counts.set_ylim(0, 4 * max(heights.max(), 1))
+    counts.set_ylabel("lesions (grey bars)", fontsize=9, color="grey")
+    counts.tick_params(axis="y", colors="grey", labelsize=8)
+    ax.set_zorder(counts.get_zorder() + 1)  # the dots in front of the bars
+    ax.patch.set_visible(False)
+    return counts
 
 
 def plot_site_cohorts(
