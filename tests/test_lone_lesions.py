@@ -126,3 +126,10 @@ def test_without_the_lone_lesion_model_a_lesion_alone_keeps_its_context(syntheti
     assert not model.lone_lesions(X.drop(columns="image").iloc[[0]]).any()
     assert FusionClassifier(patient_col=None, image_col=None, n_seeds=1, verbose=0).fit(
         X.drop(columns=["image", "patient_id"]), y, groups=groups).lone_lesion_model_ is None
+
+
+def test_lesions_of_different_patients_in_one_call_score_as_one_call_each(model, held_out) -> None:
+    X, _ = held_out
+    rows = X.iloc[:6].assign(patient_id=[f"own-{i}" for i in range(6)])
+    together = model.predict_proba(rows)[:, 1]
+    np.testing.assert_allclose(together, [model.predict_proba(rows.iloc[[i]])[0, 1] for i in range(6)], atol=1e-12)

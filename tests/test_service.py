@@ -340,3 +340,32 @@ def test_the_pixel_budget_holds_requests_until_pixels_are_given_back() -> None:
         return events
 
     assert asyncio.run(scenario()) == ["first releases", "second holds"]
+
+
+def test_a_lesion_alone_is_answered_without_patient_context(isic_model_file, isic_root) -> None:
+    """A patient-context model: two lesions of one patient keep their context, a third sent alone is scored by the
+    lone-lesion model, at its threshold, and every answer (JSON and FHIR) says the context was not available."""
+    metadata = pd.read_csv(isic_root / "subset_metadata.csv").iloc[:3]
+    body = [{"image": base64.b64encode((isic_root / "train" / f"{row.image_name}.jpg").read_bytes()).decode(),
+             "age": None if pd.isna(row.age_approx) else row.age_approx, "patient_id": patient}
+            for row, patient in zip(metadata.itertuples(), ["p1", "p1", None])]
+    model = melagbm.load(isic_model_file)
+    with TestClient(create_app(ServiceSettings(model=isic_model_file, max_lesions=4))) as client:
+        results = client.post("/v1/predict", json={"lesions": body}).json()["lesions"]
+        fhir = client.post("/v1/predict?format=fhir", json={"lesions": body}).json()
+    assert [result["alone"] for result in results] == [False, False, True]
+    assert [result["not_available"] for result in results][:2] == [{}, {}]
+    assert results[2]["not_available"]["patient context"].startswith("not available (one lesion)")
+    assert "patient context" in results[0]["contributions"] and "patient context" not in results[2]["contributions"]
+    assert results[2]["threshold"] == pytest.approx(model.lone_lesion_model_.threshold_)
+    assert results[0]["threshold"] == pytest.approx(model.threshold_) != model.lone_lesion_model_.threshold_
+    frame = pd.DataFrame({"image": [isic_root / "train" / f"{name}.jpg" for name in metadata["image_name"]],
+                          "age": metadata["age_approx"], "sex": np.nan, "site": np.nan,
+                          "patient_id": ["p1", "p1", "alone"]})
+    np.testing.assert_allclose([result["probability"] for result in results], model.predict_proba(frame)[:, 1],
+                               atol=1e-6)
+    lone = model.model_card_["lone_lesions"]["operating_point"]["estimate"]["sensitivity"]
+    rationale = fhir["entry"][2]["resource"]["prediction"][0]["rationale"]
+    assert "for a lesion scored alone" in rationale and f"referred {100 * lone['value']:.0f} %" in rationale
+    assert "patient context: not available (one lesion)" in fhir["entry"][2]["resource"]["note"][0]["text"]
+    assert "not available" not in fhir["entry"][0]["resource"]["note"][0]["text"]

@@ -10,7 +10,6 @@ technical name (SHAP value, log-odds) in its caption.
 from __future__ import annotations
 
 import warnings
-
 from typing import Any
 
 import numpy as np
