@@ -32,7 +32,7 @@ from .features.patient import CONTEXT_COLUMNS, PatientContext
 from .features.table import FeatureTable
 from .images.reading import ImageReadError
 from .leakage import encoder_training_overlap
-from .lone_lesions import LoneLesionModel, lone_rows
+from .lone_lesions import CONTEXT_FAMILY, NOT_AVAILABLE, LoneLesionModel, lone_rows
 from .pooling import LesionPooling
 from .referral import ReferralEstimate
 
@@ -796,7 +796,8 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         pools lesions: each image then shows its lesion's mean values; see ``lesion_col``);
         calibration, a monotone map applied after, is not part of it. A lesion alone
         (see :meth:`lone_lesions`) is explained by the lone-lesion model that scores it: its
-        patient context columns get 0 and NaN ``data`` (not available). Categorical
+        patient context columns get 0, NaN ``data`` and the ``display_data`` "not available
+        (one lesion)". Categorical
         ``data`` holds category codes (labels in ``display_data``). Rows whose image
         was skipped as unreadable get NaN values.
 
@@ -859,7 +860,13 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
                 features.loc[rows.alone, context] = np.nan
         values[rows.unreadable], base_values[rows.unreadable] = np.nan, np.nan
         explanation = make_explanation(values, base_values, features)
-        return group_explanation(explanation, self.feature_families_) if grouped else explanation
+        if grouped:
+            explanation = group_explanation(explanation, self.feature_families_)
+        if rows.alone.any():  # shown in its place (shap's waterfall and force plots print display_data)
+            families = [name if grouped else self.feature_families_[name] for name in explanation.feature_names]
+            context = [position for position, family in enumerate(families) if family == CONTEXT_FAMILY]
+            explanation.display_data[np.ix_(rows.alone, context)] = NOT_AVAILABLE
+        return explanation
 
     def groups_of(self, X: pd.DataFrame) -> np.ndarray | None:
         """The patient/lesion ids of ``X``'s rows: ``X[group_col]``, else ``X[patient_col_]``, else

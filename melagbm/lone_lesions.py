@@ -14,10 +14,11 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 
-__all__ = ["CONTEXT_FAMILY", "LoneLesionModel", "lone_rows"]
+__all__ = ["CONTEXT_FAMILY", "NOT_AVAILABLE", "LoneLesionModel", "lone_rows"]
 
-#: The feature family a lesion alone cannot have.
+#: The feature family a lesion alone cannot have, and what its explanation shows in its place.
 CONTEXT_FAMILY = "patient context"
+NOT_AVAILABLE = "not available (one lesion)"
 
 
 def lone_rows(patients: np.ndarray, lesions: np.ndarray | None = None) -> np.ndarray:

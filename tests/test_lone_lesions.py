@@ -88,6 +88,8 @@ def test_a_lesion_alone_is_explained_without_patient_context(model, held_out) ->
     grouped = model.explain(rows, grouped=True)
     context = grouped.feature_names.index("patient context")
     assert grouped.values[0, context] == 0 and np.abs(grouped.values[1:, context]).sum() > 0
+    assert grouped.display_data[0, context] == "not available (one lesion)"
+    assert all(shown != "not available (one lesion)" for shown in grouped.display_data[1:, context])
     # each row's values add up to the margin of the booster that scored it
     table = model.transform_features(rows)
     lone = model.lone_lesion_model_
@@ -97,6 +99,7 @@ def test_a_lesion_alone_is_explained_without_patient_context(model, held_out) ->
     full = model.explain(rows.iloc[[0]])
     context_columns = [i for i, name in enumerate(full.feature_names) if name.startswith("patient_context__")]
     assert np.isnan(full.data[0, context_columns]).all()  # not available, rather than a patient of one lesion
+    assert set(full.display_data[0, context_columns]) == {"not available (one lesion)"}
 
 
 def test_the_card_says_how_a_lesion_alone_is_scored(model) -> None:

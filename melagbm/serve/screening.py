@@ -12,12 +12,12 @@ import pandas as pd
 
 from ..exceptions import FieldError
 from ..images.reading import ImageReadError, read_image
-from ..lone_lesions import CONTEXT_FAMILY
+from ..lone_lesions import CONTEXT_FAMILY, NOT_AVAILABLE
 
 __all__ = ["FieldError", "Screening", "lesion_outline"]
 
 #: Why a lesion alone has no patient context (``not_available``).
-LONE_LESION = "not available (one lesion): no other lesion of the patient in the request to compare it with"
+LONE_LESION = f"{NOT_AVAILABLE}: no other lesion of the patient in the request to compare it with"
 
 #: The request fields of a lesion beside its image, and the metadata family each one fills.
 FIELDS = {"age": "age", "sex": "sex", "site": "site"}

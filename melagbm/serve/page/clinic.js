@@ -177,44 +177,42 @@ function drawOutline(outline) {
     "were measured inside this line. If the line misses the lesion, the lesion measurements are wrong.";
 }
 
+// One row of the chart: the family's name, its bar (a track, empty where the family was not available) and words.
+function chartRow(family, track, said) {
+  const row = document.createElement("div");
+  row.className = "bar-row";
+  row.setAttribute("role", "listitem");
+  const name = document.createElement("span");
+  name.textContent = family;
+  const words = document.createElement("span");
+  words.className = "bar-words";
+  words.textContent = said;
+  row.append(name, track, words);
+  row.dataset.family = family;
+  return row;
+}
+
 function drawChart(contributions, baseValue, notAvailable = {}) {
   const entries = Object.entries(contributions).sort((a, b) => Math.abs(b[1]) - Math.abs(a[1]));
   const largest = Math.max(...entries.map(([, value]) => Math.abs(value)), 1e-9);
-  const missing = Object.entries(notAvailable).map(([family, why]) => {
-    const row = document.createElement("div");
-    row.className = "bar-row";
-    row.setAttribute("role", "listitem");
-    const name = document.createElement("span");
-    name.textContent = family;
-    const words = document.createElement("span");
-    words.className = "bar-words";
-    words.textContent = why;
-    row.append(name, document.createElement("div"), words);
-    row.dataset.family = family;
-    row.dataset.notAvailable = why;
-    return row;
-  });
-  $("chart").replaceChildren(...entries.map(([family, value]) => {
-    const row = document.createElement("div");
-    row.className = "bar-row";
-    row.setAttribute("role", "listitem");
-    const name = document.createElement("span");
-    name.textContent = family;
+  const bars = entries.map(([family, value]) => {
     const track = document.createElement("div");
     track.className = "bar-track";
     const bar = document.createElement("div");
     bar.className = `bar ${value >= 0 ? "raise" : "lower"}`;
     bar.style.width = `${(50 * Math.abs(value)) / largest}%`;
     track.append(bar);
-    const words = document.createElement("span");
-    words.className = "bar-words";
-    words.textContent = Math.abs(value) < 0.005 ? "made no difference to the melanoma score" :
-      `${value >= 0 ? "raised" : "lowered"} the melanoma score by ${Math.abs(value).toFixed(2)} log-odds`;
-    row.append(name, track, words);
-    row.dataset.family = family;
+    const row = chartRow(family, track, Math.abs(value) < 0.005 ? "made no difference to the melanoma score" :
+      `${value >= 0 ? "raised" : "lowered"} the melanoma score by ${Math.abs(value).toFixed(2)} log-odds`);
     row.dataset.value = String(value);
     return row;
-  }), ...missing);
+  });
+  const missing = Object.entries(notAvailable).map(([family, why]) => {
+    const row = chartRow(family, document.createElement("div"), why);
+    row.dataset.notAvailable = why;
+    return row;
+  });
+  $("chart").replaceChildren(...bars, ...missing);
   $("chart-words").textContent = "Each bar is how much one kind of information moved the model's score before " +
     `calibration (SHAP values, in log-odds, from a starting point of ${baseValue.toFixed(2)}): to the right, red, ` +
     "towards melanoma; to the left, blue, away from it. The probability above is that score calibrated. They " +
