@@ -200,3 +200,7 @@ def test_the_card_and_fhir_state_the_cross_fitted_figures_and_an_old_card_says_i
     old = " ".join(operating_point_lines(old_point, old_performance))
     assert "read off the predictions that chose it" in old and "optimistic for new patients" in old
     assert "not estimated for this model" in referral_rationale(result, {"operating_point": old_point})
+    # 28 melanomas reach 94.7 %: never written as the 95 % asked
+    card_point["estimate"] = {**card_point["estimate"], "achieved_confidence": 1 - 0.9 ** 28, "melanoma_units": 28}
+    assert "with 94.7 % confidence, not the 95 % asked" in weakness(performance, card_point, 28)
+    assert "this one keeps it with 94.7 % confidence" in " ".join(operating_point_lines(card_point, performance))

@@ -18,7 +18,7 @@ import pandas as pd
 
 __all__ = ["CARD_SCHEMA", "HIGH_REFERRAL_RATE", "INTENDED_USE", "NEAR_CHANCE_AUC", "NOT_MEASURED",
            "attach_cross_validation", "build_card", "image_sizes", "lone_lesions", "operating_point", "performance",
-           "training_data", "weakness"]
+           "short_confidence_words", "training_data", "weakness"]
 
 #: Bump when a key of the card changes meaning. 2: the operating point's figures are cross-fitted
 #: (``operating_point["estimate"]``); ``performance`` holds threshold-free metrics only.
@@ -212,6 +212,13 @@ def lone_lesions(performance_facts: dict[str, Any] | None, point: dict[str, Any]
             "performance": performance_facts, "operating_point": point}
 
 
+def short_confidence_words(achieved: float, asked: float) -> str:
+    """A confidence short of the one asked, in percent, with a decimal where whole percents would read as the asked
+    one ("94.8 %" for 0.948 of 0.95, "47 %" for 0.47)."""
+    whole = f"{100 * achieved:.0f}"
+    return f"{whole} %" if whole != f"{100 * asked:.0f}" else f"{np.floor(1000 * achieved) / 10:.1f} %"
+
+
 def weakness(
     performance_facts: dict[str, Any] | None, point: dict[str, Any], melanomas: int, *, scoring: str = ""
 ) -> str | None:
@@ -250,8 +257,9 @@ def weakness(
                       f"{100 * referred['ci_high']:.0f} %)"
                       if referred.get("value") is not None else "no referral rate was estimated")
     confidence_words = (f"; with {estimate.get('melanoma_units')} melanomas (patients or lesions) its threshold "
-                        f"keeps {100 * point['target_sensitivity']:.0f} % sensitivity with {100 * achieved:.0f} % "
-                        f"confidence, not the {100 * asked:.0f} % asked" if short else "")
+                        f"keeps {100 * point['target_sensitivity']:.0f} % sensitivity with "
+                        f"{short_confidence_words(achieved, asked)} confidence, not the {100 * asked:.0f} % asked"
+                        if short else "")
     subject = f"Weak model for {scoring}" if scoring else "Weak model"
     return (f"{subject}: {auc_words}; {referral_words}{confidence_words}. Fit on more melanomas (this fit saw "
             f"{melanomas}), lower target_sensitivity, or try other encoders before using its referrals.")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from .facts import short_confidence_words
+
 __all__ = ["describe_rounds", "figure_words", "lone_lesion_lines", "operating_point_lines", "to_html", "to_markdown"]
 
 
@@ -150,7 +152,7 @@ def operating_point_lines(point: dict[str, Any], performance: dict[str, Any] | N
     achieved = estimate.get("achieved_confidence")
     if confidence is not None and achieved is not None and achieved < confidence - 1e-9:
         rule += (f"; with {estimate.get('melanoma_units')} melanomas (patients or lesions) no threshold can promise "
-                 f"that, and this one keeps it with {100 * achieved:.0f} % confidence")
+                 f"that, and this one keeps it with {short_confidence_words(achieved, confidence)} confidence")
     lines = [f"{threshold}: the threshold {rule}.", "",
              f"On patients that did not choose it ({estimate['method']}): melanomas referred "
              f"{figure_words(estimate['sensitivity'])}; other lesions not referred "
