@@ -75,3 +75,13 @@ def isic_model_file(isic_root: Path, tmp_path_factory: pytest.TempPathFactory) -
     path = tmp_path_factory.mktemp("isic-model") / "isic.melagbm"
     model.save(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def ham_model(ham_sample):
+    """The default FusionClassifier fitted on ``ham_sample``, shared by the modules that test it as it is (a test
+    that changes it puts it back)."""
+    from melagbm import FusionClassifier
+
+    X, y, groups = ham_sample
+    return FusionClassifier(random_state=0).fit(X, y, groups=groups)

@@ -17,9 +17,8 @@ from melagbm.features.lesion import LESION_FEATURES
 
 
 @pytest.fixture(scope="module")
-def fitted(ham_sample) -> FusionClassifier:
-    X, y, groups = ham_sample
-    return FusionClassifier(random_state=0).fit(X, y, groups=groups)
+def fitted(ham_model) -> FusionClassifier:
+    return ham_model
 
 
 def test_fit_predict_on_real_dermoscopy(ham_sample, fitted) -> None:

@@ -189,7 +189,8 @@ def test_bad_labels_are_named(dask_client, lesions) -> None:
 def test_the_diagnosis_target_reaches_the_probe_on_the_cluster(dask_client, lesions, ham_root) -> None:
     X, y, X_test, y_test = lesions
     dx = pd.read_csv(ham_root / "HAM10000_metadata.csv", index_col="image_id")["dx"]
-    params = {**PARAMS, "diagnosis_col": "diagnosis", "lesion_features": False, "booster": "xgboost"}
+    params = {**PARAMS, "diagnosis_col": "diagnosis", "lesion_features": False, "booster": "xgboost",
+              "lone_lesion_model": False}  # the probe's target is the point; lesions alone: tested above
     frame = dd.from_pandas(X.assign(diagnosis=dx.loc[X.index].to_numpy(), target=y), npartitions=4)
     distributed_model = DaskFusionClassifier(**params).fit(frame.drop(columns="target"), frame["target"])
     local = FusionClassifier(**params).fit(X.assign(diagnosis=dx.loc[X.index].to_numpy()), y)
@@ -213,7 +214,8 @@ def test_metadata_only_with_empty_partitions_matches_local(dask_client, isic_roo
     keep = X["patient_id"].isin([*with_melanoma, *others])  # 12 patients, 16 partitions
     X, y = X[keep], y[keep].to_numpy()
     frame = dd.from_pandas(X.assign(target=y), npartitions=16)
-    params = {"image_col": None, "booster": "xgboost", "n_seeds": 1, "random_state": 0}  # averaging: tested above
+    params = {"image_col": None, "booster": "xgboost", "n_seeds": 1, "random_state": 0,  # averaging: tested above
+              "lone_lesion_model": False}  # lesions alone: tested above
     ours = DaskFusionClassifier(**params).fit(frame.drop(columns="target"), frame["target"])
     theirs = FusionClassifier(**params).fit(X, y)
     assert ours.feature_names_ == theirs.feature_names_

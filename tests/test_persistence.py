@@ -20,9 +20,8 @@ from melagbm.persistence import _canonical
 
 
 @pytest.fixture(scope="module")
-def image_model(ham_sample):
-    X, y, groups = ham_sample
-    return FusionClassifier(random_state=0).fit(X, y, groups=groups), X
+def image_model(ham_model, ham_sample):
+    return ham_model, ham_sample[0]
 
 
 @pytest.fixture(scope="module")
