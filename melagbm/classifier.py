@@ -636,11 +636,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         frame = features.inputs.frame(X, self, reset=False)
         table, bad = features.transform(frame, on_bad_image=self.on_bad_image)
         lesions = None if getattr(self, "lesion_pooling_", None) is None else features.inputs.lesions(frame)
-        alone = np.zeros(len(frame), dtype=bool)
-        if getattr(self, "lone_lesion_model_", None) is not None:
-            lesion_ids = None if self.lesion_col_ is None else features.inputs.lesions(frame)
-            alone = lone_rows(features.inputs.patients(frame), lesion_ids)
-        return _Rows(table[self.feature_names_], bad, lesions, alone)
+        return _Rows(table[self.feature_names_], bad, lesions, self._alone(features.inputs, frame))
 
     def lone_lesions(self, X: Any) -> np.ndarray:
         """Which rows of ``X`` are scored as lesions alone: their patient has no other lesion in ``X``, so they
@@ -657,10 +653,13 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
             True where the row's patient has one lesion in ``X``.
         """
         check_is_fitted(self, "booster_")
-        if getattr(self, "lone_lesion_model_", None) is None:
-            return np.zeros(len(X), dtype=bool)
         gate = fitted_input_gate(self)
-        frame = gate.frame(X, self, reset=False)
+        return self._alone(gate, gate.frame(X, self, reset=False))
+
+    def _alone(self, gate: InputGate, frame: pd.DataFrame) -> np.ndarray:
+        """:meth:`lone_lesions` of the input rows ``frame`` (from ``gate.frame``)."""
+        if getattr(self, "lone_lesion_model_", None) is None:
+            return np.zeros(len(frame), dtype=bool)
         return lone_rows(gate.patients(frame), None if self.lesion_col_ is None else gate.lesions(frame))
 
     def _heads(self, rows: _Rows) -> list[tuple[np.ndarray, Any, pd.DataFrame, OperatingPoint]]:
