@@ -1,7 +1,11 @@
-"""Grouped 5-fold CV quality of melagbm's models on real dermoscopy.
+"""Quality of melagbm's models on real dermoscopy: grouped 5-fold CV on each data set, and across data sets.
 
-HAM10000 (melanoma vs. rest) is grouped by lesion, the SIIM-ISIC 2020 subset and the
-full 33,126-row ISIC 2020 metadata (no images: metadata-only model) by patient.
+HAM10000 and BCN20000 (melanoma vs. rest) are grouped by lesion, the SIIM-ISIC 2020 subset and the
+full 33,126-row ISIC 2020 metadata (no images: metadata-only model) by patient. Across data sets
+(``ham>bcn``: fitted on every HAM10000 image, scored on every BCN20000 image; ``bcn>ham`` the other way round;
+both use the ISIC 2020 site vocabulary) the intervals are over the scored data set's lesions.
+A default changes only when it wins on the mean of the data sets and loses on none beyond its interval
+(docs/user_guide.md, "How a default is chosen").
 Prints, from out-of-fold predictions (melagbm.evaluation.cross_validate), ROC AUC and
 partial AUC above 80 % TPR (ISIC 2024 scoring, 0-0.2) with 95 % bootstrap intervals
 over groups, sensitivity at 90 % specificity, and sensitivity / specificity at each
@@ -13,6 +17,7 @@ choice earns is measured on the same patients, not read off two overlapping inte
 
     python benchmarks/quality.py                      # everything (about 50 min on 2 cores, warm store)
     python benchmarks/quality.py --datasets ham --only default,metadata
+    python benchmarks/quality.py --datasets ham,bcn,isic,ham>bcn,bcn>ham --only default,no-lesion   # the rule's five
     python benchmarks/quality.py --datasets isic-meta --only metadata
     python benchmarks/quality.py --datasets isic --only default --report reports/   # + melagbm evaluate report
     python benchmarks/quality.py --datasets published --only default,image          # beside published probes
@@ -39,15 +44,29 @@ from _common import add_data_argument  # benchmarks/_common.py
 from sklearn.metrics import roc_auc_score
 
 from melagbm import FusionClassifier
-from melagbm.backbones.derm_xception import TRAINED_ON
-from melagbm.datasets import load_ham10000, load_isic2020
-from melagbm.evaluation import compare_scores, cross_validate
+from melagbm.datasets import load_bcn20000, load_ham10000, load_isic2020
+from melagbm.evaluation import CVResult, compare_scores, cross_validate, metrics_table
 from melagbm.evaluation.report import write_report
 
 LITE0, LITE1, LITE2, DERM = "tf_efficientnet_lite0", "tf_efficientnet_lite1", "tf_efficientnet_lite2", "derm_xception"
+DERM_LITE0 = "derm_lite0"
+
+#: ``checkpoint_path=LEAVE_OUT`` gives derm_lite0 the weights trained without the scored data set
+#: (training/derm_encoder.py's runs): HAM10000 is scored by the BCN20000-only encoder, BCN20000 by the
+#: HAM10000-only one, the ISIC 2020 subset by the shipped encoder (trained on both).
+LEAVE_OUT = "leave-one-data-set-out"
+RUNS = Path(__file__).resolve().parents[1] / "training" / "runs"
+LEFT_OUT_RUN = {"ham": RUNS / "bcn_only" / "derm_lite0.pt", "bcn": RUNS / "ham_only" / "derm_lite0.pt"}
 
 #: The dataset behind each --datasets key, as melagbm.backbones.derm_xception.TRAINED_ON names them.
-DATASET_IDS = {"ham": "ham10000", "isic": "isic2020", "isic-meta": "isic2020"}
+DATASET_IDS = {"ham": "ham10000", "bcn": "bcn20000", "isic": "isic2020", "isic-meta": "isic2020"}
+
+#: The data sets a transfer setting fits on and scores.
+TRANSFERS = {"ham>bcn": ("ham", "bcn"), "bcn>ham": ("bcn", "ham")}
+
+#: BCN20000's diagnoses (ISIC 2019's) in HAM10000's words, so a diagnosis target means the same on both.
+BCN_DIAGNOSIS_AS_HAM = {"MEL": "mel", "NV": "nv", "BCC": "bcc", "BKL": "bkl", "AK": "akiec", "SCC": "akiec",
+                        "DF": "df", "VASC": "vasc"}
 
 #: The image and metadata alone, as melagbm fused them before lesion features, patient context and lesion pooling.
 PLAIN = {"lesion_features": False, "patient_col": None, "lesion_col": None}
@@ -96,6 +115,12 @@ CONFIGS: dict[str, tuple[str, dict]] = {
     ),
     "views2": ("default with two views: Lite0 at 384 px, Lite2 at 320 px, no margin cropped",
                {"backbone": (f"{LITE0}@384", f"{LITE2}@320")}),
+    "derm-lite0-image": ("image only, derm_lite0 trained without the scored data set (192 px)",
+                         {"backbone": DERM_LITE0, "checkpoint_path": LEAVE_OUT, "metadata_cols": [], **PLAIN}),
+    "derm-lite0": ("fused, default with derm_lite0 (trained without the scored data set) for the three views",
+                   {"backbone": DERM_LITE0, "checkpoint_path": LEAVE_OUT}),
+    "lite0-192-image": ("image only, ImageNet Lite0 at 192 px (derm_lite0's starting point)",
+                        {"backbone": f"{LITE0}@192", "metadata_cols": [], **PLAIN}),
     "derm": ("plain, derm_xception only (HAM10000-trained), 4 levels, probe", {"backbone": DERM, **PLAIN}),
     "lite0+derm": ("plain, Lite0 + derm_xception, probe", {"backbone": (LITE0, DERM), **PLAIN}),
     "lite0+lite2+derm": ("plain, Lite0 + Lite2 + derm_xception, probe", {"backbone": (LITE0, LITE2, DERM), **PLAIN}),
@@ -130,6 +155,21 @@ def published_split(data: Path, names: list[str], seed: int) -> None:
         print(f"| melagbm: {description} | {aucs[0]:.4f} | {aucs[1]:.4f} |", flush=True)
 
 
+def transfer(model: FusionClassifier, source: tuple, target: tuple, n_bootstrap: int, seed: int) -> CVResult:
+    """Fit ``model`` on every row of ``source`` (X, y, groups) and score every row of ``target``; the metrics
+    resampled by the target's groups."""
+    X_fit, y_fit, groups_fit = source
+    X_test, y_test, groups_test = target
+    model.fit(X_fit, y_fit, groups=groups_fit)
+    proba = model.predict_proba(X_test)[:, 1]
+    predicted = model.predict(X_test)
+    oof = pd.DataFrame({"y": y_test.to_numpy(), "proba": proba, "predicted": predicted, "threshold": model.threshold_,
+                        "fold": 0, "group": groups_test.to_numpy()}, index=X_test.index)
+    metrics = metrics_table(oof["y"], oof["proba"], predicted=oof["predicted"], groups=oof["group"], top_k=None,
+                            n_bootstrap=n_bootstrap, random_state=seed)
+    return CVResult(oof=oof, metrics=metrics, n_splits=1, info={"grouped": True, "top_k": None})
+
+
 def paired_cells(first: pd.DataFrame, oof: pd.DataFrame, n_bootstrap: int, seed: int) -> str:
     """Two table cells: this row's ROC AUC and pAUC minus the reference row's, paired by group."""
     if oof is first:
@@ -157,6 +197,8 @@ def main() -> None:
     loaders = {
         "ham": ("HAM10000, melanoma vs rest, 5-fold grouped by lesion",
                 lambda: load_ham10000(args.data / "ham10000", diagnosis=True)),
+        "bcn": ("BCN20000, melanoma vs rest, 5-fold grouped by lesion",
+                lambda: bcn_as_ham(load_bcn20000(args.data / "bcn20000", diagnosis=True))),
         "isic": ("SIIM-ISIC 2020 subset, 5-fold grouped by patient",
                  lambda: load_isic2020(args.data / "isic2020", diagnosis=True)),
         "isic-meta": (
@@ -168,41 +210,43 @@ def main() -> None:
         if key == "published":
             published_split(args.data, args.only.split(","), args.seed)
             continue
-        title, load = loaders[key]
-        X, y, groups = load()
-        wanted = [CONFIGS[name][1] for name in args.only.split(",")]
-        if "image" in X and any(
-            params.get("lesion_features", True) and params.get("image_col", "image") is not None for params in wanted
-        ):
-            from melagbm.features.lesion import LesionFeatures
-
-            started = time.perf_counter()  # measure every image once, in parallel; the folds then read the store
-            LesionFeatures(n_jobs=2).fit().transform(X["image"])
-            print(f"(lesion features for {len(X)} images: {time.perf_counter() - started:.0f} s on 2 processes)")
-        print(f"\n## {title}: {len(X)} images, {int(y.sum())} melanomas, {groups.nunique()} groups", flush=True)
+        names = args.only.split(",")
+        if key in TRANSFERS:
+            fit_on, scored = (loaders[part][1]() for part in TRANSFERS[key])
+            title = (f"fitted on every {loaders[TRANSFERS[key][0]][0].split(',')[0]} image, scored on every "
+                     f"{loaders[TRANSFERS[key][1]][0].split(',')[0]} image (intervals over its lesions)")
+            measure_lesions(pd.concat([fit_on[0]["image"], scored[0]["image"]]), names)
+            X, y, groups = scored
+        else:
+            title, load = loaders[key]
+            X, y, groups = load()
+            if "image" in X:
+                measure_lesions(X["image"], names)
+        print(f"\n## {key}: {title}: {len(X)} images, {int(y.sum())} melanomas, {groups.nunique()} groups", flush=True)
         print("| model | ROC AUC [95% CI] | pAUC >80% TPR [95% CI] | sens @ 90% spec | sens / spec at threshold | "
               "ROC AUC - reference row [95% CI], p | pAUC - reference row [95% CI] | seconds |")
         print("|---|---|---|---|---|---|---|---|", flush=True)
         first = None  # the out-of-fold predictions of the reference row (the first computed), the others' baseline
-        for name in args.only.split(","):
+        for name in names:
             description, params = CONFIGS[name]
             if "image" not in X.columns and params.get("image_col", "image") is not None:
                 continue  # an image model on a dataset without images
-            backbones = np.atleast_1d(params.get("backbone", ())).tolist()
-            if DERM in backbones and DATASET_IDS[key] in TRAINED_ON:  # never report training data as generalisation
-                print(f"| {description} | refused: derm_xception was trained on {key}; not a fair test | | | | | | |")
+            params = left_out(params, TRANSFERS[key][1] if key in TRANSFERS else key)
+            refusal = trained_on_scored(params, TRANSFERS[key] if key in TRANSFERS else (key,))
+            if refusal:
+                print(f"| {description} | refused: {refusal} | | | | | | |")
                 continue
-            data = X.drop(columns="image") if params.get("image_col", "image") is None and "image" in X else X
-            if "diagnosis" in data and params.get("diagnosis_col") is None:  # a training target only when named
-                data = data.drop(columns="diagnosis")
-            if key != "ham" and params.get("patient_col", "auto") is not None:  # HAM10000's groups are lesions
-                data = data.assign(patient_id=groups.to_numpy())
+            prepare = lambda frame: model_input(frame, params)  # noqa: E731
             started = time.perf_counter()
-            result = cross_validate(
-                FusionClassifier(random_state=args.seed, **params), data, y, groups,
-                n_splits=args.folds, n_bootstrap=args.bootstrap, random_state=args.seed,
-                top_k=None if key == "ham" else 1,  # HAM10000 groups are lesions, not patients
-            )
+            model = FusionClassifier(random_state=args.seed, verbose=0, **params)
+            if key in TRANSFERS:
+                result = transfer(model, (prepare(fit_on[0]), *fit_on[1:]), (prepare(X), y, groups),
+                                  args.bootstrap, args.seed)
+            else:
+                result = cross_validate(
+                    model, prepare(X), y, groups, n_splits=args.folds, n_bootstrap=args.bootstrap,
+                    random_state=args.seed, top_k=1 if key == "isic" else None,  # groups are lesions elsewhere
+                )
             m = result.metrics
             cell = lambda metric: (  # noqa: E731
                 f"{m.loc[metric, 'value']:.4f} [{m.loc[metric, 'ci_low']:.3f}, {m.loc[metric, 'ci_high']:.3f}]"
@@ -216,8 +260,61 @@ def main() -> None:
                 flush=True,
             )
             if args.report:
-                folder = args.report / f"{key}-{name}"
+                folder = args.report / f"{key.replace('>', '-to-')}-{name}"
                 write_report(result, folder, title=f"{title}: {description}")
+
+
+def bcn_as_ham(data: tuple) -> tuple:
+    """BCN20000's ``X, y, groups`` with its diagnoses in HAM10000's words."""
+    X, y, groups = data
+    X = X.assign(diagnosis=X["diagnosis"].map(BCN_DIAGNOSIS_AS_HAM))
+    X.attrs["dataset"] = "BCN20000"
+    return X, y, groups
+
+
+def measure_lesions(images: pd.Series, names: list[str]) -> None:
+    """Measure every image's lesion once, on 2 processes, when a model asks for lesion features (the folds then
+    read the store)."""
+    wanted = [CONFIGS[name][1] for name in names]
+    if not any(params.get("lesion_features", True) and params.get("image_col", "image") is not None
+               for params in wanted):
+        return
+    from melagbm.features.lesion import LesionFeatures
+
+    started = time.perf_counter()
+    LesionFeatures(n_jobs=2).fit().transform(images)
+    print(f"(lesion features for {len(images)} images: {time.perf_counter() - started:.0f} s on 2 processes)")
+
+
+def left_out(params: dict, scored: str) -> dict:
+    """``params`` with a ``LEAVE_OUT`` checkpoint replaced by the encoder trained without the ``scored`` data set."""
+    if params.get("checkpoint_path") != LEAVE_OUT:
+        return params
+    path = LEFT_OUT_RUN.get(scored)
+    if path is not None and not path.is_file():
+        raise SystemExit(f"{path} is missing: train it first (python training/derm_encoder.py --datasets "
+                         f"{'bcn' if scored == 'ham' else 'ham'} --out {path.parent})")
+    return {**params, "checkpoint_path": None if path is None else str(path)}
+
+
+def trained_on_scored(params: dict, keys: tuple[str, ...]) -> str | None:
+    """Why a configuration's encoder may not be scored on these data sets (it was trained on the scored one)."""
+    from melagbm.leakage import encoder_training_overlap
+
+    scored = DATASET_IDS[keys[-1]]
+    for backbone in np.atleast_1d(params.get("backbone", ())).tolist():
+        if encoder_training_overlap(backbone, [], [scored], params.get("checkpoint_path")):
+            return f"{backbone} was trained on {scored}; not a fair test"
+    return None
+
+
+def model_input(X: pd.DataFrame, params: dict) -> pd.DataFrame:
+    """The columns a configuration is given: no image for metadata-only, the diagnosis only when it is the
+    target."""
+    data = X.drop(columns="image") if params.get("image_col", "image") is None and "image" in X else X
+    if "diagnosis" in data and params.get("diagnosis_col") is None:  # a training target only when named
+        data = data.drop(columns="diagnosis")
+    return data
 
 
 if __name__ == "__main__":

@@ -986,7 +986,7 @@ def encoder_leaks(model: FusionClassifier, frame: pd.DataFrame, datasets: list[s
     and returned for the model card."""
     if model.image_features_ is None:
         return []
-    reasons = [encoder_training_overlap(embedder.backbone, frame[model.image_col], datasets)
+    reasons = [encoder_training_overlap(embedder.backbone, frame[model.image_col], datasets, embedder.checkpoint_path)
                for embedder in model.embedders_]
     for reason in filter(None, reasons):
         warn(reason, EncoderLeakageWarning)

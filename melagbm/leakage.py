@@ -4,11 +4,13 @@ A user who builds ``X`` from a ground-truth CSV and drops only ``target`` keeps 
 label's siblings as features, and every score looks perfect. :func:`check_label_leakage`
 stops that at fit, by a column's name and by how well it alone separates the classes.
 :func:`encoder_training_overlap` finds an encoder whose weights were trained on the images being fitted
-(``derm_xception`` on HAM10000), by the images' content hashes or the dataset's name.
+(``derm_xception`` on HAM10000, ``derm_lite0`` on HAM10000 and BCN20000), by the images' content hashes
+or the dataset's name.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 
 import numpy as np
@@ -129,7 +131,32 @@ def check_label_leakage(frame: pd.DataFrame, y: np.ndarray, *, allowed: Iterable
         )
 
 
-def encoder_training_overlap(backbone: str, images: Iterable, datasets: Iterable[str]) -> str | None:
+def _seen_images(backbone: str, checkpoint_path: str | os.PathLike | None) -> tuple[tuple[str, ...], np.ndarray]:
+    """(the data sets, the SHA-256 prefixes of the images) ``backbone``'s weights were trained on; empty when
+    they are not dermoscopy-trained."""
+    from .backbones.derm_lite0 import DERM_LITE0
+    from .backbones.derm_lite0 import trained_on as derm_lite0_trained_on
+    from .backbones.derm_lite0 import training_image_hashes as derm_lite0_hashes
+    from .backbones.derm_xception import DERM_XCEPTION
+    from .backbones.derm_xception import TRAINED_ON as DERM_XCEPTION_TRAINED_ON
+    from .backbones.derm_xception import training_image_hashes as derm_xception_hashes
+    from .backbones.registry import split_input_size
+
+    encoder = split_input_size(backbone)[0] if backbone != DERM_XCEPTION else backbone
+    if encoder == DERM_XCEPTION:
+        return DERM_XCEPTION_TRAINED_ON, derm_xception_hashes()
+    if encoder == DERM_LITE0:
+        return derm_lite0_trained_on(checkpoint_path), derm_lite0_hashes(checkpoint_path)
+    return (), np.empty(0, dtype=np.uint64)
+
+
+#: How the guard names the data sets (``X.attrs["dataset"]``, lower-cased, without "-").
+_DATASET_TITLES = {"ham10000": "HAM10000", "bcn20000": "BCN20000", "isic2020": "ISIC 2020"}
+
+
+def encoder_training_overlap(
+    backbone: str, images: Iterable, datasets: Iterable[str], checkpoint_path: str | os.PathLike | None = None
+) -> str | None:
     """Why ``backbone``'s weights were trained on (some of) these images, or None when they are not known to be.
 
     Parameters
@@ -141,18 +168,18 @@ def encoder_training_overlap(backbone: str, images: Iterable, datasets: Iterable
         images the weights were trained on.
     datasets : iterable of str
         The names the data carries (``X.attrs["dataset"]``).
+    checkpoint_path : path, default=None
+        The backbone's own weight file, when it was given one (a ``derm_lite0`` file lists its training images).
 
     Returns
     -------
     reason : str or None
         A sentence naming the dataset and how the overlap was found.
     """
-    from .backbones.derm_xception import DERM_XCEPTION, TRAINED_ON, training_image_hashes
-
-    if backbone != DERM_XCEPTION:
+    trained_on, known = _seen_images(backbone, checkpoint_path)
+    if not len(trained_on) and not len(known):
         return None
-    named = [name for name in datasets if name.lower().replace("-", "") in TRAINED_ON]
-    known = training_image_hashes()
+    named = [name for name in datasets if name.lower().replace("-", "").replace(" ", "") in trained_on]
     images = list(images)
     seen = 0
     for item in images:
@@ -164,7 +191,8 @@ def encoder_training_overlap(backbone: str, images: Iterable, datasets: Iterable
         seen += bool(position < len(known) and known[position] == prefix)
     if not seen and not named:
         return None
-    found = [f"{seen} of the {len(images)} training images are HAM10000 images (by content hash)"] if seen else []
+    titles = " and ".join(_DATASET_TITLES.get(name, name) for name in trained_on) or "other images"
+    found = [f"{seen} of the {len(images)} training images are among them (by content hash)"] if seen else []
     found += [f"the data is named {named[0]}"] if named else []
-    return (f"{backbone}'s weights were trained on HAM10000, and {' and '.join(found)}: its scores and every "
+    return (f"{backbone}'s weights were trained on {titles}, and {' and '.join(found)}: its scores and every "
             "metric of this model are optimistic (leakage); evaluate it on images the encoder never saw")

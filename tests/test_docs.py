@@ -12,6 +12,7 @@ import melagbm.classifier
 import melagbm.embedding.embedder
 import melagbm.features.lesion
 import melagbm.features.metadata
+import melagbm.images.colour
 import melagbm.store.embedding_store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,6 +28,7 @@ def test_readme_quickstart_runs() -> None:
 
 
 @pytest.mark.parametrize("module", [melagbm.features.metadata, melagbm.embedding.embedder, melagbm.classifier,
+                                    melagbm.images.colour,
                                     melagbm.store.embedding_store, melagbm.features.lesion])
 def test_docstring_examples(module) -> None:
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)

@@ -152,3 +152,21 @@ def test_a_sized_backbone_is_the_same_encoder_fed_that_size(ham_paths, tmp_path)
     # and a different view of each image than the encoder at its own size
     native = ImageEmbedder(cache=None).fit().transform(ham_paths[:3])
     assert not np.allclose(vectors, native, atol=1e-2)
+
+
+def test_colour_constancy_divides_out_the_lights_colour(ham_paths, tmp_path) -> None:
+    """The same lesion under a warm and a cool light embeds alike with Shades of Gray, unlike without it."""
+    original = Image.open(ham_paths[0]).convert("RGB")
+    pixels = np.asarray(original, dtype=float)
+    warm, cool = (Image.fromarray(np.clip(pixels * tint, 0, 255).astype(np.uint8))
+                  for tint in ((1.0, 0.8, 0.65), (0.7, 0.85, 1.0)))
+    cosine = lambda v: float(v[0] @ v[1] / np.linalg.norm(v[0]) / np.linalg.norm(v[1]))  # noqa: E731
+    plain = ImageEmbedder(cache=None).fit()
+    balanced = ImageEmbedder(preprocessing={"colour_constancy": "shades_of_gray"}, cache=None).fit()
+    assert cosine(balanced.transform([warm, cool])) > cosine(plain.transform([warm, cool])) + 0.02
+    assert cosine(balanced.transform([warm, cool])) > 0.97
+    # another preprocessing is another encoder in the store; "none" is timm's own
+    assert balanced.encoder_id_ != plain.encoder_id_
+    assert ImageEmbedder(preprocessing={"colour_constancy": "none"}, cache=None).fit().encoder_id_ == plain.encoder_id_
+    with pytest.raises(ValueError, match="colour_constancy must be one of .* got 'grey_world'"):
+        ImageEmbedder(preprocessing={"colour_constancy": "grey_world"}, cache=None).fit()

