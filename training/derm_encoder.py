@@ -274,9 +274,9 @@ def save_load_cosine(trunk: Trunk, weights_path: Path, paths: list[str]) -> floa
     import torch
     from PIL import Image
 
-    from melagbm.backbones.derm_lite0 import load_derm_lite0
+    from melagbm import load_backbone
 
-    exported = load_derm_lite0(weights_path).to(trunk.device)
+    exported = load_backbone("derm_lite0", checkpoint_path=weights_path).to(trunk.device)
     trunk.network.eval()
     batch = torch.stack([trunk.plain(Image.open(path).convert("RGB")) for path in paths]).to(trunk.device)
     with torch.inference_mode():

@@ -28,8 +28,8 @@ from ..exceptions import BackboneUnavailableError
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["DERM_LITE0", "INPUT_SIZE", "LICENSE", "TRAINED_ON", "derm_lite0_path", "load_derm_lite0",
-           "trained_on", "training_image_hashes"]
+__all__ = ["BASE", "DERM_LITE0", "INPUT_SIZE", "LICENSE", "TRAINED_ON", "derm_lite0_path", "trained_on",
+           "training_image_hashes", "with_dermoscopy_weights"]
 
 #: The name ``backbone=`` takes for these weights.
 DERM_LITE0 = "derm_lite0"
@@ -74,8 +74,11 @@ def trained_on(checkpoint_path: str | os.PathLike | None = None) -> tuple[str, .
     return tuple(_DATASET_NAMES.get(key, key) for key in json.loads(identity.read_text()).get("trained_on", []))
 
 
-def load_derm_lite0(checkpoint_path: str | os.PathLike | None = None) -> torch.nn.Module:
-    """ImageNet Lite0 with the dermoscopy-trained tensors in place, in float32, fed :data:`INPUT_SIZE` pixels.
+def with_dermoscopy_weights(
+    model: torch.nn.Module, checkpoint_path: str | os.PathLike | None = None
+) -> torch.nn.Module:
+    """``model`` (ImageNet Lite0, as :func:`melagbm.load_backbone` gives it) with the dermoscopy-trained tensors in
+    place, in float32, fed :data:`INPUT_SIZE` pixels. ``load_backbone("derm_lite0")`` calls it.
 
     Raises
     ------
@@ -84,14 +87,11 @@ def load_derm_lite0(checkpoint_path: str | os.PathLike | None = None) -> torch.n
     """
     import torch
 
-    from .registry import load_backbone
-
     path = derm_lite0_path(checkpoint_path)
     try:
         trained = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a torn or foreign file: say which
         raise BackboneUnavailableError(f"{path} is not a readable derm_lite0 weight file: {exc}") from exc
-    model = load_backbone(BASE)
     state = model.state_dict()
     expected = {key for key in state if key.startswith(TRAINED_PREFIXES)}
     if not isinstance(trained, dict) or set(trained) != expected:

@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING
 
 from ..exceptions import BackboneUnavailableError
 from ._hub import hub_access
-from .derm_lite0 import DERM_LITE0, load_derm_lite0
+from .derm_lite0 import BASE as DERM_LITE0_BASE
+from .derm_lite0 import DERM_LITE0, with_dermoscopy_weights
 from .derm_xception import DERM_XCEPTION, load_derm_xception
 from .open_clip_tower import is_open_clip_name, load_open_clip_tower
 
@@ -248,7 +249,7 @@ def load_backbone(
     if name == DERM_XCEPTION:  # dermatology weights read from sklesion's Keras file
         return _frozen(load_derm_xception(checkpoint_path))
     if name == DERM_LITE0:  # Lite0 adapted to dermoscopy, its trained tensors shipped in melagbm
-        return _frozen(load_derm_lite0(checkpoint_path))
+        return _frozen(with_dermoscopy_weights(load_backbone(DERM_LITE0_BASE), checkpoint_path))
     if is_open_clip_name(name):
         if checkpoint_path is not None or num_classes:
             raise ValueError(f"{name}: an open_clip tower takes no checkpoint_path or head; "
