@@ -43,7 +43,7 @@ _ENV = "MELAGBM_SKLESION_MODEL"
 def training_image_hashes() -> np.ndarray:
     """The first 8 bytes (as sorted uint64) of the SHA-256 of every HAM10000 image, the data these weights saw.
 
-    Made by ``tests/fixtures/make_ham10000_hashes.py`` from the images as distributed.
+    Made by ``tests/fixtures/make_training_image_hashes.py`` from the images as distributed.
     """
     return np.load(Path(__file__).with_name("ham10000_sha256_prefixes.npy"))
 
