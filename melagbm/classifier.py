@@ -17,12 +17,12 @@ from ._progress import progress
 from ._splits import SEED_MAX
 from ._warnings import warn
 from .backbones.registry import DEFAULT_BACKBONES, restricts_commercial_use
-from .boosting import BoostingStep, fit_booster, members_of, n_rounds
+from .boosting import BoostingStep, fit_booster, n_rounds
 from .boosting import margin as booster_margin
+from .card.assembly import dataset_names, encoder_leaks, member_rounds, model_card
 from .decision import Calibration, OperatingPoint
 from .embedding.embedder import BadImageWarning, ImageEmbedder, check_on_bad_image
-from .exceptions import DuplicateImageWarning, EncoderLeakageWarning, UngroupedFitWarning, WeakModelWarning
-from .features._names import current_name
+from .exceptions import DuplicateImageWarning, UngroupedFitWarning
 from .features.image_features import ImageFeatures
 from .features.image_score import ImageSignal
 from .features.inputs import ID_COLUMNS, LESION_ID_COLUMN, PATIENT_ID_COLUMN, InputGate, warn_duplicate_images
@@ -31,7 +31,7 @@ from .features.metadata import MetadataEncoder
 from .features.patient import CONTEXT_COLUMNS, PatientContext
 from .features.table import FeatureTable
 from .images.reading import ImageReadError
-from .leakage import encoder_training_overlap
+from .legacy_state import state_of_0_1
 from .lone_lesions import CONTEXT_FAMILY, NOT_AVAILABLE, LoneLesionModel, lone_rows
 from .pooling import LesionPooling
 from .referral import ReferralEstimate
@@ -981,97 +981,6 @@ def make_steps(model: FusionClassifier) -> dict[str, Any]:
     return steps
 
 
-def encoder_leaks(model: FusionClassifier, frame: pd.DataFrame, datasets: list[str]) -> list[str]:
-    """Each encoder of ``model`` whose weights were trained on these training images, said loudly (a warning)
-    and returned for the model card."""
-    if model.image_features_ is None:
-        return []
-    reasons = [encoder_training_overlap(embedder.backbone, frame[model.image_col], datasets, embedder.checkpoint_path)
-               for embedder in model.embedders_]
-    for reason in filter(None, reasons):
-        warn(reason, EncoderLeakageWarning)
-    return [reason for reason in reasons if reason]
-
-
-def dataset_names(X: Any) -> list[str]:
-    """The dataset names ``X`` carries (``X.attrs["dataset"]``, set by melagbm's loaders; a name or a list)."""
-    names = getattr(X, "attrs", {}).get("dataset")
-    return [] if names is None else [str(names)] if isinstance(names, str) else [str(name) for name in names]
-
-
-def model_card(
-    model: FusionClassifier, frame: pd.DataFrame, table: pd.DataFrame, y: np.ndarray, groups: np.ndarray | None,
-    margin: np.ndarray | None, folds: int, seed: int, *, datasets: list[str], warnings: list[str],
-    lone_margin: np.ndarray | None = None,
-) -> dict[str, Any]:
-    """The model card of ``model``, just fitted on ``frame`` (its readable rows; ``table``: their booster
-    features, the metadata already encoded) and ``y``.
-
-    ``margin``: the out-of-fold margins the operating point was fitted on (None: there were none);
-    ``lone_margin``: the lone-lesion model's (None: it has none).
-    """
-    from . import card
-    from ._versions import library_versions
-    from .backbones.registry import weights_source
-
-    metadata = table[list(model.metadata_encoder_.feature_families_)]
-    ids = {kind: frame[column] for kind, column in (("patients", model.patient_col_), ("lesions", model.lesion_col_))
-           if column is not None and column in frame.columns}
-    has_images = model.image_features_ is not None and model.image_col in frame.columns
-    images = list(frame[model.image_col]) if has_images else None  # (a Dask fit sends paths only)
-    data = card.facts.training_data(y, metadata, model.metadata_encoder_.feature_families_, ids=ids,
-                                    split_groups=groups, images=images, skipped=len(model.skipped_rows_),
-                                    datasets=datasets)
-
-    def facts(point: OperatingPoint, margin: np.ndarray | None) -> tuple[dict[str, Any] | None, dict[str, Any]]:
-        performance = None
-        if margin is not None:
-            performance = card.facts.performance(y, point.probability(margin), None, groups, folds=folds,
-                                                 pooled_by_lesion=model.lesion_pooling_ is not None, seed=seed)
-        return performance, card.facts.operating_point(
-            point.threshold_, target_sensitivity=None if point.chosen_threshold_ is None else model.target_sensitivity,
-            sensitivity_confidence=point.sensitivity_confidence, calibration=model.calibration if margin is not None
-            else None, estimate=point.estimate_)
-
-    performance, operating_point = facts(model.operating_point_, margin)
-    weak = [card.facts.weakness(performance, operating_point, int(np.sum(y == 1)))]
-    lone_lesions = None
-    if model.lone_lesion_model_ is not None:
-        lone_lesions = card.facts.lone_lesions(*facts(model.lone_lesion_model_.operating_point_, lone_margin))
-        weak.append(card.facts.weakness(lone_lesions["performance"], lone_lesions["operating_point"],
-                                        int(np.sum(y == 1)), scoring="lesions sent alone"))
-    for line in filter(None, weak):
-        warn(line, WeakModelWarning)
-    warnings = [line for line in weak if line] + warnings
-    encoders = []
-    for embedder in model.embedders_:
-        license = getattr(embedder, "license_", None) or "unknown"
-        runtime = embedder.encoder_identity_.get("runtime")
-        encoders.append({
-            "backbone": embedder.backbone, "weights": embedder.weights_digest_,
-            "source": weights_source(embedder.backbone, embedder.checkpoint_path), "license": license,
-            "non_commercial": restricts_commercial_use(license),
-            "runtime": "PyTorch" if runtime is None else f"{runtime['name']} {runtime['version']}",
-        })
-    families: dict[str, int] = {}
-    for family in model.feature_families_.values():
-        families[family] = families.get(family, 0) + 1
-    booster = model.booster if isinstance(model.booster, str) else type(model.booster).__name__
-    versions = library_versions()
-    return card.build_card(
-        model={"class": type(model).__name__, "melagbm": versions.get("melagbm"), "booster": booster,
-               "rounds": int(model.n_estimators_), "member_rounds": member_rounds(model.booster_),
-               "features": len(model.feature_names_), "families": families},
-        data=data, performance_facts=performance, operating_point=operating_point, encoders=encoders,
-        warnings=warnings, versions=versions, lone_lesions=lone_lesions,
-    )
-
-
-def member_rounds(booster: Any) -> list[int]:
-    """The boosting rounds of each booster the model averages (one entry for a single booster)."""
-    return [n_rounds(member) for member in members_of(booster)]
-
-
 def license_note(licenses: dict[str, str]) -> str:
     """The fit log's licence clause: every backbone's licence when one is non-commercial or unknown, else ""."""
     restricted = any(restricts_commercial_use(license) for license in licenses.values())
@@ -1181,49 +1090,3 @@ def skip_unreadable(rows: pd.Index, bad: np.ndarray, y_codes: np.ndarray, image_
     if len(np.unique(y_codes[~bad])) < 2:
         raise ValueError("after skipping unreadable images, y holds one class only")
     return skipped
-
-
-def state_of_0_1(state: dict[str, Any]) -> dict[str, Any]:
-    """A FusionClassifier's state as melagbm 0.1 saved or pickled it (flat attributes, names before
-    ``family__feature``), in today's form: the same model, its steps as objects, its columns renamed."""
-    state = dict(state)
-    if "patient_col_" not in state:  # pickled before patient context existed
-        state["patient_col_"] = None if state.get("patient_col") in (None, "auto") else state["patient_col"]
-    families = {current_name(name): family for name, family in state["feature_families_"].items()}
-    state["feature_families_"] = families
-    state["feature_names_"] = [current_name(name) for name in state["feature_names_"]]
-    embedders, signal = state.pop("embedders_"), state.pop("image_signal_")
-    state["image_features_"] = None
-    if embedders:
-        signals = signal if isinstance(signal, list) else [signal]
-        image = ImageFeatures(
-            backbones=tuple(embedder.backbone for embedder in embedders),
-            embedder=ImageEmbedder(**{k: v for k, v in embedders[0].get_params().items() if k != "backbone"}),
-            scorer=ImageSignal(mode=signals[0].mode, n_components=signals[0].n_components, probe_C=signals[0].probe_C),
-            signal="per_backbone" if isinstance(signal, list) else "joint",
-        )
-        image.embedders_, image.signals_ = embedders, signals
-        image.feature_families_ = {n: f for n, f in families.items() if f == "image" or f.startswith("image: ")}
-        state["image_features_"] = image
-    state["patient_context_"] = None
-    if state["patient_col_"] is not None:
-        context = PatientContext(columns=CONTEXT_COLUMNS + (image.context_columns() if embedders else ()))
-        context.feature_families_ = {n: f for n, f in families.items() if f == "patient context"}
-        state["patient_context_"] = context
-    decision = OperatingPoint(calibration=state.get("calibration"), target_sensitivity=state.get("target_sensitivity"),
-                              calibration_folds=state.get("calibration_folds", 5))
-    decision.calibration_ = state.pop("calibration_", None)
-    chosen = state.pop("threshold_log_odds_", None) is not None
-    threshold = state.pop("threshold_", None)
-    decision.chosen_threshold_ = threshold if chosen else None
-    decision.oof_roc_auc_ = state.pop("oof_roc_auc_", None)
-    decision.sensitivity_confidence, decision.estimate_ = None, None  # the plain rule of 0.1
-    state["operating_point_"] = decision
-    for derived in ("family_to_columns_", "n_estimators_"):
-        state.pop(derived, None)
-    booster = state.get("booster_")
-    if booster is not None and hasattr(booster, "n_features_in_"):  # a pickled booster, fitted on the old names
-        from .boosting import adapter_for
-
-        adapter_for(booster).set_feature_names(booster, state["feature_names_"])
-    return state

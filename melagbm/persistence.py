@@ -84,7 +84,7 @@ _STATE = {
     "XGBClassifier": set(),
     "BoosterAverage": set(),
 }
-#: Attributes that files of melagbm 0.1 set and the class upgrades on loading (``classifier.state_of_0_1``).
+#: Attributes that files of melagbm 0.1 set and the class upgrades on loading (``legacy_state.state_of_0_1``).
 _STATE_OF_0_1 = {
     "FusionClassifier": {"embedders_", "image_signal_", "family_to_columns_", "n_estimators_", "calibration_",
                          "threshold_", "threshold_log_odds_", "oof_roc_auc_"},

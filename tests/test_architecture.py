@@ -24,7 +24,7 @@ LAYERS = [
     ("boosting and decision", {"melagbm.boosting", "melagbm.pooling", "melagbm.decision", "melagbm.referral",
                                  "melagbm.lone_lesions"}),
     ("model, evaluation, explanation", {"melagbm.classifier", "melagbm.card", "melagbm.evaluation", "melagbm.explain",
-                                        "melagbm.persistence"}),
+                                        "melagbm.legacy_state", "melagbm.persistence"}),
     ("plots, reports, data", {"melagbm.evaluation.plots", "melagbm.evaluation.report", "melagbm.explain.plots",
                               "melagbm.explain.report", "melagbm.datasets"}),
     ("entry points and old paths", {"melagbm", "melagbm.cli", "melagbm.dask", "melagbm.serve", "melagbm.boosters",

@@ -14,17 +14,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from .._device import resolve_device
 from .._splits import SEED_MAX
 from ..boosting import BoostingStep, averaged
-from ..classifier import (
-    FITTED_ATTRIBUTES,
-    ID_COLUMNS,
-    FusionClassifier,
-    dataset_names,
-    decision_step,
-    encoder_leaks,
-    fold_of_rows,
-    model_card,
-    skip_unreadable,
-)
+from ..card.assembly import dataset_names, encoder_leaks, model_card
+from ..classifier import FITTED_ATTRIBUTES, ID_COLUMNS, FusionClassifier, decision_step, fold_of_rows, skip_unreadable
 from ..features.inputs import InputGate
 from ..features.metadata import MetadataEncoder
 from ..features.table import FeatureTable
