@@ -25,9 +25,16 @@ from .embedding.embedder import BadImageWarning, ImageEmbedder, check_on_bad_ima
 from .exceptions import DuplicateImageWarning, UngroupedFitWarning
 from .features.image_features import ImageFeatures
 from .features.image_score import ImageSignal
-from .features.inputs import ID_COLUMNS, LESION_ID_COLUMN, PATIENT_ID_COLUMN, InputGate, warn_duplicate_images
+from .features.inputs import (
+    ID_COLUMNS,
+    LESION_ID_COLUMN,
+    PATIENT_ID_COLUMN,
+    InputGate,
+    InputSchema,
+    warn_duplicate_images,
+)
 from .features.lesion import LesionFeatures
-from .features.metadata import MetadataEncoder
+from .features.metadata import UNKNOWN, MetadataEncoder
 from .features.patient import CONTEXT_COLUMNS, PatientContext
 from .features.table import FeatureTable
 from .images.reading import ImageReadError
@@ -614,6 +621,25 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
     def weights_licenses_(self) -> dict[str, str]:
         """Backbone -> the licence of its weights (empty without images); a model inherits the most restrictive."""
         return {} if self.image_features_ is None else self.image_features_.licenses()
+
+    @property
+    def input_schema_(self) -> InputSchema:
+        """What this model reads from X: the column of each role and the sex and site values it knows."""
+        check_is_fitted(self, "booster_")
+        encoder = self.metadata_encoder_
+        fields, values, others = {}, {}, []
+        for feature, family in encoder.feature_families_.items():
+            if family in ("age", "sex", "site"):
+                fields[family] = encoder.columns_[feature]
+                if feature in encoder.categories_:
+                    values[family] = [str(value) for value in encoder.categories_[feature] if value != UNKNOWN]
+            else:
+                others.append(encoder.columns_[feature])
+        return InputSchema(
+            image=self.image_col if self.image_features_ is not None else None, patient=self.patient_col_,
+            lesion=getattr(self, "lesion_col_", None), fields=fields, values=values, other_metadata=tuple(others),
+            columns=tuple(str(column) for column in getattr(self, "feature_names_in_", ())),
+        )
 
     @property
     def family_to_columns_(self) -> dict[str, list[str]]:

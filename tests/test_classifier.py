@@ -126,6 +126,11 @@ def test_patient_id_column_adds_context_by_default_and_is_never_a_feature(ham_sa
     assert auto.feature_families_["patient_context__n_images"] == "patient context"
     off = FusionClassifier(image_col=None, patient_col=None).fit(patients.drop(columns="image"), y)
     assert off.patient_col_ is None and off.feature_names_ == ["age__years", "sex__category", "site__general"]
+    schema = auto.input_schema_  # what the model reads, for a service or a form: roles and known values
+    assert (schema.image, schema.patient, schema.lesion) == (None, "patient_id", "lesion_id")
+    assert schema.fields == {"age": "age", "sex": "sex", "site": "site"} and schema.other_metadata == ()
+    assert sorted(schema.values["sex"]) == ["female", "male"] and "unknown" not in schema.values["site"]
+    assert set(X["site"].dropna()) <= set(schema.values["site"]) and schema.columns == tuple(auto.feature_names_in_)
     with pytest.raises(ValueError, match="missing:\n- patient_id"):  # the context needs the patient column
         auto.predict_proba(X.drop(columns="image").head())
     gap = patients.drop(columns="image").head(40).copy()

@@ -102,7 +102,7 @@ class Trunk:
         import torch
         from torchvision import transforms
 
-        from melagbm import ImageEmbedder
+        from melagbm import ImageEmbedder, load_backbone
 
         embedder = ImageEmbedder(backbone=f"{BASE}@{size}", cache=None).fit()
         self.plain = timm.data.create_transform(**embedder.data_config_, is_training=False)
@@ -114,7 +114,7 @@ class Trunk:
             transforms.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.15, hue=0.03),
             transforms.ToTensor(), transforms.Normalize(config["mean"], config["std"]),
         ])
-        model = embedder._loaded_model()
+        model = load_backbone(BASE)
         self.network = model
         self.device = torch.device(device)
         self.stages = torch.nn.Sequential(model.conv_stem, model.bn1, *model.blocks[:FROZEN_BLOCKS]).to(self.device)

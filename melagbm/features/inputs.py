@@ -4,6 +4,7 @@ image is read (missing columns, label columns, repeated images, ids that should 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -16,7 +17,7 @@ from ..images.reading import content_hash
 from ..leakage import check_label_leakage
 from .metadata import AGE_COLUMNS, SEX_COLUMNS, SITE_COLUMNS
 
-__all__ = ["ID_COLUMNS", "LESION_ID_COLUMN", "PATIENT_ID_COLUMN", "InputGate", "warn_duplicate_images"]
+__all__ = ["ID_COLUMNS", "LESION_ID_COLUMN", "PATIENT_ID_COLUMN", "InputGate", "InputSchema", "warn_duplicate_images"]
 
 #: The patient column ``patient_col="auto"`` looks for (the name ISIC's metadata uses).
 PATIENT_ID_COLUMN = "patient_id"
@@ -27,6 +28,36 @@ ID_COLUMNS = (PATIENT_ID_COLUMN, LESION_ID_COLUMN)
 #: Column names that look like patient or lesion ids (``UngroupedFitWarning``).
 _ID_LIKE = re.compile(r"(^|[_\- ])ids?$|^(patient|subject|lesion|case|person)[_\- ]?(ids?|no|number)?$",
                       re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class InputSchema:
+    """What a fitted model reads from X: the column of each role and the values it knows.
+
+    Parameters
+    ----------
+    image : str or None
+        The image column (None: a metadata-only model).
+    patient, lesion : str or None
+        The patient and lesion id columns (None where the model uses none).
+    fields : dict
+        ``"age"``, ``"sex"``, ``"site"`` -> the column the model reads it from (fields it does not use absent).
+    values : dict
+        ``"sex"``, ``"site"`` -> the values the model learned (its unknown token left out: a missing or unseen value
+        is read as unknown).
+    other_metadata : tuple of str
+        Further metadata columns the model uses as they are.
+    columns : tuple of str
+        Every column of X at fit.
+    """
+
+    image: str | None
+    patient: str | None
+    lesion: str | None
+    fields: dict[str, str]
+    values: dict[str, list[str]]
+    other_metadata: tuple[str, ...]
+    columns: tuple[str, ...]
 
 
 class InputGate:

@@ -93,20 +93,15 @@ class Screening:
         card = getattr(model, "model_card_", None) or {}
         self.version = {"model_id": self.model_id, "fitted": card.get("created"),
                         "melagbm": (card.get("model") or {}).get("melagbm")}
-        columns = model.metadata_encoder_.columns_
-        families = model.metadata_encoder_.feature_families_
-        self._field_features = {field: feature for feature, family in families.items()
-                                for field in FIELDS if family == FIELDS[field]}
-        self._field_columns = {field: columns[feature] for field, feature in self._field_features.items()}
+        self.schema = model.input_schema_
+        self._field_columns = {field: self.schema.fields[family] for field, family in FIELDS.items()
+                               if family in self.schema.fields}
 
     def field_values(self) -> dict[str, list[str]]:
         """The values the model knows for each categorical request field (``sex``, ``site``; its unknown
         token left out: an empty field is unknown)."""
-        from ..features.metadata import UNKNOWN
-
-        known = self.model.metadata_encoder_.categories_
-        return {field: [str(value) for value in known[feature] if value != UNKNOWN]
-                for field, feature in self._field_features.items() if feature in known}
+        return {field: list(self.schema.values[family]) for field, family in FIELDS.items()
+                if family in self.schema.values and field in self._field_columns}
 
     @staticmethod
     def decode(lesions: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -128,20 +123,19 @@ class Screening:
         """The model's input rows for every lesion of ``requests`` (each lesion: image, age, sex, site,
         patient_id). Patient and lesion ids are scoped to their request: two clients' "patient 1" are two
         patients, and a lesion without a patient id is a patient of its own."""
-        model = self.model
         rows = []
         for number, lesions in enumerate(requests):
             for index, lesion in enumerate(lesions):
-                row: dict[str, Any] = dict.fromkeys(getattr(model, "feature_names_in_", []), np.nan)
-                row[model.image_col] = lesion["image"]
+                row: dict[str, Any] = dict.fromkeys(self.schema.columns, np.nan)
+                row[self.schema.image] = lesion["image"]
                 for field, column in self._field_columns.items():
                     row[column] = np.nan if lesion.get(field) is None else lesion[field]
                 own = f"request-{number}-lesion-{index}"
-                if model.patient_col_ is not None:
+                if self.schema.patient is not None:
                     given = lesion.get("patient_id")
-                    row[model.patient_col_] = own if given is None else f"request-{number}-patient-{given}"
-                if getattr(model, "lesion_col_", None) is not None:
-                    row[model.lesion_col_] = own
+                    row[self.schema.patient] = own if given is None else f"request-{number}-patient-{given}"
+                if self.schema.lesion is not None:
+                    row[self.schema.lesion] = own
                 rows.append(row)
         return pd.DataFrame(rows, index=pd.RangeIndex(len(rows), name="lesion"))
 
