@@ -37,7 +37,7 @@ from _common import add_data_argument  # benchmarks/_common.py
 from melagbm import FusionClassifier, load
 from melagbm.card import to_markdown
 from melagbm.datasets import load_isic2020
-from melagbm.serve.load import bad_requests, multipart_request, run_load, serving
+from melagbm.serve.load_testing import bad_requests, multipart_request, run_load, serving
 
 HERE = Path(__file__).resolve().parent
 MODEL = HERE / ".cache" / "isic2020_default.melagbm"

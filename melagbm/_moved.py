@@ -24,6 +24,7 @@ MOVED_MODULES = {
     "melagbm.explain_report": "melagbm.explain.report",
     "melagbm.plotting": "melagbm.evaluation.plots",
     "melagbm.report": "melagbm.evaluation.report",
+    "melagbm.serve.load": "melagbm.serve.load_testing",  # a load-test client, not melagbm.load (which loads models)
 }
 
 

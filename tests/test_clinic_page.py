@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 pytest.importorskip("fastapi")
-from melagbm.serve.load import multipart_request, serving
+from melagbm.serve.load_testing import multipart_request, serving
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")

@@ -148,7 +148,7 @@ def test_bearer_token_and_cors_when_configured(model_file, lesions, tmp_path) ->
 
 
 def test_melagbm_serve_runs_the_service_as_documented(model_file, lesions) -> None:
-    from melagbm.serve.load import serving
+    from melagbm.serve.load_testing import serving
 
     with serving(model_file) as (url, _):
         request = urllib.request.Request(f"{url}/v1/predict", data=json.dumps({"lesions": lesions[0][:1]}).encode(),

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 pytest.importorskip("fastapi")
-from melagbm.serve.load import bad_requests, json_request, multipart_request, run_load, serving
+from melagbm.serve.load_testing import bad_requests, json_request, multipart_request, run_load, serving
 
 
 @pytest.fixture(scope="module")
