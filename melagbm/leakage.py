@@ -142,7 +142,7 @@ def _seen_images(backbone: str, checkpoint_path: str | os.PathLike | None) -> tu
     from .backbones.derm_xception import training_image_hashes as derm_xception_hashes
     from .backbones.registry import split_input_size
 
-    encoder = split_input_size(backbone)[0] if backbone != DERM_XCEPTION else backbone
+    encoder = split_input_size(backbone)[0]
     if encoder == DERM_XCEPTION:
         return DERM_XCEPTION_TRAINED_ON, derm_xception_hashes()
     if encoder == DERM_LITE0:

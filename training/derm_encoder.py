@@ -98,14 +98,14 @@ class Trunk:
     """The frozen stages of Lite0 and the transforms that feed them (the plain one is melagbm's own)."""
 
     def __init__(self, size: int, device: str) -> None:
-        import timm
         import torch
         from torchvision import transforms
 
         from melagbm import ImageEmbedder, load_backbone
+        from melagbm.images.colour import eval_transform
 
         embedder = ImageEmbedder(backbone=f"{BASE}@{size}", cache=None).fit()
-        self.plain = timm.data.create_transform(**embedder.data_config_, is_training=False)
+        self.plain = eval_transform(embedder.data_config_)  # what melagbm feeds the encoder
         config = embedder.data_config_
         self.augmented = transforms.Compose([
             transforms.RandomResizedCrop(size, scale=(0.5, 1.0), ratio=(0.75, 1.333)),

@@ -26,7 +26,7 @@ from ..backbones.registry import (
     weights_license,
 )
 from ..exceptions import BadImageWarning
-from ..images.colour import COLOUR_CONSTANCY, eval_transform
+from ..images.colour import check_colour_constancy, eval_transform
 from ..images.decoding import JPEG_DECODING, decode_jpeg_batch, plain_jpeg_bytes, tensor_transform
 from ..images.reading import ImageReadError, as_image_list, content_hash, read_image
 from ..store.cached import CachedImageFeaturizer
@@ -556,8 +556,7 @@ def _apply_preprocessing(config: dict[str, Any], overrides: dict[str, Any] | Non
         raise ValueError(f"preprocessing keys {unknown} are not among {list(_PREPROCESSING_KEYS)}")
     config = {**config, **overrides}
     colour = config.pop("colour_constancy", "none")
-    if colour not in COLOUR_CONSTANCY:
-        raise ValueError(f"preprocessing colour_constancy must be one of {COLOUR_CONSTANCY}, got {colour!r}")
+    check_colour_constancy(colour)
     if colour != "none":  # "none" leaves the config (and the vectors' identity in the store) as timm's
         config["colour_constancy"] = colour
     if isinstance(config["input_size"], (int, np.integer)):

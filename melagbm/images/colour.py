@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["COLOUR_CONSTANCY", "ShadesOfGray", "eval_transform"]
+__all__ = ["COLOUR_CONSTANCY", "ShadesOfGray", "check_colour_constancy", "eval_transform"]
 
 #: The ``colour_constancy`` values an embedder's ``preprocessing`` takes.
 COLOUR_CONSTANCY = ("none", "shades_of_gray")
@@ -44,6 +44,12 @@ class ShadesOfGray:
         return f"ShadesOfGray(power={self.power})"
 
 
+def check_colour_constancy(value: Any) -> None:
+    """Raise ValueError naming ``value`` unless it is one of :data:`COLOUR_CONSTANCY`."""
+    if value not in COLOUR_CONSTANCY:
+        raise ValueError(f"preprocessing colour_constancy must be one of {COLOUR_CONSTANCY}, got {value!r}")
+
+
 def eval_transform(data_config: dict[str, Any]) -> Any:
     """timm's evaluation transform for ``data_config``, with its ``colour_constancy`` step (when one is asked)
     between the conversion to a [0, 1] tensor and the normalisation."""
@@ -52,8 +58,7 @@ def eval_transform(data_config: dict[str, Any]) -> Any:
 
     config = dict(data_config)
     colour = config.pop("colour_constancy", "none")
-    if colour not in COLOUR_CONSTANCY:
-        raise ValueError(f"preprocessing colour_constancy must be one of {COLOUR_CONSTANCY}, got {colour!r}")
+    check_colour_constancy(colour)
     transform = timm.data.create_transform(**config, is_training=False)
     if colour == "none":
         return transform
