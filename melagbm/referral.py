@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import islice
 from typing import Any
 
 import numpy as np
@@ -38,6 +39,8 @@ from ._resampling import bootstrap_weights
 
 __all__ = ["ReferralEstimate", "achieved_confidence", "check_rule", "confident_threshold", "cross_fitted_referral",
            "rank_needed", "sensitivity_confidence"]
+
+_DRAWS_AT_ONCE = 100  # bootstrap weightings evaluated together (memory: this many x rows)
 
 
 @lru_cache(maxsize=4096)
@@ -143,13 +146,25 @@ def _melanoma_units(y: np.ndarray, score: np.ndarray, groups: np.ndarray | None)
     return score[rows][order], rows[order]
 
 
-def _threshold(units: tuple[np.ndarray, np.ndarray], weight: np.ndarray | None, sensitivity: float,
-               confidence: float | None) -> float:
-    """The rule's threshold on melanoma units, each counted as often as its row's ``weight`` (None: once)."""
+def _threshold(units: tuple[np.ndarray, np.ndarray], sensitivity: float, confidence: float | None) -> float:
+    """The rule's threshold on melanoma units (each counted once)."""
+    scores, _ = units
+    return float(scores[rank_needed(len(scores), float(sensitivity), confidence) - 1])
+
+
+def _thresholds(units: tuple[np.ndarray, np.ndarray], weights: np.ndarray, sensitivity: float,
+                confidence: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """The rule's threshold with each unit counted as often as its row's weight, for each row of ``weights`` at
+    once, and where one exists (some unit weighs more than 0)."""
     scores, rows = units
-    cumulative = np.arange(1, len(rows) + 1) if weight is None else np.cumsum(np.rint(weight[rows]).astype(int))
-    needed = rank_needed(int(cumulative[-1]), float(sensitivity), confidence)
-    return float(scores[np.searchsorted(cumulative, needed)])
+    cumulative = np.cumsum(np.rint(weights[:, rows]).astype(int), axis=1)
+    totals = cumulative[:, -1] if len(rows) else np.zeros(len(weights), dtype=int)
+    exists = totals > 0
+    needed = np.array([rank_needed(int(total), float(sensitivity), confidence) if total > 0 else 1
+                       for total in totals])
+    position = np.minimum((cumulative < needed[:, None]).sum(axis=1), max(len(rows) - 1, 0))
+    thresholds = scores[position] if len(rows) else np.full(len(weights), np.inf)
+    return np.where(exists, thresholds, np.inf), exists
 
 
 def confident_threshold(
@@ -187,7 +202,7 @@ def confident_threshold(
     y, score = _melanoma_labels(y_true, score)
     check_rule(sensitivity, confidence)
     groups = None if groups is None or confidence is None else np.asarray(groups)
-    return _threshold(_melanoma_units(y, score, groups), None, sensitivity, confidence)
+    return _threshold(_melanoma_units(y, score, groups), sensitivity, confidence)
 
 
 def check_rule(sensitivity: Any, confidence: Any) -> None:
@@ -320,27 +335,31 @@ def cross_fitted_referral(
              for fold in fold_ids for rule in rules}
     positive, negative = y == 1, y == 0
 
-    def figures(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(sensitivity, specificity, referral rate) of the chosen rule, (specificity,) of the plain one."""
+    def figures(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per weighting (a row of ``weights``): (sensitivity, specificity, referral rate) of the chosen rule, and
+        (specificity,) of the plain one; NaN where some fold's threshold has no melanoma to be chosen on."""
+        chosen, plain = np.full((len(weights), 3), np.nan), np.full((len(weights), 1), np.nan)
+        drawn = np.ones(len(weights), dtype=bool)
         results = []
         for rule in rules:
-            refer = np.zeros(len(y), dtype=bool)
+            refer = np.zeros(weights.shape, dtype=bool)
             for fold in fold_ids:
                 inside = folds == fold
-                others_weight = weight[folds != fold]
-                if not np.any(others_weight[y[folds != fold] == 1] > 0):
-                    return np.full(3, np.nan), np.full(1, np.nan)
-                refer[inside] = score[inside] >= _threshold(units[fold, rule], others_weight, sensitivity, rule)
-            results.append((float(np.sum(weight * positive * refer) / np.sum(weight * positive)),
-                            float(1.0 - np.sum(weight * negative * refer) / np.sum(weight * negative)),
-                            float(np.sum(weight * refer) / np.sum(weight))))
-        return np.asarray(results[0]), np.asarray([results[-1][1]])
+                thresholds, chosen_on = _thresholds(units[fold, rule], weights[:, ~inside], sensitivity, rule)
+                drawn &= chosen_on
+                refer[:, inside] = score[inside] >= thresholds[:, None]
+            results.append((np.sum(weights * positive * refer, axis=1) / np.sum(weights * positive, axis=1),
+                            1.0 - np.sum(weights * negative * refer, axis=1) / np.sum(weights * negative, axis=1),
+                            np.sum(weights * refer, axis=1) / np.sum(weights, axis=1)))
+        chosen[drawn] = np.column_stack(results[0])[drawn]
+        plain[drawn, 0] = results[-1][1][drawn]
+        return chosen, plain
 
-    point, plain = figures(np.ones(len(y)))
-    draws = [figures(weight) for weight in
-             bootstrap_weights(y, codes, n_bootstrap, np.random.default_rng(random_state))]
-    chosen_draws = np.asarray([draw[0] for draw in draws]).reshape(-1, 3)
-    plain_draws = np.asarray([draw[1] for draw in draws]).reshape(-1, 1)
+    point, plain = (figure[0] for figure in figures(np.ones((1, len(y)))))
+    resamples = bootstrap_weights(y, codes, n_bootstrap, np.random.default_rng(random_state))
+    draws = [figures(np.asarray(batch)) for batch in iter(lambda: list(islice(resamples, _DRAWS_AT_ONCE)), [])]
+    chosen_draws = np.concatenate([draw[0] for draw in draws]) if draws else np.empty((0, 3))
+    plain_draws = np.concatenate([draw[1] for draw in draws]) if draws else np.empty((0, 1))
 
     def units_of(rows: np.ndarray) -> int:
         return int(len(np.unique(codes[rows])))

@@ -10,10 +10,26 @@ import pytest
 DATA = Path(os.environ.get("MELAGBM_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Two workers share the cores: one BLAS/OpenMP thread each, here and in the processes a test starts. Threads
+    # that busy-wait for a core the other worker holds make an SVD 10x slower than one thread does.
+    for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(variable, "1")
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _session_store(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Keep every embedding of the test session in one temporary store, not the user's."""
-    os.environ["MELAGBM_CACHE"] = str(tmp_path_factory.mktemp("melagbm-cache"))
+    """Keep every embedding of the test session in one temporary store, not the user's: one store for all the
+    session's pytest-xdist workers (writes are atomic and content-addressed, so none undoes another's)."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the run's folder, above each worker's own
+    store = root / "melagbm-cache"
+    store.mkdir(exist_ok=True)
+    os.environ["MELAGBM_CACHE"] = str(store)
 
 
 @pytest.fixture(autouse=True)
@@ -85,3 +101,30 @@ def ham_model(ham_sample):
 
     X, y, groups = ham_sample
     return FusionClassifier(random_state=0).fit(X, y, groups=groups)
+
+
+#: Fixtures that read ../shared/data: a test using one (directly or through another fixture) is marked
+#: ``real_data``; ``-m "not real_data"`` runs the tier that needs no data.
+REAL_DATA_FIXTURES = frozenset({"ham_root", "isic_root", "bcn_root"})
+#: Session fixtures that cost a fit: every module using one runs on the same pytest-xdist worker, so it is fitted once.
+SHARED_FIT_FIXTURES = ("ham_model", "isic_model_file")
+
+
+#: The longest groups of modules (minutes on 2 cores), started first so that both pytest-xdist workers finish
+#: together; the rest follow in collection order. Refresh from ``python -m pytest -n 0 --durations=0``.
+LONGEST_FIRST = ("ham_model", "test_dask", "test_cli", "isic_model_file", "test_notebook")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    group_of_module: dict[str, str] = {}
+    for item in items:
+        if REAL_DATA_FIXTURES.intersection(item.fixturenames):
+            item.add_marker(pytest.mark.real_data)
+        for fixture in SHARED_FIT_FIXTURES:
+            if fixture in item.fixturenames:
+                group_of_module[item.module.__name__] = fixture
+    groups = {item: group_of_module.get(item.module.__name__, item.module.__name__) for item in items}
+    for item, group in groups.items():  # a module's tests stay together (its module fixtures are made once)
+        item.add_marker(pytest.mark.xdist_group(group))
+    rank = {group: position for position, group in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(groups[item], len(rank)))  # stable: the rest keep their order

@@ -7,6 +7,7 @@ import pytest
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
+@pytest.mark.real_data  # its last section cross-validates on HAM10000 where ../shared/data has it
 def test_quickstart_notebook_runs_top_to_bottom() -> None:
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
