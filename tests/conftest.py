@@ -115,6 +115,7 @@ SHARED_FIT_FIXTURES = ("ham_model", "isic_model_file")
 LONGEST_FIRST = ("ham_model", "test_dask", "test_cli", "isic_model_file", "test_notebook")
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     group_of_module: dict[str, str] = {}
     for item in items:
