@@ -18,7 +18,15 @@ PLAIN_INTERVAL_S = 30.0
 
 def _interactive() -> bool:
     """A terminal or a Jupyter kernel: where a bar redraws itself in place."""
-    return "ipykernel" in sys.modules or bool(getattr(sys.stderr, "isatty", lambda: False)())
+    return _in_jupyter_kernel() or bool(getattr(sys.stderr, "isatty", lambda: False)())
+
+
+def _in_jupyter_kernel() -> bool:
+    """This process is a Jupyter kernel's (its IPython shell talks to a front end), not merely one that imported
+    ipykernel (a notebook runner, a test session)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    return type(shell).__name__ == "ZMQInteractiveShell"
 
 
 def progress(iterable: Iterable[Any], *, desc: str, total: int | None = None, unit: str = "it",

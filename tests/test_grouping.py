@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -96,6 +97,16 @@ def test_fit_prints_a_one_line_summary_unless_silenced(isic_metadata, capsys) ->
     ), out[0]
     FusionClassifier(image_col=None, random_state=0, verbose=0).fit(X, y)
     assert capsys.readouterr().out == ""
+
+
+def test_progress_is_plain_lines_in_a_process_that_merely_imported_ipykernel(monkeypatch, capsys) -> None:
+    import types
+
+    monkeypatch.setattr(melagbm._progress, "PROGRESS_DELAY_S", 0.0)
+    monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))  # a notebook runner imported it
+    list(melagbm._progress.progress(range(3), desc="steps", unit="step"))
+    err = capsys.readouterr().err
+    assert "steps: 100% (3/3 steps" in err and "\r" not in err and "|" not in err, err  # lines, not a bar
 
 
 def test_long_steps_show_progress_by_default(ham_sample, isic_metadata, tmp_path, monkeypatch, capsys) -> None:
