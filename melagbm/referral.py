@@ -157,14 +157,14 @@ def _thresholds(units: tuple[np.ndarray, np.ndarray], weights: np.ndarray, sensi
     """The rule's threshold with each unit counted as often as its row's weight, for each row of ``weights`` at
     once, and where one exists (some unit weighs more than 0)."""
     scores, rows = units
+    if not len(rows):  # no melanoma to choose on
+        return np.full(len(weights), np.inf), np.zeros(len(weights), dtype=bool)
     cumulative = np.cumsum(np.rint(weights[:, rows]).astype(int), axis=1)
-    totals = cumulative[:, -1] if len(rows) else np.zeros(len(weights), dtype=int)
-    exists = totals > 0
+    exists = cumulative[:, -1] > 0
     needed = np.array([rank_needed(int(total), float(sensitivity), confidence) if total > 0 else 1
-                       for total in totals])
-    position = np.minimum((cumulative < needed[:, None]).sum(axis=1), max(len(rows) - 1, 0))
-    thresholds = scores[position] if len(rows) else np.full(len(weights), np.inf)
-    return np.where(exists, thresholds, np.inf), exists
+                       for total in cumulative[:, -1]])
+    position = np.minimum((cumulative < needed[:, None]).sum(axis=1), len(rows) - 1)  # searchsorted, row by row
+    return np.where(exists, scores[position], np.inf), exists
 
 
 def confident_threshold(
