@@ -29,11 +29,18 @@ with them (as an image split would be); its ROC AUC on the 1,503 images is print
 
 Embeddings come from (and go to) the embedding store, so the first run also embeds
 every image once per backbone (HAM10000: about 10 min for Lite0, 20 for Lite2 on 2 cores).
+
+Each finished row is kept in ``--rows`` (benchmarks/results/quality_rows/ by default; one file per data set,
+configuration, folds, seed, bootstrap and melagbm version, written atomically): a run stopped half-way and started
+again prints the rows it has and computes only the rest (``--rows ''`` keeps nothing).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import os
+import pickle
 import time
 import warnings
 from pathlib import Path
@@ -43,6 +50,7 @@ import pandas as pd
 from _common import add_data_argument  # benchmarks/_common.py
 from sklearn.metrics import roc_auc_score
 
+import melagbm
 from melagbm import FusionClassifier
 from melagbm.datasets import load_bcn20000, load_ham10000, load_isic2020
 from melagbm.evaluation import CVResult, compare_scores, cross_validate, metrics_table
@@ -191,6 +199,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (by group) for the CIs")
     parser.add_argument("--report", type=Path, default=None, help="also write a melagbm evaluate report per model")
+    parser.add_argument("--rows", type=str, default=str(Path(__file__).parent / "results" / "quality_rows"),
+                        help="folder keeping each finished row, so a stopped run resumes ('' keeps nothing)")
     args = parser.parse_args()
     warnings.filterwarnings("ignore", category=UserWarning)
 
@@ -237,21 +247,27 @@ def main() -> None:
                 print(f"| {description} | refused: {refusal} | | | | | | |")
                 continue
             prepare = lambda frame: model_input(frame, params)  # noqa: E731
+            kept = row_file(args.rows, key, name, params, args)
             started = time.perf_counter()
-            model = FusionClassifier(random_state=args.seed, verbose=0, **params)
-            if key in TRANSFERS:
-                result = transfer(model, (prepare(fit_on[0]), *fit_on[1:]), (prepare(X), y, groups),
-                                  args.bootstrap, args.seed)
+            if kept is not None and kept.is_file():
+                result, seconds = pickle.loads(kept.read_bytes())
             else:
-                result = cross_validate(
-                    model, prepare(X), y, groups, n_splits=args.folds, n_bootstrap=args.bootstrap,
-                    random_state=args.seed, top_k=1 if key == "isic" else None,  # groups are lesions elsewhere
-                )
+                model = FusionClassifier(random_state=args.seed, verbose=0, **params)
+                if key in TRANSFERS:
+                    result = transfer(model, (prepare(fit_on[0]), *fit_on[1:]), (prepare(X), y, groups),
+                                      args.bootstrap, args.seed)
+                else:
+                    result = cross_validate(
+                        model, prepare(X), y, groups, n_splits=args.folds, n_bootstrap=args.bootstrap,
+                        random_state=args.seed, top_k=1 if key == "isic" else None,  # groups are lesions elsewhere
+                    )
+                seconds = time.perf_counter() - started
+                if kept is not None:
+                    keep_row(kept, (result, seconds))
             m = result.metrics
             cell = lambda metric: (  # noqa: E731
                 f"{m.loc[metric, 'value']:.4f} [{m.loc[metric, 'ci_low']:.3f}, {m.loc[metric, 'ci_high']:.3f}]"
             )
-            seconds = time.perf_counter() - started
             first = result.oof if first is None else first
             print(
                 f"| {description} | {cell('roc_auc')} | {cell('pauc_80')} | {m.loc['sens_at_spec90', 'value']:.3f} | "
@@ -262,6 +278,24 @@ def main() -> None:
             if args.report:
                 folder = args.report / f"{key.replace('>', '-to-')}-{name}"
                 write_report(result, folder, title=f"{title}: {description}")
+
+
+def row_file(folder: str, key: str, name: str, params: dict, args: argparse.Namespace) -> Path | None:
+    """Where a finished row of this run is kept: named by everything its figures depend on (None: keep nothing)."""
+    if not folder:
+        return None
+    identity = repr((key, name, sorted(params.items(), key=str), args.folds, args.seed, args.bootstrap,
+                     str(args.data.resolve()), melagbm.__version__))
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:16]
+    return Path(folder) / f"{key.replace('>', '-to-')}__{name}__{digest}.pkl"
+
+
+def keep_row(path: Path, row: tuple) -> None:
+    """Write a finished row atomically (a run stopped while writing leaves no half file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{os.getpid()}.partial")
+    partial.write_bytes(pickle.dumps(row))
+    os.replace(partial, path)
 
 
 def bcn_as_ham(data: tuple) -> tuple:
