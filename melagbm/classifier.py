@@ -3,25 +3,25 @@
 from __future__ import annotations
 
 import os
+from functools import partial
+from time import perf_counter
 from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from ._device import resolve_device
-from ._progress import progress
 from ._splits import SEED_MAX
-from ._warnings import warn
 from .backbones.registry import DEFAULT_BACKBONES, restricts_commercial_use
-from .boosting import BoostingStep, fit_booster, n_rounds
+from .boosting import BoostingStep, n_rounds
 from .boosting import margin as booster_margin
 from .card.assembly import dataset_names, encoder_leaks, member_rounds, model_card
 from .decision import Calibration, OperatingPoint
-from .embedding.embedder import BadImageWarning, ImageEmbedder, check_on_bad_image
+from .embedding.embedder import ImageEmbedder, check_on_bad_image
 from .exceptions import DuplicateImageWarning, UngroupedFitWarning
 from .features.image_features import ImageFeatures
 from .features.image_score import ImageSignal
@@ -31,15 +31,26 @@ from .features.inputs import (
     PATIENT_ID_COLUMN,
     InputGate,
     InputSchema,
-    warn_duplicate_images,
 )
 from .features.lesion import LesionFeatures
-from .features.metadata import UNKNOWN, MetadataEncoder
+from .features.metadata import UNKNOWN
 from .features.patient import CONTEXT_COLUMNS, PatientContext
 from .features.table import FeatureTable
 from .images.reading import ImageReadError
 from .legacy_state import state_of_0_1
 from .lone_lesions import CONTEXT_FAMILY, NOT_AVAILABLE, LoneLesionModel, lone_rows
+from .pipeline import (
+    ContextStep,
+    DecisionHead,
+    FeatureStep,
+    ImageStep,
+    InputStep,
+    LesionStep,
+    MetadataStep,
+    Rows,
+    StepOptions,
+    run_steps,
+)
 from .pooling import LesionPooling
 from .referral import ReferralEstimate
 
@@ -51,7 +62,7 @@ FITTED_ATTRIBUTES = (
     "classes_", "n_features_in_", "feature_names_in_", "device_", "patient_col_", "image_features_",
     "skipped_rows_", "metadata_encoder_", "lesion_features_", "patient_context_", "feature_names_",
     "feature_families_", "booster_", "operating_point_", "n_groups_", "lesion_col_", "lesion_pooling_",
-    "model_card_", "lone_lesion_model_",
+    "model_card_", "lone_lesion_model_", "fit_seconds_",
 )
 
 
@@ -226,7 +237,8 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         Booster threads. None: one thread below 10,000 rows, else the booster's default.
     verbose : int, default=1
         1: progress bars for embedding and lesion measuring (shown once a step lasts
-        2 s) and a one-line summary at the end of fit; 0: silent.
+        2 s) and a one-line summary at the end of fit; 2: also a line with each stage's seconds
+        (``fit_seconds_``); 0: silent.
 
     Attributes
     ----------
@@ -288,6 +300,10 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         ``lesion_size__diameter_px``, ``patient_context__n_images``, ...).
     family_to_columns_ : dict
         Family -> list of booster columns.
+    fit_seconds_ : dict
+        Seconds each stage of the last fit took, in the order they ran: the feature steps ("inputs", "image",
+        "metadata", "lesion", "context"), "boosting", "decision (out of fold)" (and the same two for the
+        lone-lesion model), "model card". Empty for models saved before it was recorded.
     model_card_ : dict
         The model card computed at fit (training data, out-of-fold metrics with 95 % CIs, operating point,
         encoders and their licences, limits); saved in the model file. See :mod:`melagbm.card`.
@@ -439,86 +455,62 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         if y is None:
             raise ValueError("requires y to be passed, but the target y is None")
         steps = self.fit_steps()
-        gate: InputGate = steps["inputs"]
-        frame = gate.frame(X, self, reset=True)
-        gate.fit(frame.columns)
-        self.patient_col_ = gate.patient_col_
-        self.lesion_col_ = gate.lesion_col_
-        self.classes_, y, y_codes = encode_labels(y, len(frame))
-        if isinstance(X, pd.DataFrame):  # named columns (a plain array's have no names to judge)
-            gate.check_no_label_leak(frame, y_codes)
-        group_ids = gate.groups(frame, groups)
+        frame = steps["inputs"].frame(X, self, reset=True)
+        self.classes_, _, y_codes = encode_labels(y, len(frame))
         seed = int(check_random_state(self.random_state).randint(SEED_MAX))
         self.device_ = resolve_device(self.device)
-
         boosting: BoostingStep = steps["boosting"]
-        self.image_features_, self.skipped_rows_, image_parts = steps["image"], [], [None]
-        if self.image_features_ is not None:
-            warn_duplicate_images(frame[self.image_col], group_ids)
-            embeddings = self.image_features_.fit_embedders(self.device_).embed(frame[self.image_col],
-                                                                               on_bad_image=self.on_bad_image)
-            bad = np.isnan(embeddings).any(axis=1)
-            self.skipped_rows_ = skip_unreadable(frame.index, bad, y_codes, self.image_col)
-            if bad.any():  # on_bad_image="skip": train without the rows whose image is unreadable
-                frame, y, y_codes, embeddings = frame[~bad], y[~bad], y_codes[~bad], embeddings[~bad]
-                group_ids = None if group_ids is None else group_ids[~bad]
-            image_parts = self.image_features_.fit_scores(embeddings, y_codes, group_ids, seed,
-                                                          targets=gate.diagnoses(frame), n_tables=boosting.n_members)
-        leaks = encoder_leaks(self, frame, dataset_names(X))
-        self.metadata_encoder_ = MetadataEncoder(other_cols=gate.other_metadata()).fit(gate.metadata(frame))
+        options = StepOptions(cache=self.cache, on_bad_image=self.on_bad_image, device=self.device_, seed=seed,
+                              n_members=boosting.n_members)
+        feature_steps = [InputStep(steps["inputs"], named_columns=isinstance(X, pd.DataFrame)), MetadataStep()]
+        if steps["image"] is not None:
+            feature_steps.insert(1, ImageStep(steps["image"]))
+        feature_steps += [step(steps[name]) for name, step in (("lesion", LesionStep), ("context", ContextStep))
+                          if steps[name] is not None]
+        seconds: dict[str, float] = {}
+        rows = run_steps(feature_steps, Rows(frame=frame, y=y_codes, groups=groups), options, fitting=True,
+                         seconds=seconds)
+        self._keep_fitted_steps(steps, feature_steps, rows)
+        leaks = encoder_leaks(self, rows.frame, dataset_names(X))
+
+        head = DecisionHead(boosting, steps["decision"], self.lesion_pooling_, verbose=self.verbose)
+        weights = boosting.sample_weight(self.classes_[rows.y])
+        fit_head = partial(head.fit, y=rows.y, groups=rows.groups, weights=weights,
+                           lesions=None if self.lesion_pooling_ is None else rows.roles.lesions(rows.frame),
+                           n_classes=len(self.classes_), device=self.device_, seed=seed, seconds=seconds)
+        tables = rows.member_tables(boosting.n_members)
+        main = fit_head(tables)
+        self.booster_, self.operating_point_ = main.booster, main.operating_point
+        self.lone_lesion_model_, lone = None, None
+        if self.lone_lesion_model and self.patient_context_ is not None and len(self.classes_) == 2:
+            self.lone_lesion_model_ = alone = LoneLesionModel()
+            alone.feature_names_ = LoneLesionModel.columns_without_context(self.feature_families_)
+            lone = fit_head([table[alone.feature_names_] for table in tables],
+                            what=" without patient context (lesions alone)")
+            alone.booster_, alone.operating_point_ = lone.booster, lone.operating_point
+        self.n_groups_ = None if rows.groups is None else int(len(np.unique(rows.groups)))
+        started = perf_counter()
+        self.model_card_ = model_card(self, rows.frame, tables[0], rows.y, rows.groups, main.margin,
+                                      len(main.splits or []), seed, datasets=dataset_names(X), warnings=leaks,
+                                      lone_margin=None if lone is None else lone.margin)
+        self.fit_seconds_ = {**seconds, "model card": perf_counter() - started}
+        self.report_fit(len(rows.y), int((rows.y == 1).sum()))
+        return self
+
+    def _keep_fitted_steps(self, steps: dict[str, Any], feature_steps: list[FeatureStep], rows: Rows) -> None:
+        """Set the fitted attributes from the steps ``fit`` ran over ``rows``."""
+        self.patient_col_, self.lesion_col_ = rows.roles.patient_col_, rows.roles.lesion_col_
+        self.image_features_, self.skipped_rows_ = steps["image"], rows.skipped
+        self.metadata_encoder_ = next(step.encoder for step in feature_steps if isinstance(step, MetadataStep))
         self.lesion_features_ = steps["lesion"]
         self.patient_context_ = steps["context"] if self.patient_col_ is not None else None
         binary_images = self.image_features_ is not None and len(self.classes_) == 2
         self.lesion_pooling_ = steps["pooling"] if self.lesion_col_ is not None and binary_images else None
-        assembler = self.feature_steps_.fit()
-        self.feature_families_ = assembler.families()
+        self.feature_families_ = {}
+        for step in feature_steps:
+            if step.name != "context" or self.patient_context_ is not None:
+                self.feature_families_.update(step.feature_families_)
         self.feature_names_ = list(self.feature_families_)
-        table, _ = assembler.transform(frame, image_parts[0])
-        tables = [table] + [table if part is None else assembler.with_image_part(table, frame, part)
-                            for part in image_parts[1:]]
-        tables += [table] * (boosting.n_members - len(tables))  # no image: the members differ in their splits only
-
-        weights = boosting.sample_weight(y)
-        lesions = None if self.lesion_pooling_ is None else gate.lesions(frame)
-        self.booster_, self.operating_point_, margin, splits = self._fit_head(
-            boosting, steps["decision"], tables, y_codes, weights, group_ids, seed, lesions)
-        self.lone_lesion_model_, lone_margin = None, None
-        if self.lone_lesion_model and self.patient_context_ is not None and len(self.classes_) == 2:
-            lone = LoneLesionModel()
-            lone.feature_names_ = LoneLesionModel.columns_without_context(self.feature_families_)
-            lone.booster_, lone.operating_point_, lone_margin, _ = self._fit_head(
-                boosting, decision_step(self), [member[lone.feature_names_] for member in tables], y_codes, weights,
-                group_ids, seed, lesions, what=" without patient context (lesions alone)")
-            self.lone_lesion_model_ = lone
-        self.n_groups_ = None if group_ids is None else int(len(np.unique(group_ids)))
-        self.model_card_ = model_card(self, frame, table, y_codes, group_ids, margin, len(splits or []), seed,
-                                      datasets=dataset_names(X), warnings=leaks, lone_margin=lone_margin)
-        self.report_fit(len(y_codes), int((y_codes == 1).sum()))
-        return self
-
-    def _fit_head(
-        self, boosting: BoostingStep, decision: OperatingPoint, tables: list[pd.DataFrame], y_codes: np.ndarray,
-        weights: np.ndarray | None, group_ids: np.ndarray | None, seed: int, lesions: np.ndarray | None,
-        what: str = "",
-    ) -> tuple[Any, OperatingPoint, np.ndarray | None, list[tuple[np.ndarray, np.ndarray]] | None]:
-        """(the booster fitted on ``tables``, its operating point, the out-of-fold margins it was fitted on, the
-        folds): boost, then calibrate and choose the threshold out of fold (two classes; lesions pooled as predict
-        pools them). None for the margins and folds where there were none."""
-        booster = boosting.fit(tables, y_codes, group_ids, device=self.device_, seed=seed,
-                               sample_weight=weights).booster_
-        point = decision.start(y_codes, weights if len(self.classes_) == 2 else None)
-        margin, splits = None, None
-        if len(self.classes_) == 2:
-            splits = point.splits(y_codes, group_ids, seed)
-            if splits is not None:
-                members = progress(list(zip(boosting.fixed_rounds(), tables)), unit="booster", verbose=self.verbose,
-                                   desc=f"out-of-fold boosters{what} (calibration, threshold)")
-                margin = np.mean([out_of_fold_margins(fixed, member_table, y_codes, weights, splits)
-                                  for fixed, member_table in members], axis=0)
-                if lesions is not None:  # calibrated and thresholded as predict reads lesions
-                    margin = self.lesion_pooling_.pool(margin, lesions)
-                point.fit(margin, y_codes, group_ids, fold_of_rows(splits, len(y_codes)), seed=seed)
-        return booster, point, margin, splits
 
     def report_fit(self, n_rows: int, n_melanomas: int) -> None:
         """Print the one-line summary of a fit (``verbose`` > 0).
@@ -549,6 +541,9 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
             + ", ".join(f"{name} {value:.2f} [{low:.2f}, {high:.2f}]" for name, (value, low, high) in
                         (("sensitivity", estimate.sensitivity), ("specificity", estimate.specificity),
                          ("referred", estimate.referral_rate))) + ")")
+        if self.verbose > 1:
+            stages = getattr(self, "fit_seconds_", {}).items()
+            tqdm.write("fit stages: " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in stages))
         tqdm.write(
             f"{type(self).__name__} fitted on {n_rows} rows{skipped}{positives}, {groups}, {context}; "
             f"{len(self.feature_names_)} features, {describe_rounds(member_rounds(self.booster_))}, "
@@ -568,8 +563,8 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
 
     @property
     def feature_steps_(self) -> FeatureTable:
-        """The fitted feature steps as one assembler: rows of X -> the booster's table."""
-        self.steps_use_cache()  # ``set_params(cache=...)`` after fit reaches the steps that read the store
+        """The fitted feature steps as one assembler: rows of X -> the booster's table (built on each read; it
+        changes nothing fitted)."""
         return FeatureTable(inputs=fitted_input_gate(self), metadata=self.metadata_encoder_,
                             image=self.image_features_, lesion=self.lesion_features_, context=self.patient_context_)
 
@@ -658,11 +653,38 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
     def _rows(self, X: Any) -> _Rows:
         """The booster's table of ``X`` with what scoring it needs: unreadable images, lesion ids, lesions alone."""
         check_is_fitted(self, "booster_")
-        features = self.feature_steps_
-        frame = features.inputs.frame(X, self, reset=False)
-        table, bad = features.transform(frame, on_bad_image=self.on_bad_image)
-        lesions = None if getattr(self, "lesion_pooling_", None) is None else features.inputs.lesions(frame)
-        return _Rows(table[self.feature_names_], bad, lesions, self._alone(features.inputs, frame))
+        gate = fitted_input_gate(self)
+        frame = gate.frame(X, self, reset=False)
+        options = StepOptions(cache=self.cache, on_bad_image=self.on_bad_image, device=self.device_)
+        rows = run_steps(self.fitted_feature_steps(gate), Rows(frame=frame), options, fitting=False)
+        lesions = None if getattr(self, "lesion_pooling_", None) is None else gate.lesions(frame)
+        return _Rows(rows.table()[self.feature_names_], rows.unreadable, lesions, self._alone(gate, frame))
+
+    def fitted_feature_steps(self, gate: InputGate | None = None) -> list[FeatureStep]:
+        """The fitted feature steps in the order ``fit`` ran them; ``predict`` runs their ``transform`` in turn.
+
+        Parameters
+        ----------
+        gate : InputGate, default=None
+            The fitted input gate (None: made from the fitted column roles).
+
+        Returns
+        -------
+        steps : list
+            The "inputs", "image" (with images), "metadata", "lesion" (with lesion features) and "context" (with
+            patient context) steps, each with ``fit_transform``, ``transform``, ``feature_families_`` and
+            ``runs_on`` (see :mod:`melagbm.pipeline.steps`).
+        """
+        check_is_fitted(self, "booster_")
+        steps: list[FeatureStep] = [InputStep(fitted_input_gate(self) if gate is None else gate)]
+        if self.image_features_ is not None:
+            steps.append(ImageStep(self.image_features_))
+        steps.append(MetadataStep(self.metadata_encoder_))
+        if getattr(self, "lesion_features_", None) is not None:
+            steps.append(LesionStep(self.lesion_features_))
+        if getattr(self, "patient_context_", None) is not None:
+            steps.append(ContextStep(self.patient_context_))
+        return steps
 
     def lone_lesions(self, X: Any) -> np.ndarray:
         """Which rows of ``X`` are scored as lesions alone: their patient has no other lesion in ``X``, so they
@@ -973,6 +995,8 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         state = state_of_0_1(state) if "embedders_" in state else state
         if "booster_" in state and "lone_lesion_model_" not in state:  # fitted before lesions alone had a model
             state = {**state, "lone_lesion_model_": None, "lone_lesion_model": False}
+        if "booster_" in state and "fit_seconds_" not in state:  # saved before the stages were timed
+            state = {**state, "fit_seconds_": {}}
         point = state.get("operating_point_")
         if point is not None and getattr(point, "sensitivity_confidence", None) is None:
             state = {**state, "sensitivity_confidence": None}  # fitted before the rule had a confidence
@@ -1076,43 +1100,3 @@ def encode_labels(y: Any, n_rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarr
     if len(classes) < 2:
         raise ValueError(f"y holds one class only ({classes[0]}); fitting needs at least two")
     return classes, y, y_codes
-
-
-def out_of_fold_margins(
-    fixed_rounds: Any, table: pd.DataFrame, y: np.ndarray, weights: np.ndarray | None,
-    splits: list[tuple[np.ndarray, np.ndarray]],
-) -> np.ndarray:
-    """Each row's booster margin from a copy of ``fixed_rounds`` fitted on the other folds."""
-    margin = np.zeros(len(y))
-    for train, test in splits:
-        fold_model, _ = fit_booster(
-            clone(fixed_rounds), table.iloc[train], y[train],
-            sample_weight=None if weights is None else weights[train], validation=None, n_iter_no_change=0,
-        )
-        margin[test] = booster_margin(fold_model, table.iloc[test])
-    return margin
-
-
-def fold_of_rows(splits: list[tuple[np.ndarray, np.ndarray]], n_rows: int) -> np.ndarray:
-    """Each row's fold: the index of the split whose test side holds it."""
-    folds = np.full(n_rows, -1)
-    for index, (_, test) in enumerate(splits):
-        folds[test] = index
-    return folds
-
-
-def skip_unreadable(rows: pd.Index, bad: np.ndarray, y_codes: np.ndarray, image_col: str) -> list:
-    """The training rows left out for an unreadable image (with a warning naming them); raises when none is
-    left, or only one class."""
-    if bad.all():
-        raise ImageReadError(f"none of the {len(bad)} images in column {image_col!r} could be read")
-    skipped = list(rows[bad])
-    if bad.any():
-        warn(
-            f"fit skipped {int(bad.sum())} row(s) whose image could not be read: "
-            f"{skipped[:10]}{' ...' if bad.sum() > 10 else ''} (see skipped_rows_)",
-            BadImageWarning,
-        )
-    if len(np.unique(y_codes[~bad])) < 2:
-        raise ValueError("after skipping unreadable images, y holds one class only")
-    return skipped

@@ -63,7 +63,7 @@ _STATE = {
         "classes_", "n_features_in_", "feature_names_in_", "device_", "patient_col_", "image_features_",
         "skipped_rows_", "metadata_encoder_", "lesion_features_", "patient_context_", "feature_names_",
         "feature_families_", "booster_", "operating_point_", "n_groups_", "lesion_col_", "lesion_pooling_",
-        "model_card_", "lone_lesion_model_",
+        "model_card_", "lone_lesion_model_", "fit_seconds_",
     },
     "LoneLesionModel": {"feature_names_", "booster_", "operating_point_"},
     "ImageFeatures": {"embedders_", "signals_", "feature_families_"},

@@ -320,10 +320,10 @@ def test_predict_proba_explained_is_both_answers_from_one_pass_over_the_images(f
     X = ham_sample[0].iloc[:12]
     model = fused_models["lightgbm"]
     passes = []
-    table = type(model.feature_steps_)
-    original = table.transform
-    monkeypatch.setattr(table, "transform", lambda self, *args, **kwargs: passes.append(1) or original(self, *args,
-                                                                                                       **kwargs))
+    image_step = type(model.image_features_)
+    original = image_step.transform
+    monkeypatch.setattr(image_step, "transform", lambda self, *args, **kwargs: passes.append(1) or original(
+        self, *args, **kwargs))
     proba, explanation = model.predict_proba_explained(X, grouped=True)
     assert len(passes) == 1  # the images went through the feature steps once (twice for the two calls below)
     np.testing.assert_allclose(proba, model.predict_proba(X), atol=1e-12)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from time import perf_counter
 from typing import Any
 
 import numpy as np
@@ -15,11 +16,12 @@ from .._device import resolve_device
 from .._splits import SEED_MAX
 from ..boosting import BoostingStep, averaged
 from ..card.assembly import dataset_names, encoder_leaks, model_card
-from ..classifier import FITTED_ATTRIBUTES, ID_COLUMNS, FusionClassifier, decision_step, fold_of_rows, skip_unreadable
+from ..classifier import FITTED_ATTRIBUTES, ID_COLUMNS, FusionClassifier, decision_step
 from ..features.inputs import InputGate
 from ..features.metadata import MetadataEncoder
 from ..features.table import FeatureTable
 from ..lone_lesions import LoneLesionModel
+from ..pipeline import fold_of_rows, skip_unreadable
 from ._frames import GROUP, LABEL, ROW, as_dask_frame, attach, check_ids_whole, client, is_dask, number_rows
 from .embedding import embed_partition, on_this_worker
 from .training import fit_distributed, margins
@@ -109,6 +111,7 @@ class DaskFusionClassifier(FusionClassifier):
         self : DaskFusionClassifier
             The fitted model.
         """
+        started, seconds = perf_counter(), {}
         dask_client = client()
         if y is None:
             raise ValueError("requires y to be passed, but the target y is None")
@@ -142,7 +145,11 @@ class DaskFusionClassifier(FusionClassifier):
         boosting: BoostingStep = steps["boosting"]
         good, image_scores = np.ones(len(small), dtype=bool), [None] * boosting.n_members
         if self.image_features_ is not None:
+            seconds["inputs"] = perf_counter() - started
+            started = perf_counter()
             embeddings = self._embed_on_workers(frame, lengths, dask_client)
+            seconds["embedding and lesion measuring (workers)"] = perf_counter() - started
+            started = perf_counter()
             good = ~np.isnan(embeddings).any(axis=1)
             self.skipped_rows_ = skip_unreadable(small.index, ~good, y_codes, self.image_col)
             if not good.all():  # (no copy of the largest array on the client otherwise)
@@ -166,6 +173,8 @@ class DaskFusionClassifier(FusionClassifier):
         self.lesion_pooling_ = steps["pooling"] if pools else None
         lesions_good = None if self.lesion_pooling_ is None else gate.lesions(small)[good]
         features = self.feature_steps_.fit()
+        seconds["image probe, metadata (client)"] = perf_counter() - started
+        started = perf_counter()
         self.feature_families_ = features.families()
         self.feature_names_ = list(self.feature_families_)
 
@@ -194,6 +203,8 @@ class DaskFusionClassifier(FusionClassifier):
                     fitted.append(member)
                     fitted_margins.append(member_margin)
         self.booster_ = averaged(members)
+        seconds["boosting and out-of-fold boosters (workers)"] = perf_counter() - started
+        started = perf_counter()
         margin = self._fit_decision(self.operating_point_, member_margins, y_good, groups_good, splits, lesions_good,
                                     seed)
         self.lone_lesion_model_, lone_margin = None, None
@@ -216,6 +227,7 @@ class DaskFusionClassifier(FusionClassifier):
         encoded = self.metadata_encoder_.transform(gate.metadata(metadata[good]))
         self.model_card_ = model_card(self, trained, encoded, y_good, groups_good, margin, len(splits or []), seed,
                                       datasets=datasets, warnings=leaks, lone_margin=lone_margin)
+        self.fit_seconds_ = {**seconds, "decision and model card": perf_counter() - started}
         self.report_fit(len(y_good), int((y_good == 1).sum()))
         return self
 

@@ -29,7 +29,7 @@ from ..exceptions import BadImageWarning
 from ..images.colour import check_colour_constancy, eval_transform
 from ..images.decoding import JPEG_DECODING, decode_jpeg_batch, plain_jpeg_bytes, tensor_transform
 from ..images.reading import ImageReadError, as_image_list, content_hash, read_image
-from ..store.cached import CachedImageFeaturizer
+from ..store.cached import PARAMETER, CachedImageFeaturizer
 from .runtime import (
     OpenVINOForward,
     exported_model_folder,
@@ -334,13 +334,17 @@ class ImageEmbedder(CachedImageFeaturizer, TransformerMixin, BaseEstimator):
         return model
 
     # -- transforming ----------------------------------------------------------------
-    def transform(self, X: Any) -> np.ndarray:
+    def transform(self, X: Any, *, on_bad_image: str | None = None, cache: Any = PARAMETER) -> np.ndarray:
         """Embed images (paths, bytes, arrays or PIL images) into an (n, d) float32 array.
 
         Parameters
         ----------
         X : Series, list or array of images
             Paths, bytes, arrays or PIL images (a one-column DataFrame too).
+        on_bad_image : {"raise", "skip"}, default=None
+            This call's rule for unreadable images (None: the ``on_bad_image`` parameter).
+        cache : "auto", None, path or EmbeddingStore, default=PARAMETER
+            This call's store (``PARAMETER``: the ``cache`` parameter); the embedder is not changed.
 
         Returns
         -------
@@ -348,7 +352,8 @@ class ImageEmbedder(CachedImageFeaturizer, TransformerMixin, BaseEstimator):
             One float32 vector per image; NaN rows for images skipped as unreadable.
         """
         check_is_fitted(self, "encoder_id_")
-        check_on_bad_image(self.on_bad_image)
+        on_bad_image = self.on_bad_image if on_bad_image is None else on_bad_image
+        check_on_bad_image(on_bad_image)
         items, rows = as_image_list(X)
         out = np.full((len(items), self.n_features_out_), np.nan, dtype=np.float32)
         bad: dict[int, str] = {}
@@ -357,11 +362,11 @@ class ImageEmbedder(CachedImageFeaturizer, TransformerMixin, BaseEstimator):
             try:
                 keys.append(content_hash(item, row))
             except ImageReadError as exc:
-                if self.on_bad_image == "raise":
+                if on_bad_image == "raise":
                     raise
                 keys.append(None)
                 bad[index] = str(exc)
-        bad.update(self.cached_rows(items, rows, keys, out))
+        bad.update(self.cached_rows(items, rows, keys, out, cache=cache, skip=on_bad_image == "skip"))
         if bad:
             listed = "; ".join(bad[i] for i in sorted(bad)[:10])
             more = f" (and {len(bad) - 10} more)" if len(bad) > 10 else ""
@@ -378,7 +383,9 @@ class ImageEmbedder(CachedImageFeaturizer, TransformerMixin, BaseEstimator):
         """
         return self.encoder_identity_
 
-    def compute_batches(self, items: list[Any], rows: list[Any]) -> Iterator[tuple[int, np.ndarray, list[str]]]:
+    def compute_batches(
+        self, items: list[Any], rows: list[Any], *, skip: bool = False
+    ) -> Iterator[tuple[int, np.ndarray, list[str]]]:
         """Embed ``items`` batch by batch (the images the store did not have).
 
         Parameters
@@ -387,6 +394,8 @@ class ImageEmbedder(CachedImageFeaturizer, TransformerMixin, BaseEstimator):
             The images, each given once.
         rows : list
             Their row labels, for messages.
+        skip : bool, default=False
+            An unreadable image's vector is left out and its error reported, instead of raised.
 
         Yields
         ------
@@ -397,9 +406,11 @@ class ImageEmbedder(CachedImageFeaturizer, TransformerMixin, BaseEstimator):
         errors : list of str
             Per image, why it could not be read ("" when it was).
         """
-        return self._embed_batches(items, rows)
+        return self._embed_batches(items, rows, skip)
 
-    def _embed_batches(self, items: list[Any], rows: list[Any]) -> Iterator[tuple[int, np.ndarray, list[str]]]:
+    def _embed_batches(
+        self, items: list[Any], rows: list[Any], skip: bool
+    ) -> Iterator[tuple[int, np.ndarray, list[str]]]:
         """Yield (offset of the batch in ``items``, its float32 vectors, an error message per image or "")."""
         import torch
         from torch.utils.data import DataLoader
@@ -416,7 +427,7 @@ class ImageEmbedder(CachedImageFeaturizer, TransformerMixin, BaseEstimator):
         workers = self.num_workers
         if workers == "auto":  # on 2 CPU cores a decode worker only competes with torch (benchmarks/throughput.py)
             workers = 4 if on_gpu else (0 if (os.cpu_count() or 1) <= 2 else 1)
-        dataset = _ImageDataset(items, rows, transform, self.on_bad_image == "skip",
+        dataset = _ImageDataset(items, rows, transform, skip,
                                 tuple(self.data_config_["input_size"]), raw_jpeg=on_device is not None)
         loader = DataLoader(
             dataset,

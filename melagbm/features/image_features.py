@@ -14,6 +14,7 @@ from .._warnings import warn
 from ..backbones.registry import ENCODERS, restricts_commercial_use
 from ..embedding.embedder import ImageEmbedder, check_on_bad_image
 from ..exceptions import RestrictedLicenseWarning
+from ..store.cached import PARAMETER
 from .image_score import IMAGE_FEATURE_MODES, ImageSignal
 
 __all__ = ["IMAGE_SIGNALS", "ImageFeatures"]
@@ -115,7 +116,7 @@ class ImageFeatures(BaseEstimator):
         return {embedder.backbone: getattr(embedder, "license_", None) or _license_of_0_1(embedder.backbone)
                 for embedder in self.embedders_}
 
-    def embed(self, images: pd.Series, *, on_bad_image: str) -> np.ndarray:
+    def embed(self, images: pd.Series, *, on_bad_image: str, cache: Any = PARAMETER) -> np.ndarray:
         """The concatenated embeddings of ``images`` (store first); NaN rows for unreadable images when skipping.
 
         Parameters
@@ -124,15 +125,16 @@ class ImageFeatures(BaseEstimator):
             One image (path, bytes, array or PIL image) per row.
         on_bad_image : {"raise", "skip"}
             What an unreadable image does (see :class:`~melagbm.ImageEmbedder`).
+        cache : "auto", None, path or EmbeddingStore, default=PARAMETER
+            The store this call reads first (``PARAMETER``: the embedders' own); nothing fitted changes.
 
         Returns
         -------
         embeddings : ndarray of shape (n_images, n_dims)
             The backbones' embeddings side by side, in the order of ``backbones``.
         """
-        for embedder in self.embedders_:  # a parameter changed after fit reaches the embedders
-            embedder.on_bad_image = on_bad_image
-        return np.hstack([embedder.transform(images) for embedder in self.embedders_])
+        return np.hstack([embedder.transform(images, on_bad_image=on_bad_image, cache=cache)
+                          for embedder in self.embedders_])
 
     def fit_scores(
         self, embeddings: np.ndarray, y: np.ndarray, groups: np.ndarray | None, seed: int,
@@ -189,7 +191,9 @@ class ImageFeatures(BaseEstimator):
         table.loc[bad, :] = np.nan
         return table
 
-    def transform(self, images: pd.Series, *, on_bad_image: str = "raise") -> tuple[pd.DataFrame, np.ndarray]:
+    def transform(
+        self, images: pd.Series, *, on_bad_image: str = "raise", cache: Any = PARAMETER
+    ) -> tuple[pd.DataFrame, np.ndarray]:
         """(the image columns of ``images``, the mask of unreadable images).
 
         Parameters
@@ -198,6 +202,8 @@ class ImageFeatures(BaseEstimator):
             One image (path, bytes, array or PIL image) per row.
         on_bad_image : {"raise", "skip"}, default="raise"
             What an unreadable image does (see :class:`~melagbm.ImageEmbedder`).
+        cache : "auto", None, path or EmbeddingStore, default=PARAMETER
+            The store this call reads first (``PARAMETER``: the embedders' own).
 
         Returns
         -------
@@ -206,7 +212,7 @@ class ImageFeatures(BaseEstimator):
         unreadable : ndarray of shape (n_images,)
             True where the image could not be read.
         """
-        embeddings = self.embed(images, on_bad_image=on_bad_image)
+        embeddings = self.embed(images, on_bad_image=on_bad_image, cache=cache)
         return self.score(embeddings), np.isnan(embeddings).any(axis=1)
 
     def context_columns(self) -> tuple[str, ...]:

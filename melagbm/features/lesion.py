@@ -20,7 +20,7 @@ from sklearn.utils.validation import check_is_fitted
 from .._progress import progress
 from ..embedding.embedder import encoder_id_of
 from ..images.reading import as_image_list, content_hash, read_image
-from ..store.cached import CachedImageFeaturizer
+from ..store.cached import PARAMETER, CachedImageFeaturizer
 from .segmentation import dilate, cie_lab, lesion_mask, segment_lesion, working_size
 
 __all__ = ["LESION_FEATURES", "LesionFeatures", "draw_outline", "lesion_measurements", "segment_lesion"]
@@ -241,13 +241,15 @@ class LesionFeatures(CachedImageFeaturizer, TransformerMixin, BaseEstimator):
         items, rows = as_image_list(X)
         return [segment_lesion(np.asarray(read_image(item, row=row))) for item, row in zip(items, rows)]
 
-    def transform(self, X: Any) -> pd.DataFrame:
+    def transform(self, X: Any, *, cache: Any = PARAMETER) -> pd.DataFrame:
         """One row of :data:`LESION_FEATURES` per image, indexed like ``X``.
 
         Parameters
         ----------
         X : Series, list or array of images
             Paths, bytes, arrays or PIL images (a one-column DataFrame too).
+        cache : "auto", None, path or EmbeddingStore, default=PARAMETER
+            This call's store (``PARAMETER``: the ``cache`` parameter); the measurer is not changed.
 
         Returns
         -------
@@ -258,7 +260,7 @@ class LesionFeatures(CachedImageFeaturizer, TransformerMixin, BaseEstimator):
         items, rows = as_image_list(X)
         keys = [content_hash(item, row) for item, row in zip(items, rows)]
         values = np.full((len(items), len(LESION_FEATURES)), np.nan, dtype=np.float32)
-        self.cached_rows(items, rows, keys, values)  # an unreadable image raises while measuring
+        self.cached_rows(items, rows, keys, values, cache=cache)  # an unreadable image raises while measuring
         index = X.index if isinstance(X, (pd.Series, pd.DataFrame)) else None
         return pd.DataFrame(values.astype(float), columns=list(LESION_FEATURES), index=index)
 
@@ -294,7 +296,9 @@ class LesionFeatures(CachedImageFeaturizer, TransformerMixin, BaseEstimator):
         return {"lesion-" + encoder_id_of(self.store_identity(version)): version
                 for version in range(1, _FEATURES_VERSION)}
 
-    def compute_batches(self, items: list[Any], rows: list[Any]) -> Iterator[tuple[int, np.ndarray, list[str]]]:
+    def compute_batches(
+        self, items: list[Any], rows: list[Any], *, skip: bool = False
+    ) -> Iterator[tuple[int, np.ndarray, list[str]]]:
         """Segment and measure ``items`` (the images the store did not have), ``n_jobs`` processes at a time.
 
         Parameters
@@ -303,6 +307,8 @@ class LesionFeatures(CachedImageFeaturizer, TransformerMixin, BaseEstimator):
             The images, each given once.
         rows : list
             Their row labels, for messages.
+        skip : bool, default=False
+            Ignored: an unreadable image raises (the image step reads every image before measuring it).
 
         Yields
         ------

@@ -14,7 +14,10 @@ import numpy as np
 
 from .embedding_store import fill_from_store, positions_by_key, resolve_store
 
-__all__ = ["CachedImageFeaturizer"]
+__all__ = ["CachedImageFeaturizer", "PARAMETER"]
+
+#: ``cache=PARAMETER``: the featuriser's own ``cache`` parameter (a call may name another store, or None).
+PARAMETER: Any = type("Parameter", (), {"__repr__": lambda self: "PARAMETER"})()
 
 
 class CachedImageFeaturizer:
@@ -34,7 +37,9 @@ class CachedImageFeaturizer:
         """
         return None
 
-    def compute_batches(self, items: list[Any], rows: list[Any]) -> Iterator[tuple[int, np.ndarray, list[str]]]:
+    def compute_batches(
+        self, items: list[Any], rows: list[Any], *, skip: bool = False
+    ) -> Iterator[tuple[int, np.ndarray, list[str]]]:
         """Compute the rows of ``items`` (row labels ``rows``, for messages) in batches.
 
         Parameters
@@ -43,6 +48,8 @@ class CachedImageFeaturizer:
             The images, each given once.
         rows : list
             Their row labels.
+        skip : bool, default=False
+            Report an unreadable image in ``errors`` instead of raising (where the featuriser can).
 
         Yields
         ------
@@ -56,7 +63,8 @@ class CachedImageFeaturizer:
         raise NotImplementedError
 
     def cached_rows(
-        self, items: list[Any], rows: list[Any], keys: list[str | None], out: np.ndarray
+        self, items: list[Any], rows: list[Any], keys: list[str | None], out: np.ndarray, *, cache: Any = PARAMETER,
+        skip: bool = False,
     ) -> dict[int, str]:
         """Fill ``out`` (one row per image) from the store, computing what is missing; the errors by position.
 
@@ -70,13 +78,17 @@ class CachedImageFeaturizer:
             Each image's content hash (None: not hashed; its row is left as it is).
         out : ndarray of shape (n_images, width)
             Filled in place.
+        cache : "auto", None, path or EmbeddingStore, default=PARAMETER
+            The store this call reads and writes (``PARAMETER``: the ``cache`` parameter).
+        skip : bool, default=False
+            Passed to :meth:`compute_batches`.
 
         Returns
         -------
         errors : dict
             Position -> why the image could not be read, for images whose row stays unfilled.
         """
-        store = resolve_store(self.cache)
+        store = resolve_store(self.cache if cache is PARAMETER else cache)
         todo = fill_from_store(store, self.encoder_id_, keys, out)
         errors: dict[int, str] = {}
         if not todo:
@@ -84,7 +96,8 @@ class CachedImageFeaturizer:
         positions = positions_by_key(keys, todo)  # identical images are computed once
         unique = list(positions)
         order = [positions[key][0] for key in unique]
-        for start, values, batch_errors in self.compute_batches([items[i] for i in order], [rows[i] for i in order]):
+        for start, values, batch_errors in self.compute_batches([items[i] for i in order], [rows[i] for i in order],
+                                                                 skip=skip):
             batch_keys = unique[start : start + len(values)]
             good = [i for i, error in enumerate(batch_errors) if not error]
             if store is not None and good:  # stored batch by batch
