@@ -21,7 +21,7 @@ from ..features.inputs import InputGate
 from ..features.metadata import MetadataEncoder
 from ..features.table import FeatureTable
 from ..lone_lesions import LoneLesionModel
-from ..pipeline import fold_of_rows, skip_unreadable
+from ..pipeline import DecisionHead, skip_unreadable
 from ._frames import GROUP, LABEL, ROW, as_dask_frame, attach, check_ids_whole, client, is_dask, number_rows
 from .embedding import embed_partition, on_this_worker
 from .training import fit_distributed, margins
@@ -205,15 +205,21 @@ class DaskFusionClassifier(FusionClassifier):
         self.booster_ = averaged(members)
         seconds["boosting and out-of-fold boosters (workers)"] = perf_counter() - started
         started = perf_counter()
-        margin = self._fit_decision(self.operating_point_, member_margins, y_good, groups_good, splits, lesions_good,
-                                    seed)
+        head = DecisionHead(boosting, steps["decision"], self.lesion_pooling_)
+
+        def decide(point: Any, member_margins: list[np.ndarray]) -> np.ndarray | None:
+            """The decision head's out-of-fold fit of ``point``, as FusionClassifier's (None without folds)."""
+            if not splits:
+                return None
+            return head.decide(point, member_margins, y_good, groups_good, splits, lesions_good, seed)
+
+        margin = decide(self.operating_point_, member_margins)
         self.lone_lesion_model_, lone_margin = None, None
         if lone_columns is not None:
             lone = LoneLesionModel()
             lone.feature_names_, lone.booster_ = lone_columns, averaged(lone_members)
             lone.operating_point_ = decision_step(self).start(y_good, weights)
-            lone_margin = self._fit_decision(lone.operating_point_, lone_margins, y_good, groups_good, splits,
-                                             lesions_good, seed)
+            lone_margin = decide(lone.operating_point_, lone_margins)
             self.lone_lesion_model_ = lone
         for embedder in self.embedders_:  # the client embeds too (predicting pandas frames, to_local)
             embedder.device_ = _device_here(embedder.device)
@@ -240,20 +246,6 @@ class DaskFusionClassifier(FusionClassifier):
         if len(self.classes_) != 2:
             raise ValueError(f"DaskFusionClassifier fits two classes (melanoma vs rest); y holds {len(self.classes_)}")
         return y_codes
-
-    def _fit_decision(
-        self, point: Any, member_margins: list[np.ndarray | None], y: np.ndarray, groups: np.ndarray | None,
-        splits: list | None, lesions: np.ndarray | None, seed: int,
-    ) -> np.ndarray | None:
-        """Fit ``point`` (calibration, threshold) on the members' mean out-of-fold margins, pooled by lesion as
-        predict pools; return those margins (None without folds)."""
-        if not splits:
-            return None
-        margin = np.mean(member_margins, axis=0)
-        if lesions is not None:
-            margin = self.lesion_pooling_.pool(margin, lesions)
-        point.fit(margin, y, groups, fold_of_rows(splits, len(y)), seed=seed)
-        return margin
 
     def _member_on_workers(
         self, dask_client: Any, boosting: BoostingStep, table: Any, weighted: bool, stops_early: bool, seed: int,

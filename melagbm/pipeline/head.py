@@ -97,13 +97,41 @@ class DecisionHead:
             if splits is not None:
                 members = progress(list(zip(self.boosting.fixed_rounds(), tables)), unit="booster",
                                    verbose=self.verbose, desc=f"out-of-fold boosters{what} (calibration, threshold)")
-                margin = np.mean([out_of_fold_margins(fixed, member_table, y, weights, splits)
-                                  for fixed, member_table in members], axis=0)
-                if lesions is not None and self.pooling is not None:  # calibrated as predict reads lesions
-                    margin = self.pooling.pool(margin, lesions)
-                point.fit(margin, y, groups, fold_of_rows(splits, len(y)), seed=seed)
+                margin = self.decide(point, [out_of_fold_margins(fixed, member_table, y, weights, splits)
+                                             for fixed, member_table in members], y, groups, splits, lesions, seed)
         seconds["decision (out of fold)" + what] = perf_counter() - started
         return HeadFit(booster, point, margin, splits)
+
+    def decide(
+        self, point: OperatingPoint, member_margins: list[np.ndarray], y: np.ndarray, groups: np.ndarray | None,
+        splits: list[tuple[np.ndarray, np.ndarray]], lesions: np.ndarray | None, seed: int,
+    ) -> np.ndarray:
+        """Fit ``point`` (calibration, threshold) on the boosters' mean out-of-fold margins, each lesion's images
+        pooled as predict pools them; return those margins.
+
+        Parameters
+        ----------
+        point : OperatingPoint
+            Started (:meth:`OperatingPoint.start`) on the same rows.
+        member_margins : list of ndarray
+            Each booster's out-of-fold margins, in row order.
+        y, groups, lesions : ndarray
+            Label codes, group ids (or None), lesion ids (or None: no pooling).
+        splits : list of (train, test)
+            The folds behind the margins.
+        seed : int
+            The seed of the referral estimate's resampling.
+
+        Returns
+        -------
+        margin : ndarray of shape (n_samples,)
+            The margins the operating point was fitted on.
+        """
+        margin = np.mean(member_margins, axis=0)
+        if lesions is not None and self.pooling is not None:  # calibrated as predict reads lesions
+            margin = self.pooling.pool(margin, lesions)
+        point.fit(margin, y, groups, fold_of_rows(splits, len(y)), seed=seed)
+        return margin
 
 
 def out_of_fold_margins(
