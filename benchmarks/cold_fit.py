@@ -4,8 +4,10 @@ A cold fit starts from an empty embedding store: every image is embedded by ever
 lesion is measured once. Each revision (this checkout, and with ``--against REV`` that git revision,
 checked out into a temporary worktree) fits the default FusionClassifier cold, in its own process, on
 the same patient-grouped 80 % of the SIIM-ISIC 2020 subset, and scores the other 20 %. Printed: seconds
-per stage (embedding, lesion measuring, image probe, boosting, out-of-fold calibration, the rest), the
-whole fit, the ratio between the revisions, and both test ROC AUCs (the same model should score the same).
+per stage as the fit times them (``FusionClassifier.fit_seconds_``: embedding, image probe, metadata, lesion
+measuring, patient context, boosting, out-of-fold calibration and threshold, each also for the lone-lesion model,
+the model card; "n/a" for a revision from before the stages were timed), the whole fit, the ratio between the
+revisions, and both test ROC AUCs (the same model should score the same).
 
     python benchmarks/cold_fit.py                          # this checkout only (about 4 min on 2 cores)
     python benchmarks/cold_fit.py --against bd70fdc        # beside the code before issue 19 (about 12 min)
@@ -16,7 +18,6 @@ whole fit, the ratio between the revisions, and both test ROC AUCs (the same mod
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import os
 import subprocess
@@ -30,48 +31,6 @@ from _common import add_data_argument  # benchmarks/_common.py
 
 REPO = Path(__file__).resolve().parents[1]
 
-#: Stage -> (module, class or None, function): what each stage's time is spent in.
-STAGES = {
-    "embedding (every backbone)": ("melagbm.embedding.embedder", "ImageEmbedder", "compute_batches"),
-    "lesion measuring": ("melagbm.features.lesion", "LesionFeatures", "compute_batches"),
-    "image probe (out of fold)": ("melagbm.features.image_features", "ImageFeatures", "fit_scores"),
-    "boosting (early stopping, refit)": ("melagbm.boosting._step", "BoostingStep", "fit"),
-    "calibration and threshold (out of fold)": ("melagbm.classifier", None, "out_of_fold_margins"),
-}
-
-
-def _timed(function, seconds: dict, stage: str):
-    """``function`` adding its time (for a generator: the time spent producing its items) to ``seconds[stage]``."""
-    if inspect.isgeneratorfunction(function):
-        def generator(*args, **kwargs):
-            return _iterate_timed(function(*args, **kwargs), seconds, stage)
-        return generator
-
-    def timed(*args, **kwargs):
-        started = time.perf_counter()
-        try:
-            result = function(*args, **kwargs)
-        finally:
-            seconds[stage] += time.perf_counter() - started
-        if inspect.isgenerator(result):  # a function handing back a generator: time its items too
-            return _iterate_timed(result, seconds, stage)
-        return result
-    return timed
-
-
-def _iterate_timed(items, seconds: dict, stage: str):
-    """``items`` (an iterator), adding the time spent producing each to ``seconds[stage]``."""
-    while True:
-        started = time.perf_counter()
-        try:
-            item = next(items)
-        except StopIteration:
-            seconds[stage] += time.perf_counter() - started
-            return
-        seconds[stage] += time.perf_counter() - started
-        yield item
-
-
 def worker(data: Path, n_images: int | None, store: Path, device: str) -> dict:
     """One cold fit in this process (whichever melagbm is importable); its stage times and test AUC."""
     import importlib
@@ -80,11 +39,6 @@ def worker(data: Path, n_images: int | None, store: Path, device: str) -> dict:
     from sklearn.model_selection import GroupShuffleSplit
 
     warnings.filterwarnings("ignore")
-    seconds = dict.fromkeys(STAGES, 0.0)
-    for stage, (module_name, class_name, function_name) in STAGES.items():
-        module = importlib.import_module(module_name)
-        owner = getattr(module, class_name) if class_name else module
-        setattr(owner, function_name, _timed(getattr(owner, function_name), seconds, stage))
     from melagbm import EmbeddingStore, FusionClassifier
     from melagbm.datasets import load_isic2020
 
@@ -96,7 +50,7 @@ def worker(data: Path, n_images: int | None, store: Path, device: str) -> dict:
     model = FusionClassifier(cache=EmbeddingStore(store), device=device, random_state=0, verbose=0)
     model.fit(X.iloc[train], y.iloc[train])
     total = time.perf_counter() - started
-    fit_seconds = dict(seconds)  # predicting the test rows below embeds and measures them too: not the fit's time
+    fit_seconds = dict(getattr(model, "fit_seconds_", {}))  # each stage as the fit timed it (none before it did)
     auc = roc_auc_score(y.iloc[test], model.predict_proba(X.iloc[test])[:, 1])
     return {"seconds": fit_seconds, "total": total, "auc": float(auc), "rows": len(train),
             "melagbm": str(Path(importlib.import_module("melagbm").__file__).parent)}
@@ -142,13 +96,16 @@ def main() -> None:
     names = list(runs)
     print("| stage | " + " | ".join(f"{name} (s)" for name in names) + (" | ratio |" if len(names) > 1 else " |"))
     print("|---" * (len(names) + 1 + (len(names) > 1)) + "|")
-    rows = [(stage, [run["seconds"][stage] for run in runs.values()]) for stage in STAGES]
-    rows.append(("the rest (reading, metadata, table, ...)",
-                 [run["total"] - sum(run["seconds"].values()) for run in runs.values()]))
+    stages = list(dict.fromkeys(stage for run in runs.values() for stage in run["seconds"]))
+    rows = [(stage, [run["seconds"].get(stage) for run in runs.values()]) for stage in stages]
+    rows.append(("the rest (checks, labels, ...)",
+                 [run["total"] - sum(run["seconds"].values()) if run["seconds"] else None for run in runs.values()]))
     rows.append(("**whole cold fit**", [run["total"] for run in runs.values()]))
     for stage, values in rows:
-        ratio = f" | {values[0] / values[-1]:.1f}x" if len(values) > 1 and values[-1] > 0 else ""
-        print(f"| {stage} | " + " | ".join(f"{value:.1f}" for value in values) + ratio + " |")
+        ratio = (f" | {values[0] / values[-1]:.1f}x" if len(values) > 1 and None not in values and values[-1] > 0
+                 else " | " if len(values) > 1 else "")
+        print(f"| {stage} | " + " | ".join("n/a" if value is None else f"{value:.1f}" for value in values)
+              + ratio + " |")
     print("\nmelagbm imported from: " + ", ".join(f"{name} {run['melagbm']}" for name, run in runs.items()))
     print("test ROC AUC (the other 20 %): " + ", ".join(f"{name} {run['auc']:.4f}" for name, run in runs.items()))
 

@@ -37,18 +37,6 @@ from melagbm.embedding import ImageEmbedder
 MICRO_BATCH = 4
 
 
-class Embedding(torch.nn.Module):
-    """An embedder's model as one module: batch -> pooled final features + pooled intermediate stages."""
-
-    def __init__(self, embedder: ImageEmbedder) -> None:
-        super().__init__()
-        self.embedder = embedder
-        self.model = embedder._loaded_model()
-
-    def forward(self, batch: torch.Tensor) -> torch.Tensor:
-        return self.embedder._forward(self.model, batch)
-
-
 def preprocessed(embedder: ImageEmbedder, paths: list[Path]) -> torch.Tensor:
     import timm
     from PIL import Image
@@ -70,9 +58,10 @@ def lowest_cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.min((a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))))
 
 
-def runtimes(module: Embedding, threads: int, folder: Path, compile_too: bool = True):  # noqa: ANN201
+def runtimes(module: torch.nn.Module, input_size: tuple, threads: int, folder: Path,  # noqa: ANN201
+             compile_too: bool = True):
     """name -> (export seconds, forward callable) for each runtime that loads here."""
-    example = torch.zeros(MICRO_BATCH, 3, *module.embedder.data_config_["input_size"][1:])
+    example = torch.zeros(MICRO_BATCH, *input_size)
     out = {}
 
     def eager(batch: torch.Tensor) -> np.ndarray:
@@ -87,7 +76,7 @@ def runtimes(module: Embedding, threads: int, folder: Path, compile_too: bool = 
     return out
 
 
-def _compiled(module: Embedding, example: torch.Tensor):  # noqa: ANN202
+def _compiled(module: torch.nn.Module, example: torch.Tensor):  # noqa: ANN202
     """(compile seconds, forward) of ``torch.compile(module)``."""
     started = time.perf_counter()
     compiled = torch.compile(module)
@@ -101,7 +90,7 @@ def _compiled(module: Embedding, example: torch.Tensor):  # noqa: ANN202
     return time.perf_counter() - started, compiled_forward
 
 
-def _other_runtimes(module: Embedding, example: torch.Tensor, threads: int, folder: Path, out: dict) -> None:
+def _other_runtimes(module: torch.nn.Module, example: torch.Tensor, threads: int, folder: Path, out: dict) -> None:
     """Add ONNX Runtime and OpenVINO to ``out``, each where it loads."""
 
     try:
@@ -169,12 +158,12 @@ def main() -> None:
     print("|---|---|---|---|---|---|", flush=True)
     for backbone in args.backbones.split(","):
         embedder = ImageEmbedder(backbone=backbone, layers=4, cache=None, verbose=0).fit()
-        module = Embedding(embedder).eval().to(memory_format=torch.channels_last)
+        module = embedder.network().to(memory_format=torch.channels_last)  # the 4-level embedding
         images = preprocessed(embedder, paths)
         with tempfile.TemporaryDirectory() as folder:
             baseline, reference = None, None
-            for name, (export_seconds, forward) in runtimes(module, args.threads, Path(folder),
-                                                                  not args.no_compile).items():
+            for name, (export_seconds, forward) in runtimes(module, embedder.data_config_["input_size"],
+                                                            args.threads, Path(folder), not args.no_compile).items():
                 rate, vectors = run(forward, images)
                 baseline = baseline or rate
                 reference = vectors if reference is None else reference

@@ -71,7 +71,7 @@ def cuda_stages(paths: list[str], backbone: str, batch_size: int) -> dict[str, f
 
     device = torch.device("cuda")
     embedder = ImageEmbedder(backbone=backbone, layers=4, device="cuda", cache=None).fit()
-    model = embedder._loaded_model().to(device, memory_format=torch.channels_last)
+    model = embedder.network().to(device, memory_format=torch.channels_last)
     transform = tensor_transform(timm.data.create_transform(**embedder.data_config_, is_training=False))
     seconds = dict.fromkeys(("read bytes", "decode (nvJPEG)", "preprocess", "forward (bf16) and copy back"), 0.0)
 
@@ -91,7 +91,7 @@ def cuda_stages(paths: list[str], backbone: str, batch_size: int) -> dict[str, f
                 images = clock("decode (nvJPEG)", lambda: decode_jpeg_batch(blobs, device))  # noqa: B023
                 batch = clock("preprocess", lambda: torch.stack([transform(image) for image in images])  # noqa: B023
                               .contiguous(memory_format=torch.channels_last))
-                clock("forward (bf16) and copy back", lambda: embedder._forward(model, batch).float().cpu())  # noqa: B023
+                clock("forward (bf16) and copy back", lambda: model(batch).float().cpu())  # noqa: B023
             if warm_up:
                 seconds.update(dict.fromkeys(seconds, 0.0))
     return seconds

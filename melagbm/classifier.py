@@ -42,6 +42,7 @@ from .lone_lesions import CONTEXT_FAMILY, NOT_AVAILABLE, LoneLesionModel, lone_r
 from .pipeline import (
     ContextStep,
     DecisionHead,
+    EmbeddingStep,
     FeatureStep,
     ImageStep,
     InputStep,
@@ -301,9 +302,9 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
     family_to_columns_ : dict
         Family -> list of booster columns.
     fit_seconds_ : dict
-        Seconds each stage of the last fit took, in the order they ran: the feature steps ("inputs", "image",
-        "metadata", "lesion", "context"), "boosting", "decision (out of fold)" (and the same two for the
-        lone-lesion model), "model card". Empty for models saved before it was recorded.
+        Seconds each stage of the last fit took, in the order they ran: the feature steps ("inputs", "embedding",
+        "image", "metadata", "lesion", "context"), "leakage check", "boosting", "decision (out of fold)" (and the
+        same two for the lone-lesion model), "model card". Empty for models saved before it was recorded.
     model_card_ : dict
         The model card computed at fit (training data, out-of-fold metrics with 95 % CIs, operating point,
         encoders and their licences, limits); saved in the model file. See :mod:`melagbm.card`.
@@ -464,14 +465,16 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
                               n_members=boosting.n_members)
         feature_steps = [InputStep(steps["inputs"], named_columns=isinstance(X, pd.DataFrame)), MetadataStep()]
         if steps["image"] is not None:
-            feature_steps.insert(1, ImageStep(steps["image"]))
+            feature_steps[1:1] = [EmbeddingStep(steps["image"]), ImageStep(steps["image"])]
         feature_steps += [step(steps[name]) for name, step in (("lesion", LesionStep), ("context", ContextStep))
                           if steps[name] is not None]
         seconds: dict[str, float] = {}
         rows = run_steps(feature_steps, Rows(frame=frame, y=y_codes, groups=groups), options, fitting=True,
                          seconds=seconds)
         self._keep_fitted_steps(steps, feature_steps, rows)
+        started = perf_counter()
         leaks = encoder_leaks(self, rows.frame, dataset_names(X))
+        seconds["leakage check"] = perf_counter() - started
 
         head = DecisionHead(boosting, steps["decision"], self.lesion_pooling_, verbose=self.verbose)
         weights = boosting.sample_weight(self.classes_[rows.y])
@@ -671,14 +674,14 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         Returns
         -------
         steps : list
-            The "inputs", "image" (with images), "metadata", "lesion" (with lesion features) and "context" (with
-            patient context) steps, each with ``fit_transform``, ``transform``, ``feature_families_`` and
-            ``runs_on`` (see :mod:`melagbm.pipeline.steps`).
+            The "inputs", "embedding" and "image" (with images), "metadata", "lesion" (with lesion features) and
+            "context" (with patient context) steps, each with ``fit_transform``, ``transform``,
+            ``feature_families_`` and ``runs_on`` (see :mod:`melagbm.pipeline.steps`).
         """
         check_is_fitted(self, "booster_")
         steps: list[FeatureStep] = [InputStep(fitted_input_gate(self) if gate is None else gate)]
         if self.image_features_ is not None:
-            steps.append(ImageStep(self.image_features_))
+            steps += [EmbeddingStep(self.image_features_), ImageStep(self.image_features_)]
         steps.append(MetadataStep(self.metadata_encoder_))
         if getattr(self, "lesion_features_", None) is not None:
             steps.append(LesionStep(self.lesion_features_))

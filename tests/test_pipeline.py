@@ -50,9 +50,9 @@ def test_rows_keep_drops_every_per_row_value_and_member_tables_share_the_steps_o
 def test_fit_runs_the_named_steps_in_order_and_times_each_stage(synthetic, capsys) -> None:
     X, y, groups, model, _ = synthetic
     names = [step.name for step in model.fitted_feature_steps()]
-    assert names == ["inputs", "image", "metadata", "lesion"]  # no patient column in the synthetic data
-    assert [step.runs_on for step in model.fitted_feature_steps()] == ["client", "partition", "client", "partition"]
-    assert list(model.fit_seconds_)[:4] == names
+    assert names == ["inputs", "embedding", "image", "metadata", "lesion"]  # no patient column in the synthetic data
+    assert [step.runs_on for step in model.fitted_feature_steps()] == ["client", "partition", "client", "client", "partition"]
+    assert list(model.fit_seconds_)[:5] == names
     assert {"boosting", "decision (out of fold)", "model card"} <= set(model.fit_seconds_)
     assert all(seconds >= 0 for seconds in model.fit_seconds_.values())
     families: dict[str, str] = {}

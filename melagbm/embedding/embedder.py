@@ -464,6 +464,19 @@ class ImageEmbedder(CachedImageFeaturizer, TransformerMixin, BaseEstimator):
     def _runtime(self) -> str:
         return getattr(self, "runtime_", "torch")  # embedders saved without one ran on PyTorch
 
+    def network(self) -> Any:
+        """The fitted encoder as one PyTorch module: a preprocessed batch (N x 3 x H x W, ``data_config_``'s size)
+        -> its embeddings (N x ``n_features_out_``), as :meth:`transform` computes them on PyTorch (for export,
+        compilation and timing).
+
+        Returns
+        -------
+        network : torch.nn.Module
+            In evaluation mode, on the CPU.
+        """
+        check_is_fitted(self, "encoder_id_")
+        return network(self._forward, self._loaded_model())
+
     def _torch_forward(self, model: Any) -> Any:
         return lambda batch: self._forward(model, batch)
 

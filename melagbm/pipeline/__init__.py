@@ -2,8 +2,18 @@
 
 from .head import DecisionHead, HeadFit, fold_of_rows, out_of_fold_margins
 from .rows import Rows, StepOptions
-from .steps import ContextStep, FeatureStep, ImageStep, InputStep, LesionStep, MetadataStep, run_steps, skip_unreadable
+from .steps import (
+    ContextStep,
+    EmbeddingStep,
+    FeatureStep,
+    ImageStep,
+    InputStep,
+    LesionStep,
+    MetadataStep,
+    run_steps,
+    skip_unreadable,
+)
 
-__all__ = ["ContextStep", "DecisionHead", "FeatureStep", "HeadFit", "ImageStep", "InputStep", "LesionStep",
-           "MetadataStep", "Rows", "StepOptions", "fold_of_rows", "out_of_fold_margins", "run_steps",
+__all__ = ["ContextStep", "DecisionHead", "EmbeddingStep", "FeatureStep", "HeadFit", "ImageStep", "InputStep",
+           "LesionStep", "MetadataStep", "Rows", "StepOptions", "fold_of_rows", "out_of_fold_margins", "run_steps",
            "skip_unreadable"]

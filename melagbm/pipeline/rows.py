@@ -33,6 +33,8 @@ class Rows:
         Fit only: each row's diagnosis, when the image probe learns diagnoses.
     unreadable : ndarray of bool, default=None
         True where the row's image could not be read (all False when not given).
+    embeddings : ndarray, default=None
+        The backbones' embeddings side by side, from the embedding step until the image step scores them.
     columns : dict
         Step name -> the booster columns it made (index 0 .. n-1), in the order the steps ran.
     member_columns : list of dict
@@ -48,6 +50,7 @@ class Rows:
     groups: np.ndarray | None = None
     targets: np.ndarray | None = None
     unreadable: np.ndarray | None = None
+    embeddings: np.ndarray | None = None
     columns: dict[str, pd.DataFrame] = field(default_factory=dict)
     member_columns: list[dict[str, pd.DataFrame]] = field(default_factory=list)
     skipped: list = field(default_factory=list)
@@ -97,6 +100,7 @@ class Rows:
 
         return replace(self, frame=self.frame[kept], y=rows_of(self.y), groups=rows_of(self.groups),
                        targets=rows_of(self.targets), unreadable=self.unreadable[kept],
+                       embeddings=rows_of(self.embeddings),
                        columns=columns_of(self.columns), member_columns=[columns_of(m) for m in self.member_columns])
 
 

@@ -24,7 +24,8 @@ from ..features.patient import PatientContext
 from ..images.reading import ImageReadError
 from .rows import Rows, StepOptions
 
-__all__ = ["ContextStep", "FeatureStep", "ImageStep", "InputStep", "LesionStep", "MetadataStep", "skip_unreadable"]
+__all__ = ["ContextStep", "EmbeddingStep", "FeatureStep", "ImageStep", "InputStep", "LesionStep", "MetadataStep",
+           "run_steps", "skip_unreadable"]
 
 
 class FeatureStep(Protocol):
@@ -68,11 +69,37 @@ class InputStep:
         return rows
 
 
-class ImageStep:
-    """Images -> embeddings (store first) -> image columns; at fit, the out-of-fold columns of each booster and
-    the rows whose image is unreadable left out (``on_bad_image="skip"``)."""
+class EmbeddingStep:
+    """Images -> each backbone's embedding, side by side (store first); at fit, the backbones loaded and the rows
+    whose image is unreadable left out (``on_bad_image="skip"``). Adds no booster column: the image step scores
+    the embeddings."""
 
-    name, runs_on = "image", "partition"
+    name, runs_on = "embedding", "partition"
+    feature_families_: dict[str, str] = {}
+
+    def __init__(self, features: ImageFeatures) -> None:
+        self.features = features
+
+    def fit_transform(self, rows: Rows, options: StepOptions) -> Rows:
+        images = rows.frame[rows.roles.image_col]
+        warn_duplicate_images(images, rows.groups)
+        self.features.fit_embedders(options.device)
+        rows = self.transform(rows, options)
+        rows.skipped = skip_unreadable(rows.frame.index, rows.unreadable, rows.y, rows.roles.image_col)
+        return rows.keep(~rows.unreadable) if rows.unreadable.any() else rows  # train without unreadable images
+
+    def transform(self, rows: Rows, options: StepOptions) -> Rows:
+        rows.embeddings = self.features.embed(rows.frame[rows.roles.image_col], on_bad_image=options.on_bad_image,
+                                              cache=options.cache)
+        rows.unreadable = rows.unreadable | np.isnan(rows.embeddings).any(axis=1)
+        return rows
+
+
+class ImageStep:
+    """Embeddings -> the booster's image columns (the image signal: probe score, PCA, ...); at fit, the signal
+    learnt on every row and each booster's out-of-fold columns. NaN where the image is unreadable."""
+
+    name, runs_on = "image", "client"
 
     def __init__(self, features: ImageFeatures) -> None:
         self.features = features
@@ -82,25 +109,16 @@ class ImageStep:
         return self.features.feature_families_
 
     def fit_transform(self, rows: Rows, options: StepOptions) -> Rows:
-        images = rows.frame[rows.roles.image_col]
-        warn_duplicate_images(images, rows.groups)
-        embeddings = self.features.fit_embedders(options.device).embed(images, on_bad_image=options.on_bad_image,
-                                                                       cache=options.cache)
-        bad = np.isnan(embeddings).any(axis=1)
-        rows.skipped = skip_unreadable(rows.frame.index, bad, rows.y, rows.roles.image_col)
-        if bad.any():  # on_bad_image="skip": train without the rows whose image is unreadable
-            rows, embeddings = rows.keep(~bad), embeddings[~bad]
-        versions = self.features.fit_scores(embeddings, rows.y, rows.groups, options.seed, targets=rows.targets,
+        versions = self.features.fit_scores(rows.embeddings, rows.y, rows.groups, options.seed, targets=rows.targets,
                                             n_tables=options.n_members)
         rows.columns[self.name] = versions[0]
         rows.member_columns = [{self.name: version} for version in versions[1:]]
+        rows.embeddings = None  # scored: the widest array of the fit is not kept
         return rows
 
     def transform(self, rows: Rows, options: StepOptions) -> Rows:
-        columns, bad = self.features.transform(rows.frame[rows.roles.image_col], on_bad_image=options.on_bad_image,
-                                               cache=options.cache)
-        rows.columns[self.name] = columns.reset_index(drop=True)
-        rows.unreadable = rows.unreadable | bad
+        rows.columns[self.name] = self.features.score(rows.embeddings).reset_index(drop=True)
+        rows.embeddings = None
         return rows
 
 
