@@ -16,6 +16,7 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from ._device import resolve_device
 from ._splits import SEED_MAX
+from ._warnings import warn
 from .backbones.registry import DEFAULT_BACKBONES, restricts_commercial_use
 from .boosting import BoostingStep, n_rounds
 from .boosting import margin as booster_margin
@@ -58,6 +59,11 @@ from .referral import ReferralEstimate
 __all__ = ["FITTED_ATTRIBUTES", "ID_COLUMNS", "LESION_ID_COLUMN", "PATIENT_ID_COLUMN", "FusionClassifier",
            "DuplicateImageWarning", "UngroupedFitWarning"]
 
+#: The default of a renamed parameter's old name: "not given".
+DEPRECATED = "deprecated"
+#: (old name, new name, default) of the parameters renamed in this release.
+RENAMED_PARAMETERS = (("image_features", "image_encoding", "probe"), ("image_signal", "backbone_signals", "joint"))
+
 #: The fitted state of a FusionClassifier (what a model file keeps); every other fitted attribute derives from it.
 FITTED_ATTRIBUTES = (
     "classes_", "n_features_in_", "feature_names_in_", "device_", "patient_col_", "image_features_",
@@ -81,7 +87,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
 
     Each image is embedded by a pretrained timm backbone (see
     :class:`~melagbm.ImageEmbedder`); the embedding becomes booster features as set
-    by ``image_features``; age, sex, anatomical site and any other metadata columns
+    by ``image_encoding``; age, sex, anatomical site and any other metadata columns
     are encoded by :class:`~melagbm.MetadataEncoder`; LightGBM or XGBoost learns
     from all of them, with early stopping on a group-aware validation split that
     fit makes itself.
@@ -104,7 +110,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         ``diagnosis`` with ``diagnosis=True``): the image probe then learns every diagnosis, and the booster
         gets the melanoma score (``image__score``) and each other diagnosis's (``image__diagnosis_<name>``),
         all family "image". A training target only: never a feature, not needed (and ignored) to predict.
-        Needs images and a probe (``image_features`` "probe" or "probe+pca"), and two classes whose
+        Needs images and a probe (``image_encoding`` "probe" or "probe+pca"), and two classes whose
         label each diagnosis decides.
     metadata_cols : "auto", "known" or list of str, default="auto"
         "auto": every column but ``image_col``, ``group_col``, the patient column and
@@ -162,13 +168,16 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         when X has one, else none (``lesion_col_`` tells which). None: each image scored alone.
     pixel_spacing_mm : float, default=None
         Millimetres per pixel, for ``lesion_size__diameter_mm``.
-    image_features : {"probe", "pca", "embedding", "probe+pca"}, default="probe"
-        How the embedding enters the booster (see :class:`~melagbm.features.image_score.ImageSignal`).
-    image_signal : {"joint", "per_backbone"}, default="joint"
+    image_encoding : {"probe", "pca", "embedding", "probe+pca"}, default="probe"
+        How the embedding becomes the booster's image columns (see
+        :class:`~melagbm.features.image_score.ImageSignal`). Named ``image_features`` before: that name
+        still works for this release, with a DeprecationWarning.
+    backbone_signals : {"joint", "per_backbone"}, default="joint"
         With several backbones: "joint" turns their concatenated embeddings into one set of
-        image features (family "image"); "per_backbone" gives each backbone its own
+        image columns (family "image"); "per_backbone" gives each backbone its own
         (columns ``image_<backbone>__score``..., family ``"image: <backbone>"``), so the
-        explanations show what each backbone contributes.
+        explanations show what each backbone contributes. Named ``image_signal`` before (still accepted
+        for this release, with a DeprecationWarning).
     n_components : int, default=32
         Principal components in the "pca" modes.
     probe_C : float, "auto" or "cv", default="auto"
@@ -249,7 +258,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         The image step: embedders and image signal(s); None without images.
     embedders_ : list of ImageEmbedder
         One per backbone; empty without images (``image_features_.embedders_``).
-    image_signal_ : ImageSignal, list of ImageSignal (``image_signal="per_backbone"``) or None
+    image_signal_ : ImageSignal, list of ImageSignal (``backbone_signals="per_backbone"``) or None
     metadata_encoder_ : MetadataEncoder
     booster_ : LGBMClassifier, XGBClassifier or BoosterAverage
         Fitted on all rows; with ``n_seeds`` > 1 the average of that many (``booster_.members``).
@@ -349,8 +358,8 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         lone_lesion_model: bool = True,
         lesion_col: str | None = "auto",
         pixel_spacing_mm: float | None = None,
-        image_features: str = "probe",
-        image_signal: str = "joint",
+        image_encoding: str = "probe",
+        backbone_signals: str = "joint",
         n_components: int = 32,
         probe_C: float | str = "auto",
         booster: Any = "lightgbm",
@@ -372,6 +381,8 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         random_state: Any = 0,
         n_jobs: int | None = None,
         verbose: int = 1,
+        image_features: str = DEPRECATED,
+        image_signal: str = DEPRECATED,
     ) -> None:
         self.image_col = image_col
         self.group_col = group_col
@@ -387,8 +398,8 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         self.lone_lesion_model = lone_lesion_model
         self.lesion_col = lesion_col
         self.pixel_spacing_mm = pixel_spacing_mm
-        self.image_features = image_features
-        self.image_signal = image_signal
+        self.image_encoding = image_encoding
+        self.backbone_signals = backbone_signals
         self.n_components = n_components
         self.probe_C = probe_C
         self.booster = booster
@@ -410,9 +421,11 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
         self.n_jobs = n_jobs
         self.verbose = verbose
+        self.image_features = image_features
+        self.image_signal = image_signal
 
-    def fit_steps(self) -> dict[str, Any]:
-        """Every step fit runs, made from the parameters and checked, before any image is read.
+    def make_steps(self) -> dict[str, Any]:
+        """Every step fit runs, made (unfitted) from the parameters and checked, before any image is read.
 
         Returns
         -------
@@ -432,6 +445,18 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         "decision" (:class:`~melagbm.decision.OperatingPoint`).
         """
         return make_steps(self)
+
+    def fit_steps(self) -> dict[str, Any]:
+        """Deprecated name of :meth:`make_steps` (it fits nothing); removed in the next release.
+
+        Returns
+        -------
+        steps : dict
+            As :meth:`make_steps`.
+        """
+        warn("FusionClassifier.fit_steps() is renamed make_steps() (it makes the steps, fitting none); "
+             "fit_steps() goes in the next release", DeprecationWarning)
+        return self.make_steps()
 
     # -- fitting ---------------------------------------------------------------------
     def fit(self, X: Any, y: Any, groups: Any = None) -> FusionClassifier:
@@ -455,7 +480,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         """
         if y is None:
             raise ValueError("requires y to be passed, but the target y is None")
-        steps = self.fit_steps()
+        steps = self.make_steps()
         frame = steps["inputs"].frame(X, self, reset=True)
         self.classes_, _, y_codes = encode_labels(y, len(frame))
         seed = int(check_random_state(self.random_state).randint(SEED_MAX))
@@ -578,7 +603,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
 
     @property
     def image_signal_(self) -> ImageSignal | list[ImageSignal] | None:
-        """The fitted image signal, a list of them (``image_signal="per_backbone"``), or None without images."""
+        """The fitted image signal, a list of them (``backbone_signals="per_backbone"``), or None without images."""
         if self.image_features_ is None:
             return None
         signals = self.image_features_.signals_
@@ -996,6 +1021,12 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         state = state_of_0_1(state) if "embedders_" in state else state
+        for old_name, new_name, default in RENAMED_PARAMETERS:  # saved under the old names: kept as the new
+            value = state.get(old_name, DEPRECATED)
+            if not (isinstance(value, str) and value == DEPRECATED):
+                state = {**state, new_name: value, old_name: DEPRECATED}
+            state.setdefault(new_name, default)
+            state.setdefault(old_name, DEPRECATED)
         if "booster_" in state and "lone_lesion_model_" not in state:  # fitted before lesions alone had a model
             state = {**state, "lone_lesion_model_": None, "lone_lesion_model": False}
         if "booster_" in state and "fit_seconds_" not in state:  # saved before the stages were timed
@@ -1014,12 +1045,13 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
 
 
 def make_steps(model: FusionClassifier) -> dict[str, Any]:
-    """The steps ``model.fit`` runs, made from its parameters and checked (see ``FusionClassifier.fit_steps``)."""
+    """The steps ``model.fit`` runs, made from its parameters and checked (see ``FusionClassifier.make_steps``)."""
     image = None if model.image_col is None else _image_step(model).check_params()
-    if model.diagnosis_col is not None and (image is None or "probe" not in model.image_features):
+    encoding = renamed(model, "image_features", "image_encoding")
+    if model.diagnosis_col is not None and (image is None or "probe" not in encoding):
         raise ValueError("diagnosis_col is the target of the image probe: it needs images (image_col) and "
-                         f"image_features 'probe' or 'probe+pca', got image_col={model.image_col!r}, "
-                         f"image_features={model.image_features!r}")
+                         f"image_encoding 'probe' or 'probe+pca', got image_col={model.image_col!r}, "
+                         f"image_encoding={encoding!r}")
     steps = {
         "inputs": input_gate(model, model.patient_col, model.lesion_col).check_params(),
         "image": image,
@@ -1032,6 +1064,16 @@ def make_steps(model: FusionClassifier) -> dict[str, Any]:
     }
     check_on_bad_image(model.on_bad_image)
     return steps
+
+
+def renamed(model: FusionClassifier, old: str, new: str) -> Any:
+    """The value of parameter ``new``, or of its old name ``old`` when that was set (with a DeprecationWarning)."""
+    value = getattr(model, old, DEPRECATED)
+    if isinstance(value, str) and value == DEPRECATED:
+        return getattr(model, new)
+    warn(f"FusionClassifier's parameter {old!r} is renamed {new!r} (the fitted {old}_ is a step, not this "
+         f"setting); {old!r} goes in the next release", DeprecationWarning)
+    return value
 
 
 def license_note(licenses: dict[str, str]) -> str:
@@ -1062,9 +1104,10 @@ def _image_step(model: FusionClassifier) -> ImageFeatures:
             preprocessing=model.preprocessing, batch_size=model.batch_size, runtime=model.runtime, cache=model.cache,
             on_bad_image=model.on_bad_image, verbose=model.verbose,
         ),
-        scorer=ImageSignal(mode=model.image_features, n_components=model.n_components, probe_C=model.probe_C,
+        scorer=ImageSignal(mode=renamed(model, "image_features", "image_encoding"),
+                           n_components=model.n_components, probe_C=model.probe_C,
                            n_repeats="auto" if model.n_seeds != 1 else 1, verbose=model.verbose),
-        signal=model.image_signal,
+        signal=renamed(model, "image_signal", "backbone_signals"),
     )
 
 

@@ -74,7 +74,7 @@ def test_sklearn_contract(ham_sample, fitted) -> None:
     model = FusionClassifier(booster=LGBMClassifier(num_leaves=5), random_state=0)
     params = model.get_params(deep=True)
     assert params["booster__num_leaves"] == 5
-    model.set_params(booster__num_leaves=7, image_features="probe")
+    model.set_params(booster__num_leaves=7, image_encoding="probe")
     twin = clone(model)
     assert twin.get_params()["booster__num_leaves"] == 7 and not hasattr(twin, "booster_")
     twin.fit(X, y, groups=groups)
@@ -99,7 +99,7 @@ def test_xgboost_booster_with_categoricals(ham_sample) -> None:
 @pytest.mark.parametrize("mode", ["pca", "embedding", "probe+pca"])
 def test_image_feature_modes(ham_sample, mode) -> None:
     X, y, groups = ham_sample
-    model = FusionClassifier(image_features=mode, n_components=8, n_seeds=1, random_state=0).fit(X, y, groups=groups)
+    model = FusionClassifier(image_encoding=mode, n_components=8, n_seeds=1, random_state=0).fit(X, y, groups=groups)
     image_columns = model.family_to_columns_["image"]
     expected = {"pca": 8, "embedding": 1752 + 1752 + 1800, "probe+pca": 9}[mode]  # Lite0 twice, Lite2
     assert len(image_columns) == expected
@@ -185,7 +185,7 @@ def test_per_backbone_image_signal_gives_each_backbone_a_family(ham_sample, tmp_
     from melagbm import load
 
     X, y, groups = ham_sample
-    model = FusionClassifier(image_signal="per_backbone", lesion_features=False, random_state=0).fit(
+    model = FusionClassifier(backbone_signals="per_backbone", lesion_features=False, random_state=0).fit(
         X, y, groups=groups
     )
     # one column and one family per view ("@" is not a character of booster column names)
@@ -206,8 +206,8 @@ def test_per_backbone_image_signal_gives_each_backbone_a_family(ham_sample, tmp_
     assert not np.allclose(model.predict_proba(X.head(30)), joint.predict_proba(X.head(30)))
     loaded = load(model.save(tmp_path / "per_backbone.melagbm"))
     np.testing.assert_array_equal(loaded.predict_proba(X.head(30)), model.predict_proba(X.head(30)))
-    with pytest.raises(ValueError, match="image_signal must be"):
-        FusionClassifier(image_signal="separate").fit(X.head(60), y.head(60))
+    with pytest.raises(ValueError, match="backbone_signals must be"):
+        FusionClassifier(backbone_signals="separate").fit(X.head(60), y.head(60))
     with pytest.raises(ValueError, match="distinct encoders"):
         FusionClassifier(backbone=("tf_efficientnet_lite0", "tf_efficientnet_lite0")).fit(X.head(60), y.head(60))
 
@@ -219,13 +219,13 @@ def test_per_backbone_image_signal_gives_each_backbone_a_family(ham_sample, tmp_
     ({"early_stopping": "yes"}, "early_stopping must be"),
     ({"validation_fraction": 1.5}, "validation_fraction must be in"),
     ({"n_iter_no_change": -1}, "n_iter_no_change must be"),
-    ({"image_features": "probes"}, "image_features must be one of"),
+    ({"image_encoding": "probes"}, "image_encoding must be one of"),
     ({"n_components": 0}, "n_components must be"),
     ({"probe_C": -1.0}, "probe_C must be"),
     ({"batch_size": 0}, "batch_size must be"),
     ({"pixel_spacing_mm": -0.1}, "pixel_spacing_mm must be"),
     ({"metadata_cols": "all"}, "metadata_cols must be"),
-    ({"image_signal": "each"}, "image_signal must be"),
+    ({"backbone_signals": "each"}, "backbone_signals must be"),
     ({"calibration": "platt"}, "calibration must be"),
 ])
 def test_every_parameter_is_checked_before_any_image_is_read(params, message, ham_sample, monkeypatch) -> None:

@@ -61,7 +61,7 @@ def test_diagnoses_that_do_not_decide_the_label_are_named() -> None:
 def test_diagnosis_col_is_checked_before_any_image_is_read(ham_with_diagnoses) -> None:
     X, y, groups, _ = ham_with_diagnoses
     with pytest.raises(ValueError, match="diagnosis_col is the target of the image probe"):
-        FusionClassifier(diagnosis_col="diagnosis", image_features="pca", **PARAMS).fit(X, y)
+        FusionClassifier(diagnosis_col="diagnosis", image_encoding="pca", **PARAMS).fit(X, y)
     with pytest.raises(ValueError, match="X has no column 'dx'"):
         FusionClassifier(diagnosis_col="dx", **PARAMS).fit(X, y)
     with pytest.raises(ValueError, match="'diagnosis' .* missing at rows"):

@@ -128,7 +128,7 @@ def test_grouped_data_keeps_one_column_families_and_blanks_summed_ones(fused_mod
 def test_image_family_of_many_columns_has_no_data(ham_sample) -> None:
     X, y, groups = ham_sample
     model = FusionClassifier(
-        backbone="tf_efficientnet_lite0", image_features="probe+pca", n_components=8, lesion_features=False,
+        backbone="tf_efficientnet_lite0", image_encoding="probe+pca", n_components=8, lesion_features=False,
         calibration=None, random_state=0, lesion_col=None,
     ).fit(X, y, groups=groups)
     grouped = model.explain(X.iloc[:30], grouped=True)

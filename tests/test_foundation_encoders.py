@@ -156,7 +156,7 @@ def test_a_direct_probe_is_skipped_behind_a_proxy(monkeypatch) -> None:
 
 def test_per_backbone_columns_of_hub_names_are_valid_booster_names(offline_cache, ham_sample) -> None:
     X, y, groups = ham_sample
-    model = FusionClassifier(backbone=(f"hf-hub:{HUB_REPO}", "tf_efficientnet_lite0"), image_signal="per_backbone",
+    model = FusionClassifier(backbone=(f"hf-hub:{HUB_REPO}", "tf_efficientnet_lite0"), backbone_signals="per_backbone",
                              lesion_features=False, verbose=0).fit(X[:160], y[:160], groups=groups[:160])
     assert "image_hf-hub_tinyorg_tiny-derm-clip__score" in model.feature_names_
     assert model.feature_families_["image_hf-hub_tinyorg_tiny-derm-clip__score"] == f"image: hf-hub:{HUB_REPO}"

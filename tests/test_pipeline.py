@@ -92,3 +92,34 @@ def test_the_store_and_bad_image_rule_are_call_options_never_written_to_fitted_s
         assert model.lesion_features_.cache is store
     finally:
         model.set_params(cache=store, on_bad_image="raise")
+
+
+def test_renamed_parameters_and_methods_still_work_for_a_release_with_a_deprecation_warning() -> None:
+    with pytest.warns(DeprecationWarning, match="'image_features' is renamed 'image_encoding'"):
+        image = FusionClassifier(image_features="pca").make_steps()["image"]
+    assert image.scorer.mode == "pca"
+    with pytest.warns(DeprecationWarning, match="'image_signal' is renamed 'backbone_signals'"):
+        image = FusionClassifier(image_signal="per_backbone").make_steps()["image"]
+    assert image.signal == "per_backbone"
+    with pytest.warns(DeprecationWarning, match=r"fit_steps\(\) is renamed make_steps\(\)"):
+        assert list(FusionClassifier().fit_steps()) == list(FusionClassifier().make_steps())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the new names warn nothing
+        image = FusionClassifier(image_encoding="probe+pca", backbone_signals="per_backbone").make_steps()["image"]
+    assert (image.scorer.mode, image.signal) == ("probe+pca", "per_backbone")
+    with pytest.raises(ValueError, match="image_encoding must be one of"):
+        FusionClassifier(image_encoding="probes").make_steps()
+
+
+def test_a_model_saved_under_the_old_parameter_names_loads_with_the_new_ones() -> None:
+    old = FusionClassifier()
+    state = {**vars(old), "image_features": "pca", "image_signal": "per_backbone"}
+    del state["image_encoding"], state["backbone_signals"]  # as a pickle of an earlier release holds it
+    loaded = FusionClassifier.__new__(FusionClassifier)
+    loaded.__setstate__(state)
+    params = loaded.get_params()
+    assert (params["image_encoding"], params["backbone_signals"]) == ("pca", "per_backbone")
+    assert params["image_features"] == params["image_signal"] == "deprecated"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert loaded.make_steps()["image"].scorer.mode == "pca"  # a refit of it warns nothing

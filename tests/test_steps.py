@@ -165,7 +165,7 @@ def test_the_fitted_state_is_the_steps_and_a_model_file_keeps_exactly_it(isic_ro
     assert stored == set(FITTED_ATTRIBUTES) == _STATE["FusionClassifier"]
     assert model.n_estimators_ == n_rounds(model.booster_)
     assert model.family_to_columns_["patient context"] == ["patient_context__n_images"]
-    assert list(model.fit_steps()) == ["inputs", "image", "lesion", "context", "boosting", "pooling", "decision"]
+    assert list(model.make_steps()) == ["inputs", "image", "lesion", "context", "boosting", "pooling", "decision"]
 
 
 def test_the_dask_twin_calls_no_private_method_of_fusion_classifier() -> None:

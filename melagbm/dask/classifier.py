@@ -120,7 +120,7 @@ class DaskFusionClassifier(FusionClassifier):
                 "DaskFusionClassifier keeps the vectors and lesion measurements in the store between its passes: "
                 "give cache a path every worker can write (cache=None keeps nothing)"
             )
-        steps = self.fit_steps()
+        steps = self.make_steps()
         gate: InputGate = steps["inputs"]
         frame = _with_labels(X, y, groups, max(1, len(dask_client.nthreads())))
         user_columns = frame._meta.drop(columns=[c for c in (LABEL, GROUP) if c in frame.columns])

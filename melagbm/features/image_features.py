@@ -69,9 +69,9 @@ class ImageFeatures(BaseEstimator):
                 f"got {self.backbones!r}"
             )
         if self.signal not in IMAGE_SIGNALS:
-            raise ValueError(f"image_signal must be 'joint' or 'per_backbone', got {self.signal!r}")
+            raise ValueError(f"backbone_signals must be 'joint' or 'per_backbone', got {self.signal!r}")
         if self.scorer.mode not in IMAGE_FEATURE_MODES:
-            raise ValueError(f"image_features must be one of {IMAGE_FEATURE_MODES}, got {self.scorer.mode!r}")
+            raise ValueError(f"image_encoding must be one of {IMAGE_FEATURE_MODES}, got {self.scorer.mode!r}")
         if not _is_count(self.scorer.n_components):
             raise ValueError(f"n_components must be a positive integer, got {self.scorer.n_components!r}")
         probe_C = self.scorer.probe_C

@@ -194,7 +194,7 @@ class ImageSignal(BaseEstimator):
             ``n_tables`` frames, one row per embedding, the columns of :meth:`transform`.
         """
         if self.mode not in IMAGE_FEATURE_MODES:
-            raise ValueError(f"image_features must be one of {IMAGE_FEATURE_MODES}, got {self.mode!r}")
+            raise ValueError(f"image_encoding must be one of {IMAGE_FEATURE_MODES}, got {self.mode!r}")
         self.classes_, self.positive_classes_ = np.unique(y), None
         probe_y = y
         if targets is not None:
