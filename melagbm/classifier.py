@@ -488,15 +488,12 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         boosting: BoostingStep = steps["boosting"]
         options = StepOptions(cache=self.cache, on_bad_image=self.on_bad_image, device=self.device_, seed=seed,
                               n_members=boosting.n_members)
-        feature_steps = [InputStep(steps["inputs"], named_columns=isinstance(X, pd.DataFrame)), MetadataStep()]
-        if steps["image"] is not None:
-            feature_steps[1:1] = [EmbeddingStep(steps["image"]), ImageStep(steps["image"])]
-        feature_steps += [step(steps[name]) for name, step in (("lesion", LesionStep), ("context", ContextStep))
-                          if steps[name] is not None]
+        steps["inputs"].fit(frame.columns)  # the column roles decide which steps run
+        feature_steps = feature_steps_to_fit(steps, named_columns=isinstance(X, pd.DataFrame))
         seconds: dict[str, float] = {}
         rows = run_steps(feature_steps, Rows(frame=frame, y=y_codes, groups=groups), options, fitting=True,
                          seconds=seconds)
-        self._keep_fitted_steps(steps, feature_steps, rows)
+        keep_fitted_steps(self, steps, feature_steps, rows)
         started = perf_counter()
         leaks = encoder_leaks(self, rows.frame, dataset_names(X))
         seconds["leakage check"] = perf_counter() - started
@@ -524,21 +521,6 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         self.fit_seconds_ = {**seconds, "model card": perf_counter() - started}
         self.report_fit(len(rows.y), int((rows.y == 1).sum()))
         return self
-
-    def _keep_fitted_steps(self, steps: dict[str, Any], feature_steps: list[FeatureStep], rows: Rows) -> None:
-        """Set the fitted attributes from the steps ``fit`` ran over ``rows``."""
-        self.patient_col_, self.lesion_col_ = rows.roles.patient_col_, rows.roles.lesion_col_
-        self.image_features_, self.skipped_rows_ = steps["image"], rows.skipped
-        self.metadata_encoder_ = next(step.encoder for step in feature_steps if isinstance(step, MetadataStep))
-        self.lesion_features_ = steps["lesion"]
-        self.patient_context_ = steps["context"] if self.patient_col_ is not None else None
-        binary_images = self.image_features_ is not None and len(self.classes_) == 2
-        self.lesion_pooling_ = steps["pooling"] if self.lesion_col_ is not None and binary_images else None
-        self.feature_families_ = {}
-        for step in feature_steps:
-            if step.name != "context" or self.patient_context_ is not None:
-                self.feature_families_.update(step.feature_families_)
-        self.feature_names_ = list(self.feature_families_)
 
     def report_fit(self, n_rows: int, n_melanomas: int) -> None:
         """Print the one-line summary of a fit (``verbose`` > 0).
@@ -683,7 +665,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "booster_")
         gate = fitted_input_gate(self)
         frame = gate.frame(X, self, reset=False)
-        options = StepOptions(cache=self.cache, on_bad_image=self.on_bad_image, device=self.device_)
+        options = StepOptions(cache=self.cache, on_bad_image=self.on_bad_image)
         rows = run_steps(self.fitted_feature_steps(gate), Rows(frame=frame), options, fitting=False)
         lesions = None if getattr(self, "lesion_pooling_", None) is None else gate.lesions(frame)
         return _Rows(rows.table()[self.feature_names_], rows.unreadable, lesions, self._alone(gate, frame))
@@ -1042,6 +1024,37 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         tags.input_tags.string = self.image_col is not None
         tags.non_deterministic = False
         return tags
+
+
+def keep_fitted_steps(model: FusionClassifier, steps: dict[str, Any], feature_steps: list[FeatureStep],
+                      rows: Rows) -> None:
+    """Set ``model``'s fitted attributes from the steps its fit ran over ``rows`` (both classifiers' fits)."""
+    model.patient_col_, model.lesion_col_ = rows.roles.patient_col_, rows.roles.lesion_col_
+    model.image_features_, model.skipped_rows_ = steps["image"], rows.skipped
+    model.metadata_encoder_ = next(step.encoder for step in feature_steps if isinstance(step, MetadataStep))
+    model.lesion_features_ = steps["lesion"]
+    model.patient_context_ = steps["context"] if model.patient_col_ is not None else None
+    binary_images = model.image_features_ is not None and len(model.classes_) == 2
+    model.lesion_pooling_ = steps["pooling"] if model.lesion_col_ is not None and binary_images else None
+    model.feature_families_ = {}
+    for step in feature_steps:
+        model.feature_families_.update(step.feature_families_)
+    model.feature_names_ = list(model.feature_families_)
+
+
+def feature_steps_to_fit(steps: dict[str, Any], *, named_columns: bool = True) -> list[FeatureStep]:
+    """The feature steps a fit runs, in order, around :func:`make_steps`' unfitted steps (their input gate
+    fitted on X's columns: the patient context only where there is a patient column)."""
+    gate = steps["inputs"]
+    order: list[FeatureStep] = [InputStep(gate, named_columns=named_columns)]
+    if steps["image"] is not None:
+        order += [EmbeddingStep(steps["image"]), ImageStep(steps["image"])]
+    order.append(MetadataStep())
+    if steps["lesion"] is not None:
+        order.append(LesionStep(steps["lesion"]))
+    if steps["context"] is not None and gate.patient_col_ is not None:
+        order.append(ContextStep(steps["context"]))
+    return order
 
 
 def make_steps(model: FusionClassifier) -> dict[str, Any]:

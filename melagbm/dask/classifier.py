@@ -16,35 +16,25 @@ from .._device import resolve_device
 from .._splits import SEED_MAX
 from ..boosting import BoostingStep, averaged
 from ..card.assembly import dataset_names, encoder_leaks, model_card
-from ..classifier import FITTED_ATTRIBUTES, ID_COLUMNS, FusionClassifier, decision_step
+from ..classifier import (
+    FITTED_ATTRIBUTES,
+    ID_COLUMNS,
+    FusionClassifier,
+    decision_step,
+    feature_steps_to_fit,
+    keep_fitted_steps,
+)
 from ..features.inputs import InputGate
-from ..features.metadata import MetadataEncoder
-from ..features.table import FeatureTable
 from ..lone_lesions import LoneLesionModel
-from ..pipeline import DecisionHead, skip_unreadable
+from ..pipeline import DecisionHead, Rows, StepOptions
 from ._frames import GROUP, LABEL, ROW, as_dask_frame, attach, check_ids_whole, client, is_dask, number_rows
-from .embedding import embed_partition, on_this_worker
+from .embedding import on_this_worker
+from .executor import DaskExecutor
 from .training import fit_distributed, margins
 
 __all__ = ["DaskFusionClassifier", "load"]
 
 _HELD_OUT, _FOLD, _WEIGHT = "__melagbm_validation__", "__melagbm_fold__", "__melagbm_weight__"
-
-
-def _training_part(
-    part: pd.DataFrame, features: FeatureTable, image_scores: pd.DataFrame | None, roles: pd.DataFrame
-) -> pd.DataFrame:
-    """One partition's booster table (readable rows only) with its labels, roles and row numbers.
-
-    ``image_scores`` (indexed by row number) and ``roles`` (by the readable rows' numbers) hold
-    this partition's rows only.
-    """
-    rows = part[ROW].to_numpy()
-    data = part.drop(columns=[c for c in (ROW, LABEL, GROUP) if c in part.columns])
-    table, bad = features.transform(data, None if image_scores is None else image_scores.loc[rows],
-                                    drop_unreadable=True)
-    kept = rows[~bad]
-    return pd.concat([table, roles.loc[kept].reset_index(drop=True), pd.DataFrame({ROW: kept})], axis=1)
 
 
 def _predicted(part: pd.DataFrame, model: FusionClassifier, method: str, meta: pd.DataFrame) -> pd.DataFrame:
@@ -134,49 +124,23 @@ class DaskFusionClassifier(FusionClassifier):
         frame = frame.persist()
 
         small = self._first_pass(frame, gate, user_columns)
-        metadata = small[list(user_columns.columns.intersection(small.columns))]
         y_codes = self._two_classes(small[LABEL])
-        gate.check_no_label_leak(metadata, y_codes)
-        group_ids = gate.groups(small, small[GROUP] if GROUP in small.columns else None)
         seed = int(check_random_state(self.random_state).randint(SEED_MAX))
         self.device_ = _workers_device(dask_client, self.device)
-
-        self.image_features_, self.lesion_features_, self.skipped_rows_ = steps["image"], steps["lesion"], []
         boosting: BoostingStep = steps["boosting"]
-        good, image_scores = np.ones(len(small), dtype=bool), [None] * boosting.n_members
-        if self.image_features_ is not None:
-            seconds["inputs"] = perf_counter() - started
-            started = perf_counter()
-            embeddings = self._embed_on_workers(frame, lengths, dask_client)
-            seconds["embedding and lesion measuring (workers)"] = perf_counter() - started
-            started = perf_counter()
-            good = ~np.isnan(embeddings).any(axis=1)
-            self.skipped_rows_ = skip_unreadable(small.index, ~good, y_codes, self.image_col)
-            if not good.all():  # (no copy of the largest array on the client otherwise)
-                embeddings = embeddings[good]
-            diagnoses = gate.diagnoses(small)
-            versions = self.image_features_.fit_scores(embeddings, y_codes[good],
-                                                       None if group_ids is None else group_ids[good], seed,
-                                                       targets=None if diagnoses is None else diagnoses[good],
-                                                       n_tables=boosting.n_members)
-            del embeddings
-            image_scores = []
-            for scores in versions:  # one per booster, NaN for the unreadable rows
-                every_row = pd.DataFrame(np.nan, index=small[ROW].to_numpy(), columns=scores.columns)
-                every_row.iloc[np.flatnonzero(good)] = scores.to_numpy()
-                image_scores.append(every_row)
-        y_good, rows_good = y_codes[good], small[ROW].to_numpy()[good]
-        groups_good = None if group_ids is None else group_ids[good]
-        self.metadata_encoder_ = MetadataEncoder(other_cols=gate.other_metadata()).fit(gate.metadata(metadata[good]))
-        self.patient_context_ = steps["context"] if self.patient_col_ is not None else None
-        pools = self.lesion_col_ is not None and self.image_features_ is not None
-        self.lesion_pooling_ = steps["pooling"] if pools else None
-        lesions_good = None if self.lesion_pooling_ is None else gate.lesions(small)[good]
-        features = self.feature_steps_.fit()
-        seconds["image probe, metadata (client)"] = perf_counter() - started
+        options = StepOptions(cache=self.cache, on_bad_image=self.on_bad_image, device="cpu", seed=seed,
+                              n_members=boosting.n_members, worker_device=self.device_)
+        feature_steps = feature_steps_to_fit(steps)
+        executor = DaskExecutor(dask_client, frame, lengths, options)
+        seconds["inputs"] = perf_counter() - started
+        rows = executor.fit(feature_steps, Rows(
+            frame=small[list(user_columns.columns.intersection(small.columns))], y=y_codes,
+            groups=small[GROUP].to_numpy() if GROUP in small.columns else None), seconds=seconds)
+        keep_fitted_steps(self, steps, feature_steps, rows)
+        good = executor.kept_
+        y_good, rows_good, groups_good = rows.y, small[ROW].to_numpy()[good], rows.groups
+        lesions_good = None if self.lesion_pooling_ is None else rows.roles.lesions(rows.frame)
         started = perf_counter()
-        self.feature_families_ = features.families()
-        self.feature_names_ = list(self.feature_families_)
 
         weights = boosting.sample_weight(self.classes_[y_good])
         validations = boosting.validation_splits(y_good, groups_good, seed)
@@ -186,14 +150,14 @@ class DaskFusionClassifier(FusionClassifier):
         if self.lone_lesion_model and self.patient_context_ is not None:  # (DaskFusionClassifier fits two classes)
             lone_columns = LoneLesionModel.columns_without_context(self.feature_families_)
         members, member_margins, lone_members, lone_margins = [], [], [], []
-        for index, scores in enumerate(image_scores):  # as FusionClassifier: a booster per version of the scores
+        for index in range(boosting.n_members):  # as FusionClassifier: a booster per version of the image columns
             roles = pd.DataFrame({LABEL: y_good, _HELD_OUT: False, _FOLD: -1,
                                   _WEIGHT: 1.0 if weights is None else weights}, index=rows_good)
             if validations is not None:
                 roles.iloc[validations[index][1], roles.columns.get_loc(_HELD_OUT)] = True
             for fold, (_, test) in enumerate(splits or []):
                 roles.iloc[test, roles.columns.get_loc(_FOLD)] = fold
-            table = self._tables_on_workers(frame, lengths, dask_client, features, scores, roles)
+            table = executor.tables(rows, index, roles)
             for columns, fitted, fitted_margins in ((self.feature_names_, members, member_margins),
                                                     (lone_columns, lone_members, lone_margins)):
                 if columns is not None:
@@ -230,10 +194,10 @@ class DaskFusionClassifier(FusionClassifier):
         datasets = dataset_names(X) or dataset_names(getattr(X, "_meta", None))  # a Dask frame's meta keeps attrs
         checked = trained if self.image_col in trained.columns else pd.DataFrame({self.image_col: []})
         leaks = encoder_leaks(self, checked, datasets)  # without paths, by the data's name only
-        encoded = self.metadata_encoder_.transform(gate.metadata(metadata[good]))
-        self.model_card_ = model_card(self, trained, encoded, y_good, groups_good, margin, len(splits or []), seed,
-                                      datasets=datasets, warnings=leaks, lone_margin=lone_margin)
-        self.fit_seconds_ = {**seconds, "decision and model card": perf_counter() - started}
+        self.model_card_ = model_card(self, trained, rows.columns["metadata"], y_good, groups_good, margin,
+                                      len(splits or []), seed, datasets=datasets, warnings=leaks,
+                                      lone_margin=lone_margin)
+        self.fit_seconds_ = {**seconds, "decision, model card": perf_counter() - started}
         self.report_fit(len(y_good), int((y_good == 1).sum()))
         return self
 
@@ -287,40 +251,6 @@ class DaskFusionClassifier(FusionClassifier):
         if len(small) == 0:
             raise ValueError("X has no rows")
         return small.sort_values(ROW, kind="stable")
-
-    def _embed_on_workers(self, frame: Any, lengths: np.ndarray, dask_client: Any) -> np.ndarray:
-        """Embeddings of every row in row order, computed (and stored) partition by partition on the workers."""
-        import dask
-
-        self.image_features_.fit_embedders("cpu", runs_on=self.device_)  # loaded here for their identity only
-        for embedder in self.embedders_:
-            embedder.device = self.device  # each worker resolves it: GPU workers embed on their GPU
-        parts = [part for part, length in zip(frame.to_delayed(), lengths) if length]
-        tasks = [dask.delayed(embed_partition)(part, self.embedders_, self.image_col, self.lesion_features_)
-                 for part in parts]
-        return np.vstack(dask_client.gather(dask_client.compute(tasks)))
-
-    @staticmethod
-    def _tables_on_workers(
-        frame: Any, lengths: np.ndarray, dask_client: Any, features: FeatureTable, image_scores: pd.DataFrame | None,
-        roles: pd.DataFrame,
-    ) -> Any:
-        """The booster's table as a Dask DataFrame, each partition built (and kept) on a worker."""
-        import dask
-        import dask.dataframe as dd
-
-        [model] = dask_client.scatter([features], broadcast=True)
-        tasks, start = [], 0
-        for part, length in zip(frame.to_delayed(), lengths):
-            stop = start + int(length)
-            if length:  # each task gets its own rows' scores and roles
-                scores = None if image_scores is None else image_scores.iloc[start:stop]
-                own = roles[(roles.index >= start) & (roles.index < stop)]
-                tasks.append(dask.delayed(_training_part)(part, model, scores, own))
-            start = stop
-        futures = dask_client.compute(tasks)
-        meta = futures[0].result().iloc[:0]
-        return dd.from_delayed(futures, meta=meta, verify_meta=False)
 
     # -- the local twin --------------------------------------------------------------
     def to_local(self) -> FusionClassifier:

@@ -334,7 +334,9 @@ class ImageEmbedder(CachedImageFeaturizer, TransformerMixin, BaseEstimator):
         return model
 
     # -- transforming ----------------------------------------------------------------
-    def transform(self, X: Any, *, on_bad_image: str | None = None, cache: Any = PARAMETER) -> np.ndarray:
+    def transform(
+        self, X: Any, *, on_bad_image: str | None = None, cache: Any = PARAMETER, device: str | None = None
+    ) -> np.ndarray:
         """Embed images (paths, bytes, arrays or PIL images) into an (n, d) float32 array.
 
         Parameters
@@ -345,6 +347,8 @@ class ImageEmbedder(CachedImageFeaturizer, TransformerMixin, BaseEstimator):
             This call's rule for unreadable images (None: the ``on_bad_image`` parameter).
         cache : "auto", None, path or EmbeddingStore, default=PARAMETER
             This call's store (``PARAMETER``: the ``cache`` parameter); the embedder is not changed.
+        device : str, default=None
+            Where this call runs the encoder (a resolved device, "cpu" or "cuda[:n]"); None: ``device_``.
 
         Returns
         -------
@@ -366,7 +370,7 @@ class ImageEmbedder(CachedImageFeaturizer, TransformerMixin, BaseEstimator):
                     raise
                 keys.append(None)
                 bad[index] = str(exc)
-        bad.update(self.cached_rows(items, rows, keys, out, cache=cache, skip=on_bad_image == "skip"))
+        bad.update(self.cached_rows(items, rows, keys, out, cache=cache, skip=on_bad_image == "skip", device=device))
         if bad:
             listed = "; ".join(bad[i] for i in sorted(bad)[:10])
             more = f" (and {len(bad) - 10} more)" if len(bad) > 10 else ""
@@ -384,7 +388,7 @@ class ImageEmbedder(CachedImageFeaturizer, TransformerMixin, BaseEstimator):
         return self.encoder_identity_
 
     def compute_batches(
-        self, items: list[Any], rows: list[Any], *, skip: bool = False
+        self, items: list[Any], rows: list[Any], *, skip: bool = False, device: str | None = None
     ) -> Iterator[tuple[int, np.ndarray, list[str]]]:
         """Embed ``items`` batch by batch (the images the store did not have).
 
@@ -396,6 +400,8 @@ class ImageEmbedder(CachedImageFeaturizer, TransformerMixin, BaseEstimator):
             Their row labels, for messages.
         skip : bool, default=False
             An unreadable image's vector is left out and its error reported, instead of raised.
+        device : str, default=None
+            Where the encoder runs (None: ``device_``).
 
         Yields
         ------
@@ -406,17 +412,17 @@ class ImageEmbedder(CachedImageFeaturizer, TransformerMixin, BaseEstimator):
         errors : list of str
             Per image, why it could not be read ("" when it was).
         """
-        return self._embed_batches(items, rows, skip)
+        return self._embed_batches(items, rows, skip, self.device_ if device is None else device)
 
     def _embed_batches(
-        self, items: list[Any], rows: list[Any], skip: bool
+        self, items: list[Any], rows: list[Any], skip: bool, device_name: str
     ) -> Iterator[tuple[int, np.ndarray, list[str]]]:
         """Yield (offset of the batch in ``items``, its float32 vectors, an error message per image or "")."""
         import torch
         from torch.utils.data import DataLoader
 
         model = self._loaded_model()
-        device = torch.device("cpu" if self._runtime() == "openvino" else self.device_)
+        device = torch.device("cpu" if self._runtime() == "openvino" else device_name)
         on_gpu = device.type == "cuda"
         model = model.to(device, memory_format=torch.channels_last)  # faster on CPU too (benchmarks/throughput.py)
         forward = self._openvino_forward(model) if self._runtime() == "openvino" else self._torch_forward(model)

@@ -116,7 +116,9 @@ class ImageFeatures(BaseEstimator):
         return {embedder.backbone: getattr(embedder, "license_", None) or _license_of_0_1(embedder.backbone)
                 for embedder in self.embedders_}
 
-    def embed(self, images: pd.Series, *, on_bad_image: str, cache: Any = PARAMETER) -> np.ndarray:
+    def embed(
+        self, images: pd.Series, *, on_bad_image: str, cache: Any = PARAMETER, device: str | None = None
+    ) -> np.ndarray:
         """The concatenated embeddings of ``images`` (store first); NaN rows for unreadable images when skipping.
 
         Parameters
@@ -127,13 +129,15 @@ class ImageFeatures(BaseEstimator):
             What an unreadable image does (see :class:`~melagbm.ImageEmbedder`).
         cache : "auto", None, path or EmbeddingStore, default=PARAMETER
             The store this call reads first (``PARAMETER``: the embedders' own); nothing fitted changes.
+        device : str, default=None
+            Where this call runs the encoders (a resolved device); None: each embedder's ``device_``.
 
         Returns
         -------
         embeddings : ndarray of shape (n_images, n_dims)
             The backbones' embeddings side by side, in the order of ``backbones``.
         """
-        return np.hstack([embedder.transform(images, on_bad_image=on_bad_image, cache=cache)
+        return np.hstack([embedder.transform(images, on_bad_image=on_bad_image, cache=cache, device=device)
                           for embedder in self.embedders_])
 
     def fit_scores(

@@ -114,16 +114,21 @@ class StepOptions:
         The store the image steps read first (and write).
     on_bad_image : {"raise", "skip"}, default="raise"
         What an unreadable image does.
-    device : str, default="cpu"
-        Where the image encoders run (fit: where they are loaded).
+    device : str, default=None
+        A resolved device ("cpu", "cuda[:n]"): at fit, where the image encoders are loaded; when embedding,
+        where they run (None: where they were loaded).
     seed : int, default=0
         Fit only: the seed of every internal split.
     n_members : int, default=1
         Fit only: boosters averaged; the image step makes that many versions of its out-of-fold columns.
+    worker_device : str, default=None
+        A distributed fit: where the workers embed ("cpu" or "cuda"); the client loads the encoders on ``device``
+        for their identity only. None: a local fit.
     """
 
     cache: Any = "auto"
     on_bad_image: str = "raise"
-    device: str = "cpu"
+    device: str | None = None
     seed: int = 0
     n_members: int = 1
+    worker_device: str | None = None

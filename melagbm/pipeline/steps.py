@@ -2,8 +2,16 @@
 
 Each step wraps the fitted object a model keeps (``InputGate``, ``ImageFeatures``, ``MetadataEncoder``,
 ``LesionFeatures``, ``PatientContext``), adds its booster columns to ``rows.columns[name]``, reports their
-families (``feature_families_``) and says where a distributed fit runs it (``runs_on``: "partition", one task per
-partition on the workers, for what reads images; "client", once on all rows, for what fits on all of them).
+families (``feature_families_``) and says where a distributed fit runs it (``runs_on``):
+
+- "client": once, on every row's small columns (labels, groups, metadata, and what earlier steps sent back);
+  ``fit_transform`` learns from all rows at once.
+- "partition": one task per partition on the workers, for what reads images or compares a patient's rows
+  (each patient's rows in one partition). Its ``fit(rows, options)`` learns what it needs on the client
+  first (nothing from the images), then ``transform`` runs per partition; ``fit_transform`` is the two in
+  turn, and :meth:`EmbeddingStep.settle` then leaves the unreadable images out. ``gathered`` names the
+  ``Rows`` fields a later client step needs back from the partitions at fit (the embeddings).
+
 Options that are not fitted state (the store, what an unreadable image does, the device) come with each call.
 """
 
@@ -29,10 +37,11 @@ __all__ = ["ContextStep", "EmbeddingStep", "FeatureStep", "ImageStep", "InputSte
 
 
 class FeatureStep(Protocol):
-    """The contract of a feature step."""
+    """The contract of a feature step (see the module's docstring)."""
 
     name: str
-    runs_on: str
+    runs_on: str  # "client" or "partition"
+    gathered: tuple[str, ...]  # partition steps: the Rows fields a later client step needs at fit
 
     def fit_transform(self, rows: Rows, options: StepOptions) -> Rows: ...
 
@@ -49,7 +58,7 @@ class InputStep:
     checks the groups and reads the diagnoses; every later step reads the roles from ``rows.roles``.
     """
 
-    name, runs_on = "inputs", "client"
+    name, runs_on, gathered = "inputs", "client", ()
     feature_families_: dict[str, str] = {}
 
     def __init__(self, gate: InputGate, *, named_columns: bool = True) -> None:
@@ -74,23 +83,34 @@ class EmbeddingStep:
     whose image is unreadable left out (``on_bad_image="skip"``). Adds no booster column: the image step scores
     the embeddings."""
 
-    name, runs_on = "embedding", "partition"
+    name, runs_on, gathered = "embedding", "partition", ("embeddings", "unreadable")
     feature_families_: dict[str, str] = {}
 
     def __init__(self, features: ImageFeatures) -> None:
         self.features = features
 
+    def fit(self, rows: Rows, options: StepOptions) -> EmbeddingStep:
+        """Load each backbone (weights only; ``options.worker_device``: where a cluster's workers embed)."""
+        if rows.roles.image_col in rows.frame:  # (a distributed fit's client holds no images)
+            warn_duplicate_images(rows.frame[rows.roles.image_col], rows.groups)
+        self.features.fit_embedders(options.device, runs_on=options.worker_device)
+        if options.worker_device is not None:
+            for embedder in self.features.embedders_:
+                embedder.device = options.worker_device  # resolved on each worker
+        return self
+
     def fit_transform(self, rows: Rows, options: StepOptions) -> Rows:
-        images = rows.frame[rows.roles.image_col]
-        warn_duplicate_images(images, rows.groups)
-        self.features.fit_embedders(options.device)
-        rows = self.transform(rows, options)
+        return self.settle(self.fit(rows, options).transform(rows, options))
+
+    @staticmethod
+    def settle(rows: Rows) -> Rows:
+        """At fit: the rows whose image is unreadable leave the fit (``skipped``, with a warning naming them)."""
         rows.skipped = skip_unreadable(rows.frame.index, rows.unreadable, rows.y, rows.roles.image_col)
-        return rows.keep(~rows.unreadable) if rows.unreadable.any() else rows  # train without unreadable images
+        return rows.keep(~rows.unreadable) if rows.unreadable.any() else rows
 
     def transform(self, rows: Rows, options: StepOptions) -> Rows:
         rows.embeddings = self.features.embed(rows.frame[rows.roles.image_col], on_bad_image=options.on_bad_image,
-                                              cache=options.cache)
+                                              cache=options.cache, device=options.device)
         rows.unreadable = rows.unreadable | np.isnan(rows.embeddings).any(axis=1)
         return rows
 
@@ -99,7 +119,7 @@ class ImageStep:
     """Embeddings -> the booster's image columns (the image signal: probe score, PCA, ...); at fit, the signal
     learnt on every row and each booster's out-of-fold columns. NaN where the image is unreadable."""
 
-    name, runs_on = "image", "client"
+    name, runs_on, gathered = "image", "client", ()
 
     def __init__(self, features: ImageFeatures) -> None:
         self.features = features
@@ -125,7 +145,7 @@ class ImageStep:
 class MetadataStep:
     """Metadata -> age, sex, site and other columns, their vocabularies fixed on the training rows."""
 
-    name, runs_on = "metadata", "client"
+    name, runs_on, gathered = "metadata", "client", ()
 
     def __init__(self, encoder: MetadataEncoder | None = None) -> None:
         self.encoder = encoder
@@ -148,7 +168,7 @@ class MetadataStep:
 class LesionStep:
     """Image -> the lesion's size, shape and colour (store first); NaN where the image is unreadable."""
 
-    name, runs_on = "lesion", "partition"
+    name, runs_on, gathered = "lesion", "partition", ()
 
     def __init__(self, features: LesionFeatures) -> None:
         self.features = features
@@ -157,8 +177,12 @@ class LesionStep:
     def feature_families_(self) -> dict[str, str]:
         return self.features.feature_families_
 
+    def fit(self, rows: Rows, options: StepOptions) -> LesionStep:
+        """Nothing to learn: measuring a lesion reads its image only."""
+        return self
+
     def fit_transform(self, rows: Rows, options: StepOptions) -> Rows:
-        return self.transform(rows, options)  # measuring learns nothing from the rows
+        return self.fit(rows, options).transform(rows, options)
 
     def transform(self, rows: Rows, options: StepOptions) -> Rows:
         lesion = pd.DataFrame(np.nan, index=range(len(rows)), columns=list(LESION_FEATURES))
@@ -173,7 +197,7 @@ class LesionStep:
 class ContextStep:
     """Each lesion against the same patient's others in the rows given (each booster's version too, at fit)."""
 
-    name, runs_on = "context", "partition"
+    name, runs_on, gathered = "context", "partition", ()
 
     def __init__(self, context: PatientContext) -> None:
         self.context = context
@@ -182,11 +206,13 @@ class ContextStep:
     def feature_families_(self) -> dict[str, str]:
         return self.context.feature_families_
 
-    def fit_transform(self, rows: Rows, options: StepOptions) -> Rows:
-        if rows.roles.patient_col_ is None:  # patient_col="auto" found no patient column: no context
-            return rows
+    def fit(self, rows: Rows, options: StepOptions) -> ContextStep:
+        """The columns compared within a patient: those of the earlier steps that the context knows."""
         self.context.fit(list(rows.table(without=(self.name,)).columns))
-        rows = self.transform(rows, options)
+        return self
+
+    def fit_transform(self, rows: Rows, options: StepOptions) -> Rows:
+        rows = self.fit(rows, options).transform(rows, options)
         patients = rows.roles.patients(rows.frame)
         for overrides in rows.member_columns:
             overrides[self.name] = self.context.transform(rows.table(overrides, without=(self.name,)), patients)

@@ -64,7 +64,7 @@ class CachedImageFeaturizer:
 
     def cached_rows(
         self, items: list[Any], rows: list[Any], keys: list[str | None], out: np.ndarray, *, cache: Any = PARAMETER,
-        skip: bool = False,
+        **compute_options: Any,
     ) -> dict[int, str]:
         """Fill ``out`` (one row per image) from the store, computing what is missing; the errors by position.
 
@@ -80,8 +80,8 @@ class CachedImageFeaturizer:
             Filled in place.
         cache : "auto", None, path or EmbeddingStore, default=PARAMETER
             The store this call reads and writes (``PARAMETER``: the ``cache`` parameter).
-        skip : bool, default=False
-            Passed to :meth:`compute_batches`.
+        **compute_options
+            Passed to :meth:`compute_batches` (``skip``, and the embedder's ``device``).
 
         Returns
         -------
@@ -97,7 +97,7 @@ class CachedImageFeaturizer:
         unique = list(positions)
         order = [positions[key][0] for key in unique]
         for start, values, batch_errors in self.compute_batches([items[i] for i in order], [rows[i] for i in order],
-                                                                 skip=skip):
+                                                                 **compute_options):
             batch_keys = unique[start : start + len(values)]
             good = [i for i, error in enumerate(batch_errors) if not error]
             if store is not None and good:  # stored batch by batch
