@@ -23,7 +23,7 @@ from .boosting import margin as booster_margin
 from .card.assembly import dataset_names, encoder_leaks, member_rounds, model_card
 from .decision import Calibration, OperatingPoint
 from .embedding.embedder import ImageEmbedder, check_on_bad_image
-from .exceptions import DuplicateImageWarning, UngroupedFitWarning
+from .exceptions import DuplicateImageWarning, MelagbmDeprecationWarning, UngroupedFitWarning
 from .features.image_features import ImageFeatures
 from .features.image_score import ImageSignal
 from .features.inputs import (
@@ -177,7 +177,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         image columns (family "image"); "per_backbone" gives each backbone its own
         (columns ``image_<backbone>__score``..., family ``"image: <backbone>"``), so the
         explanations show what each backbone contributes. Named ``image_signal`` before (still accepted
-        for this release, with a DeprecationWarning).
+        for this release, with a MelagbmDeprecationWarning).
     n_components : int, default=32
         Principal components in the "pca" modes.
     probe_C : float, "auto" or "cv", default="auto"
@@ -455,7 +455,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
             As :meth:`make_steps`.
         """
         warn("FusionClassifier.fit_steps() is renamed make_steps() (it makes the steps, fitting none); "
-             "fit_steps() goes in the next release", DeprecationWarning)
+             "fit_steps() goes in the next release", MelagbmDeprecationWarning)
         return self.make_steps()
 
     # -- fitting ---------------------------------------------------------------------
@@ -573,8 +573,10 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
 
     @property
     def feature_steps_(self) -> FeatureTable:
-        """The fitted feature steps as one assembler: rows of X -> the booster's table (built on each read; it
-        changes nothing fitted)."""
+        """Deprecated: the fitted feature steps as one assembler (made anew on each read); use
+        :meth:`fitted_feature_steps`, the steps ``predict`` runs. Goes in the next release."""
+        warn("feature_steps_ is deprecated: fitted_feature_steps() gives the steps predict runs, in order; "
+             "feature_steps_ goes in the next release", MelagbmDeprecationWarning)
         return FeatureTable(inputs=fitted_input_gate(self), metadata=self.metadata_encoder_,
                             image=self.image_features_, lesion=self.lesion_features_, context=self.patient_context_)
 
@@ -1080,12 +1082,12 @@ def make_steps(model: FusionClassifier) -> dict[str, Any]:
 
 
 def renamed(model: FusionClassifier, old: str, new: str) -> Any:
-    """The value of parameter ``new``, or of its old name ``old`` when that was set (with a DeprecationWarning)."""
+    """The value of parameter ``new``, or of its old name ``old`` when that was set (with a deprecation warning)."""
     value = getattr(model, old, DEPRECATED)
     if isinstance(value, str) and value == DEPRECATED:
         return getattr(model, new)
     warn(f"FusionClassifier's parameter {old!r} is renamed {new!r} (the fitted {old}_ is a step, not this "
-         f"setting); {old!r} goes in the next release", DeprecationWarning)
+         f"setting); {old!r} goes in the next release", MelagbmDeprecationWarning)
     return value
 
 

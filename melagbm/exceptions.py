@@ -16,6 +16,7 @@ __all__ = [
     "EncoderLeakageWarning",
     "ImageReadError",
     "LabelLeakError",
+    "MelagbmDeprecationWarning",
     "MelagbmError",
     "MelagbmWarning",
     "ModelFileError",
@@ -70,6 +71,11 @@ class UsageError(MelagbmError):
 
 
 # -- warnings -----------------------------------------------------------------------------
+class MelagbmDeprecationWarning(DeprecationWarning, FutureWarning):
+    """A name melagbm renamed: the old one works for one more release. A ``FutureWarning`` too, so tools that
+    read every fitted attribute (scikit-learn's HTML display) can silence it as they do scikit-learn's own."""
+
+
 class BadImageWarning(MelagbmWarning):
     """Images that could not be read were skipped (``on_bad_image="skip"``); the message lists them."""
 

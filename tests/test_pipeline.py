@@ -80,7 +80,8 @@ def test_the_store_and_bad_image_rule_are_call_options_never_written_to_fitted_s
     model.set_params(cache=other, on_bad_image="skip")
     try:
         before = [(embedder.cache, embedder.on_bad_image) for embedder in model.embedders_]
-        _ = model.feature_steps_  # reading the assembler changes nothing
+        with pytest.warns(DeprecationWarning, match="fitted_feature_steps"):
+            _ = model.feature_steps_  # reading the (deprecated) assembler changes nothing
         rows = X.iloc[:6].copy()
         rows.iloc[0, rows.columns.get_loc("image")] = str(tmp_path / "missing.png")
         with pytest.warns(BadImageWarning):
