@@ -1,4 +1,5 @@
-"""Calibrated probabilities and the operating threshold, on real HAM10000 metadata and images."""
+"""Calibrated probabilities and the operating threshold, on real HAM10000 metadata and images (parameter checks
+and the small-data fallback on synthetic rows)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,17 @@ import pytest
 
 from melagbm import FusionClassifier
 from melagbm.boosting import margin as booster_margin
-from melagbm.datasets import load_ham10000
+from melagbm.datasets import load_ham10000, make_synthetic
 from melagbm.decision import Calibration, fit_calibration, sigmoid
 from melagbm.evaluation import cross_validate
 from melagbm.pooling import pool_by_lesion
+
+
+@pytest.fixture(scope="module")
+def synthetic_metadata():
+    """600 synthetic rows of age, sex and site (no data set needed: parameter checks, small-data fallbacks)."""
+    X, y, groups = make_synthetic(n_samples=600, image_size=16, random_state=0)
+    return X.drop(columns="image"), y, groups
 
 
 @pytest.fixture(scope="module")
@@ -87,14 +95,14 @@ def test_threshold_and_decisions_on_real_images(ham_sample) -> None:
         ({"calibration_folds": 1}, "calibration_folds"),
     ],
 )
-def test_bad_decision_parameters_are_named(ham_metadata, params, message) -> None:
-    X, y, groups = ham_metadata
+def test_bad_decision_parameters_are_named(synthetic_metadata, params, message) -> None:
+    X, y, groups = synthetic_metadata
     with pytest.raises(ValueError, match=message):
         FusionClassifier(image_col=None, **params).fit(X, y, groups=groups)
 
 
-def test_too_few_melanoma_groups_warn_and_fall_back(ham_metadata) -> None:
-    X, y, groups = ham_metadata
+def test_too_few_melanoma_groups_warn_and_fall_back(synthetic_metadata) -> None:
+    X, y, groups = synthetic_metadata
     rows = np.r_[np.flatnonzero(y == 1)[:1], np.flatnonzero(y == 0)[:60]]
     with pytest.warns(UserWarning, match="No out-of-fold calibration"):
         model = FusionClassifier(image_col=None, random_state=0).fit(X.iloc[rows], y.iloc[rows])

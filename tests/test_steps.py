@@ -1,4 +1,5 @@
-"""Each named step of FusionClassifier.fit on its own, on real data: its fitted state and what it reports."""
+"""Each named step of FusionClassifier.fit on its own: its fitted state and what it reports (the metadata steps
+on synthetic rows, the image step on real HAM10000 images)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from sklearn.metrics import roc_auc_score
 
 from melagbm import FusionClassifier, ImageEmbedder, MetadataEncoder
 from melagbm.boosting import BoostingStep, n_rounds
-from melagbm.datasets import load_isic2020
+from melagbm.datasets import make_synthetic
 from melagbm.decision import OperatingPoint, logit
 from melagbm.features import ImageSignal, PatientContext
 from melagbm.features.image_features import ImageFeatures
@@ -23,10 +24,11 @@ PACKAGE = Path(__file__).resolve().parents[1] / "melagbm"
 
 
 @pytest.fixture(scope="module")
-def isic_rows(isic_root):
-    """3,000 rows of the real ISIC 2020 metadata (no images), with patient_id."""
-    return load_isic2020(isic_root, metadata="ISIC_2020_Training_GroundTruth.csv", image_dir=None,
-                         n_samples=3000, positive_fraction=0.05, random_state=0)
+def metadata_rows():
+    """3,000 synthetic rows of metadata (age, sex, site; melanomas older and more often on the torso), with
+    patient_id: the steps' tests need no data set."""
+    X, y, groups = make_synthetic(n_samples=3000, image_size=16, positive_rate=0.05, random_state=0)
+    return X.drop(columns="image").assign(patient_id=groups.to_numpy()), y, groups
 
 
 def _gate(**overrides) -> InputGate:
@@ -34,8 +36,8 @@ def _gate(**overrides) -> InputGate:
                         **overrides})
 
 
-def test_input_gate_fixes_the_roles_of_the_columns(isic_rows) -> None:
-    X, y, groups = isic_rows
+def test_input_gate_fixes_the_roles_of_the_columns(metadata_rows) -> None:
+    X, y, groups = metadata_rows
     gate = _gate().check_params().fit(X.columns)
     assert gate.patient_col_ == "patient_id"
     assert list(gate.metadata(X).columns) == ["age", "sex", "site"]  # the id is never metadata
@@ -72,8 +74,8 @@ def test_image_features_score_out_of_fold_and_name_their_families(ham_sample) ->
         ImageFeatures(backbones=("a", "a"), embedder=ImageEmbedder(), scorer=ImageSignal()).check_params()
 
 
-def test_patient_context_reports_the_columns_it_makes(isic_rows) -> None:
-    X, _, groups = isic_rows
+def test_patient_context_reports_the_columns_it_makes(metadata_rows) -> None:
+    X, _, groups = metadata_rows
     table = MetadataEncoder().fit_transform(X[["age", "sex", "site"]]).reset_index(drop=True)
     step = PatientContext(columns=("age__years", "not_in_the_table")).fit(list(table.columns))
     names = ["patient_context__n_images", "patient_context__age__years_z", "patient_context__age__years_rank",
@@ -88,8 +90,8 @@ def test_patient_context_reports_the_columns_it_makes(isic_rows) -> None:
                                   (context["patient_context__age__years_z"].abs() > 2).astype(float))
 
 
-def test_image_scores_are_also_compared_within_patient_and_site(isic_rows) -> None:
-    X, y, groups = isic_rows
+def test_image_scores_are_also_compared_within_patient_and_site(metadata_rows) -> None:
+    X, y, groups = metadata_rows
     table = MetadataEncoder().fit_transform(X[["age", "sex", "site"]]).reset_index(drop=True)
     table["image__score"] = np.random.default_rng(0).normal(size=len(table)) + 2.0 * y.to_numpy()
     step = PatientContext(columns=("image__score",)).fit(list(table.columns))
@@ -110,8 +112,8 @@ def test_image_scores_are_also_compared_within_patient_and_site(isic_rows) -> No
                                .where(groups.map(groups.value_counts()).to_numpy() > 1, table["image__score"]))
 
 
-def test_feature_table_puts_the_steps_side_by_side_with_their_families(isic_rows) -> None:
-    X, _, _ = isic_rows
+def test_feature_table_puts_the_steps_side_by_side_with_their_families(metadata_rows) -> None:
+    X, _, _ = metadata_rows
     gate = _gate().fit(X.columns)
     assembler = FeatureTable(inputs=gate, metadata=MetadataEncoder().fit(gate.metadata(X)),
                              context=PatientContext()).fit()
@@ -121,8 +123,8 @@ def test_feature_table_puts_the_steps_side_by_side_with_their_families(isic_rows
                                     "patient_context__n_images": "patient context"}
 
 
-def test_boosting_step_stops_early_on_whole_patients(isic_rows) -> None:
-    X, y, groups = isic_rows
+def test_boosting_step_stops_early_on_whole_patients(metadata_rows) -> None:
+    X, y, groups = metadata_rows
     table = MetadataEncoder().fit_transform(X[["age", "sex", "site"]]).reset_index(drop=True)
     step = BoostingStep(booster="lightgbm", params=None, class_weight=None, early_stopping="auto",
                         validation_fraction=0.15, n_iter_no_change=50, n_jobs=None).check_params()
@@ -138,10 +140,10 @@ def test_boosting_step_stops_early_on_whole_patients(isic_rows) -> None:
                      validation_fraction=1.0, n_iter_no_change=5, n_jobs=None).check_params()
 
 
-def test_operating_point_refers_at_the_sensitivity_it_was_asked_for(isic_rows) -> None:
-    X, y, _ = isic_rows
+def test_operating_point_refers_at_the_sensitivity_it_was_asked_for(metadata_rows) -> None:
+    X, y, _ = metadata_rows
     y = y.to_numpy()
-    margin = (X["age"].fillna(X["age"].median()).to_numpy() - 50.0) / 10.0  # age: a real, weak margin
+    margin = (X["age"].fillna(X["age"].median()).to_numpy() - 50.0) / 10.0  # age: a weak margin
     point = OperatingPoint(target_sensitivity=0.9).check_params().start(y, None).fit(margin, y)
     probability = point.probability(margin)
     assert point.oof_roc_auc_ == pytest.approx(roc_auc_score(y, margin))
@@ -155,11 +157,11 @@ def test_operating_point_refers_at_the_sensitivity_it_was_asked_for(isic_rows) -
         OperatingPoint(target_sensitivity=1.5).check_params()
 
 
-def test_the_fitted_state_is_the_steps_and_a_model_file_keeps_exactly_it(isic_rows) -> None:
+def test_the_fitted_state_is_the_steps_and_a_model_file_keeps_exactly_it(metadata_rows) -> None:
     from melagbm.classifier import FITTED_ATTRIBUTES
     from melagbm.persistence import _STATE
 
-    X, y, groups = isic_rows
+    X, y, groups = metadata_rows
     model = FusionClassifier(image_col=None, random_state=0, verbose=0).fit(X, y, groups=groups)
     stored = {name for name in vars(model) if name.endswith("_") and not name.startswith("_")}
     assert stored == set(FITTED_ATTRIBUTES) == _STATE["FusionClassifier"]
