@@ -22,9 +22,8 @@ from .boosting import BoostingStep, n_rounds
 from .boosting import margin as booster_margin
 from .card.assembly import dataset_names, encoder_leaks, member_rounds, model_card
 from .decision import Calibration, OperatingPoint
-from .embedding.embedder import ImageEmbedder, check_on_bad_image
+from .embedding.embedder import ImageEmbedder
 from .exceptions import DuplicateImageWarning, MelagbmDeprecationWarning, UngroupedFitWarning
-from .features.image_features import ImageFeatures
 from .features.image_score import ImageSignal
 from .features.inputs import (
     ID_COLUMNS,
@@ -33,36 +32,25 @@ from .features.inputs import (
     InputGate,
     InputSchema,
 )
-from .features.lesion import LesionFeatures
 from .features.metadata import UNKNOWN
-from .features.patient import CONTEXT_COLUMNS, PatientContext
 from .features.table import FeatureTable
 from .images.reading import ImageReadError
 from .legacy_state import state_of_0_1
 from .lone_lesions import CONTEXT_FAMILY, NOT_AVAILABLE, LoneLesionModel, lone_rows
-from .pipeline import (
-    ContextStep,
-    DecisionHead,
-    EmbeddingStep,
-    FeatureStep,
-    ImageStep,
-    InputStep,
-    LesionStep,
-    MetadataStep,
-    Rows,
-    StepOptions,
-    run_steps,
+from .pipeline import DecisionHead, FeatureStep, Rows, StepOptions, run_steps
+from .pipeline.making import (
+    DEPRECATED,
+    RENAMED_PARAMETERS,
+    feature_steps_to_fit,
+    fitted_input_gate,
+    fitted_steps,
+    keep_fitted_steps,
+    make_steps,
 )
-from .pooling import LesionPooling
 from .referral import ReferralEstimate
 
 __all__ = ["FITTED_ATTRIBUTES", "ID_COLUMNS", "LESION_ID_COLUMN", "PATIENT_ID_COLUMN", "FusionClassifier",
            "DuplicateImageWarning", "UngroupedFitWarning"]
-
-#: The default of a renamed parameter's old name: "not given".
-DEPRECATED = "deprecated"
-#: (old name, new name, default) of the parameters renamed in this release.
-RENAMED_PARAMETERS = (("image_features", "image_encoding", "probe"), ("image_signal", "backbone_signals", "joint"))
 
 #: The fitted state of a FusionClassifier (what a model file keeps); every other fitted attribute derives from it.
 FITTED_ATTRIBUTES = (
@@ -688,15 +676,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
             ``feature_families_`` and ``runs_on`` (see :mod:`melagbm.pipeline.steps`).
         """
         check_is_fitted(self, "booster_")
-        steps: list[FeatureStep] = [InputStep(fitted_input_gate(self) if gate is None else gate)]
-        if self.image_features_ is not None:
-            steps += [EmbeddingStep(self.image_features_), ImageStep(self.image_features_)]
-        steps.append(MetadataStep(self.metadata_encoder_))
-        if getattr(self, "lesion_features_", None) is not None:
-            steps.append(LesionStep(self.lesion_features_))
-        if getattr(self, "patient_context_", None) is not None:
-            steps.append(ContextStep(self.patient_context_))
-        return steps
+        return fitted_steps(self, fitted_input_gate(self) if gate is None else gate)
 
     def lone_lesions(self, X: Any) -> np.ndarray:
         """Which rows of ``X`` are scored as lesions alone: their patient has no other lesion in ``X``, so they
@@ -1028,69 +1008,6 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         return tags
 
 
-def keep_fitted_steps(model: FusionClassifier, steps: dict[str, Any], feature_steps: list[FeatureStep],
-                      rows: Rows) -> None:
-    """Set ``model``'s fitted attributes from the steps its fit ran over ``rows`` (both classifiers' fits)."""
-    model.patient_col_, model.lesion_col_ = rows.roles.patient_col_, rows.roles.lesion_col_
-    model.image_features_, model.skipped_rows_ = steps["image"], rows.skipped
-    model.metadata_encoder_ = next(step.encoder for step in feature_steps if isinstance(step, MetadataStep))
-    model.lesion_features_ = steps["lesion"]
-    model.patient_context_ = steps["context"] if model.patient_col_ is not None else None
-    binary_images = model.image_features_ is not None and len(model.classes_) == 2
-    model.lesion_pooling_ = steps["pooling"] if model.lesion_col_ is not None and binary_images else None
-    model.feature_families_ = {}
-    for step in feature_steps:
-        model.feature_families_.update(step.feature_families_)
-    model.feature_names_ = list(model.feature_families_)
-
-
-def feature_steps_to_fit(steps: dict[str, Any], *, named_columns: bool = True) -> list[FeatureStep]:
-    """The feature steps a fit runs, in order, around :func:`make_steps`' unfitted steps (their input gate
-    fitted on X's columns: the patient context only where there is a patient column)."""
-    gate = steps["inputs"]
-    order: list[FeatureStep] = [InputStep(gate, named_columns=named_columns)]
-    if steps["image"] is not None:
-        order += [EmbeddingStep(steps["image"]), ImageStep(steps["image"])]
-    order.append(MetadataStep())
-    if steps["lesion"] is not None:
-        order.append(LesionStep(steps["lesion"]))
-    if steps["context"] is not None and gate.patient_col_ is not None:
-        order.append(ContextStep(steps["context"]))
-    return order
-
-
-def make_steps(model: FusionClassifier) -> dict[str, Any]:
-    """The steps ``model.fit`` runs, made from its parameters and checked (see ``FusionClassifier.make_steps``)."""
-    image = None if model.image_col is None else _image_step(model).check_params()
-    encoding = renamed(model, "image_features", "image_encoding")
-    if model.diagnosis_col is not None and (image is None or "probe" not in encoding):
-        raise ValueError("diagnosis_col is the target of the image probe: it needs images (image_col) and "
-                         f"image_encoding 'probe' or 'probe+pca', got image_col={model.image_col!r}, "
-                         f"image_encoding={encoding!r}")
-    steps = {
-        "inputs": input_gate(model, model.patient_col, model.lesion_col).check_params(),
-        "image": image,
-        "lesion": _lesion_step(model),
-        "context": None if model.patient_col is None else PatientContext(
-            columns=CONTEXT_COLUMNS + (() if image is None else image.context_columns())),
-        "boosting": _boosting_step(model).check_params(),
-        "pooling": None if image is None or model.lesion_col is None else LesionPooling(),
-        "decision": decision_step(model).check_params(),
-    }
-    check_on_bad_image(model.on_bad_image)
-    return steps
-
-
-def renamed(model: FusionClassifier, old: str, new: str) -> Any:
-    """The value of parameter ``new``, or of its old name ``old`` when that was set (with a deprecation warning)."""
-    value = getattr(model, old, DEPRECATED)
-    if isinstance(value, str) and value == DEPRECATED:
-        return getattr(model, new)
-    warn(f"FusionClassifier's parameter {old!r} is renamed {new!r} (the fitted {old}_ is a step, not this "
-         f"setting); {old!r} goes in the next release", MelagbmDeprecationWarning)
-    return value
-
-
 def license_note(licenses: dict[str, str]) -> str:
     """The fit log's licence clause: every backbone's licence when one is non-commercial or unknown, else ""."""
     restricted = any(restricts_commercial_use(license) for license in licenses.values())
@@ -1098,57 +1015,6 @@ def license_note(licenses: dict[str, str]) -> str:
         return ""
     listed = ", ".join(f"{name}: {license}" for name, license in licenses.items())
     return f"; weights licences {listed}" + (" (NON-COMMERCIAL use only)" if restricted else "")
-
-
-def input_gate(model: FusionClassifier, patient_col: str | None, lesion_col: str | None) -> InputGate:
-    """The input gate for ``model``'s column parameters and a patient and a lesion column."""
-    return InputGate(image_col=model.image_col, group_col=model.group_col, patient_col=patient_col,
-                     metadata_cols=model.metadata_cols, diagnosis_col=model.diagnosis_col, lesion_col=lesion_col)
-
-
-def fitted_input_gate(model: FusionClassifier) -> InputGate:
-    """The input gate of a fitted ``model``: its patient and lesion columns already resolved."""
-    return input_gate(model, model.patient_col_, getattr(model, "lesion_col_", None)).fit([])
-
-
-def _image_step(model: FusionClassifier) -> ImageFeatures:
-    return ImageFeatures(
-        backbones=(model.backbone,) if isinstance(model.backbone, str) else tuple(model.backbone),
-        embedder=ImageEmbedder(
-            checkpoint_path=model.checkpoint_path, layers=model.layers, tta=model.tta,
-            preprocessing=model.preprocessing, batch_size=model.batch_size, runtime=model.runtime, cache=model.cache,
-            on_bad_image=model.on_bad_image, verbose=model.verbose,
-        ),
-        scorer=ImageSignal(mode=renamed(model, "image_features", "image_encoding"),
-                           n_components=model.n_components, probe_C=model.probe_C,
-                           n_repeats="auto" if model.n_seeds != 1 else 1, verbose=model.verbose),
-        signal=renamed(model, "image_signal", "backbone_signals"),
-    )
-
-
-def _lesion_step(model: FusionClassifier) -> LesionFeatures | None:
-    """The lesion measurer (its fit checks ``pixel_spacing_mm`` and reads no image), or None without one."""
-    if model.lesion_features not in (True, False, "auto"):
-        raise ValueError(f"lesion_features must be True, False or 'auto', got {model.lesion_features!r}")
-    if model.lesion_features is True and model.image_col is None:
-        raise ValueError("lesion_features=True needs images: set image_col")
-    if model.image_col is None or model.lesion_features is False:
-        return None
-    return LesionFeatures(pixel_spacing_mm=model.pixel_spacing_mm, cache=model.cache, verbose=model.verbose).fit()
-
-
-def _boosting_step(model: FusionClassifier) -> BoostingStep:
-    return BoostingStep(
-        booster=model.booster, params=model.booster_params, class_weight=model.class_weight,
-        early_stopping=model.early_stopping, validation_fraction=model.validation_fraction,
-        n_iter_no_change=model.n_iter_no_change, n_jobs=model.n_jobs, n_members=model.n_seeds, verbose=model.verbose,
-    )
-
-
-def decision_step(model: FusionClassifier) -> OperatingPoint:
-    return OperatingPoint(calibration=model.calibration, target_sensitivity=model.target_sensitivity,
-                          calibration_folds=model.calibration_folds,
-                          sensitivity_confidence=model.sensitivity_confidence)
 
 
 def encode_labels(y: Any, n_rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

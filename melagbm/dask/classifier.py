@@ -16,17 +16,11 @@ from .._device import resolve_device
 from .._splits import SEED_MAX
 from ..boosting import BoostingStep, averaged
 from ..card.assembly import dataset_names, encoder_leaks, model_card
-from ..classifier import (
-    FITTED_ATTRIBUTES,
-    ID_COLUMNS,
-    FusionClassifier,
-    decision_step,
-    feature_steps_to_fit,
-    keep_fitted_steps,
-)
+from ..classifier import FITTED_ATTRIBUTES, ID_COLUMNS, FusionClassifier
 from ..features.inputs import InputGate
 from ..lone_lesions import LoneLesionModel
 from ..pipeline import DecisionHead, Rows, StepOptions
+from ..pipeline.making import decision_step, feature_steps_to_fit, keep_fitted_steps
 from ._frames import GROUP, LABEL, ROW, as_dask_frame, attach, check_ids_whole, client, is_dask, number_rows
 from .embedding import on_this_worker
 from .executor import DaskExecutor
