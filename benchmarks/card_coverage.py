@@ -11,14 +11,15 @@ often the two agreed once the held-out value's own sampling error is counted ("a
 "Before" is the card of another checkout of melagbm (``--code``: a folder holding the ``melagbm`` package, e.g.
 a ``git worktree`` of an earlier commit), run with ``--label before``; its card read the figures off the
 predictions that chose the threshold and stated no referral share. Each fit is written to
-``benchmarks/results/coverage_<label>.jsonl`` as it ends: a rerun skips the splits already there, and
-``--summary`` prints the table from those files.
+``benchmarks/results/coverage_<label>.jsonl`` (``--results``: another folder) as it ends: a rerun skips the splits
+already there, and ``--summary`` prints the table from those files.
 
     git worktree add /tmp/melagbm-before 89bba42
-    python benchmarks/coverage.py --label before --code /tmp/melagbm-before
-    python benchmarks/coverage.py --label after
-    python benchmarks/coverage.py --summary before,after
-    python benchmarks/coverage.py --label tiny --datasets isic --splits 1 --patients 30   # smoke run
+    python benchmarks/card_coverage.py --label before --code /tmp/melagbm-before
+    python benchmarks/card_coverage.py --label after
+    python benchmarks/card_coverage.py --summary before,after
+    python benchmarks/card_coverage.py --label tiny --datasets isic --splits 1 --patients 30   # smoke run
+    python benchmarks/card_coverage.py --label tiny --datasets isic --splits 1 --patients 5 --results /tmp/cov
 """
 
 from __future__ import annotations
@@ -142,11 +143,11 @@ def agree(stated_figure: dict, held_figure: dict) -> bool:
     return abs(stated_figure["value"] - held_figure["value"]) <= 1.96 * np.hypot(se(stated_figure), se(held_figure))
 
 
-def summary(labels: list[str]) -> None:
+def summary(labels: list[str], results: Path = RESULTS) -> None:
     """The table: per label, data set and figure, how often the card's intervals held and the mean gap."""
     rows = []
     for label in labels:
-        path = RESULTS / f"coverage_{label}.jsonl"
+        path = results / f"coverage_{label}.jsonl"
         if not path.exists():
             print(f"no results for {label!r} ({path})")
             continue
@@ -183,9 +184,11 @@ def main() -> None:
     parser.add_argument("--confidence", default=None,
                         help="sensitivity_confidence for the fits ('none': the plain rule); default: the library's")
     parser.add_argument("--summary", help="print the table for these comma-separated labels, and fit nothing")
+    parser.add_argument("--results", type=Path, default=RESULTS,
+                        help="folder of the coverage_<label>.jsonl files (default: benchmarks/results)")
     args = parser.parse_args()
     if args.summary:
-        summary(args.summary.split(","))
+        summary(args.summary.split(","), args.results)
         return
     if args.code is not None:
         sys.path.insert(0, str(args.code.resolve()))
@@ -195,8 +198,8 @@ def main() -> None:
     params = {}
     if args.confidence is not None:
         params["sensitivity_confidence"] = None if args.confidence == "none" else float(args.confidence)
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"coverage_{args.label}.jsonl"
+    args.results.mkdir(parents=True, exist_ok=True)
+    path = args.results / f"coverage_{args.label}.jsonl"
     done = set()
     if path.exists():
         done = {(r["dataset"], r["seed"]) for r in map(json.loads, path.read_text().splitlines())}
@@ -214,7 +217,7 @@ def main() -> None:
                               f"{said[figure]['ci_high']:.3f}] held-out {seen[figure]['value']:.3f}"
                               if said[figure] else f"{figure} held-out {seen[figure]['value']:.3f}"
                               for figure in FIGURES), flush=True)
-    summary([args.label])
+    summary([args.label], args.results)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ single-process path uses every core. Ratios are printed beside the times.
 
     python benchmarks/dask_scaling.py                     # 1,000 images, about 15 min on 2 cores
     python benchmarks/dask_scaling.py --n 2701 --booster xgboost
+    python benchmarks/dask_scaling.py --n 50 --workers 1 --n-seeds 1   # smoke run
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1000, help="images of the ISIC 2020 subset")
     parser.add_argument("--booster", default="lightgbm", choices=["lightgbm", "xgboost"])
     parser.add_argument("--workers", default="1,2", help="comma-separated worker counts")
+    parser.add_argument("--n-seeds", type=int, default=None,
+                        help="boosters averaged per model, FusionClassifier's n_seeds (default: the library's)")
     args = parser.parse_args()
 
     import dask.dataframe as dd
@@ -48,7 +51,8 @@ def main() -> None:
         X, y, patients = load_isic2020(args.data / "isic2020", n_samples=args.n,
                                        positive_fraction=int(y.sum()) / args.n, random_state=0)
     X = X.assign(patient_id=patients.to_numpy())
-    params = {"backbone": "tf_efficientnet_lite0", "booster": args.booster, "random_state": 0}
+    params = {"backbone": "tf_efficientnet_lite0", "booster": args.booster, "random_state": 0,
+              **({} if args.n_seeds is None else {"n_seeds": args.n_seeds})}
     print(f"{len(X)} SIIM-ISIC 2020 subset images ({int(y.sum())} melanomas, {X['patient_id'].nunique()} patients); "
           f"{os.cpu_count()} CPU cores; {args.booster}; Lite0, 4 levels, lesion features, patient context\n")
     rows = []

@@ -12,6 +12,7 @@ default averages five, and explaining them costs five times this), then times, o
 
     python benchmarks/explain.py                          # both boosters
     python benchmarks/explain.py --boosters lightgbm --n 10000
+    python benchmarks/explain.py --boosters lightgbm --n 20 --images 80   # smoke run: fitted on 80 images
 
 The first run embeds and measures every HAM10000 image into the store (about 40 min on 2
 cores); later runs read the store.
@@ -36,11 +37,13 @@ def main() -> None:
     add_data_argument(parser)
     parser.add_argument("--n", type=int, default=10_000, help="rows to explain")
     parser.add_argument("--boosters", default="lightgbm,xgboost")
+    parser.add_argument("--images", type=int, default=None,
+                        help="fit on this many HAM10000 images drawn at random (default: all 10,015)")
     args = parser.parse_args()
     warnings.filterwarnings("ignore", category=UserWarning)
     import shap
 
-    X, y, groups = load_ham10000(args.data / "ham10000")
+    X, y, groups = load_ham10000(args.data / "ham10000", n_samples=args.images)
     rows = X.sample(n=min(args.n, len(X)), random_state=0)
     print(f"HAM10000: {len(X)} images; explaining {len(rows)} rows on {os.cpu_count()} CPU cores")
     print("| booster | features | explain(grouped) end to end | SHAP + grouping | shap.TreeExplainer + grouping | "

@@ -13,6 +13,7 @@ pair the user guide's tables of heads were measured on, 3,552 dimensions): out-o
 
     python benchmarks/image_heads.py                      # everything (about 25 min on 2 cores, warm store)
     python benchmarks/image_heads.py --only probe,C,knn   # the fast ones
+    python benchmarks/image_heads.py --only probe --backbones tf_efficientnet_lite0 --images 80   # smoke run
 """
 
 from __future__ import annotations
@@ -101,9 +102,11 @@ def main() -> None:
     add_data_argument(parser)
     parser.add_argument("--only", default="probe,C,diagnoses,knn,mlp")
     parser.add_argument("--backbones", default=",".join(DEFAULT_BACKBONES), help="comma-separated encoders")
+    parser.add_argument("--images", type=int, default=None,
+                        help="this many HAM10000 images drawn at random (default: all 10,015)")
     args = parser.parse_args()
     warnings.filterwarnings("ignore", category=UserWarning)
-    X, y, groups = load_ham10000(args.data / "ham10000", diagnosis=True)
+    X, y, groups = load_ham10000(args.data / "ham10000", diagnosis=True, n_samples=args.images)
     features = ImageFeatures(backbones=tuple(args.backbones.split(",")),
                              embedder=ImageEmbedder(layers=4, verbose=0), scorer=ImageSignal()).fit_embedders("cpu")
     embeddings, labels = features.embed(X["image"], on_bad_image="raise"), y.to_numpy()

@@ -17,6 +17,7 @@ Printed: each way's ROC AUC with a 95 % interval over patients, and each paired 
 
     python benchmarks/lone_lesions.py                  # about an hour on 2 cores with a warm store
     python benchmarks/lone_lesions.py --patients 40 --folds 2     # smoke run
+    python benchmarks/lone_lesions.py --patients 5 --melanoma-patients 4 --folds 2   # tiny run (76 images)
 """
 
 from __future__ import annotations
@@ -45,10 +46,20 @@ def main() -> None:
     add_data_argument(parser)
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--patients", type=int, help="draw this many patients (default: all 130)")
+    parser.add_argument("--melanoma-patients", type=int,
+                        help="with --patients: this many of them drawn among the patients with a melanoma, the "
+                             "rest among the others (default: all drawn alike)")
     args = parser.parse_args()
     X, y, groups = load_isic2020(args.data / "isic2020")
     if args.patients:
-        chosen = np.random.default_rng(0).choice(groups.unique(), args.patients, replace=False)
+        rng = np.random.default_rng(0)
+        if args.melanoma_patients is None:
+            chosen = rng.choice(groups.unique(), args.patients, replace=False)
+        else:
+            with_melanoma = groups[y == 1].unique()
+            without = np.setdiff1d(groups.unique(), with_melanoma)
+            chosen = np.concatenate([rng.choice(with_melanoma, args.melanoma_patients, replace=False),
+                                     rng.choice(without, args.patients - args.melanoma_patients, replace=False)])
         keep = groups.isin(chosen).to_numpy()
         X, y, groups = X[keep], y[keep], groups[keep]
     default, as_one, seen_alone = ("alone (lone-lesion model, the default)", "alone, context of a patient of one",

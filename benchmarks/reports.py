@@ -7,10 +7,11 @@ HAM10000), then runs what a user runs:
 - ``melagbm fit`` on the training CSV and ``melagbm explain`` on the held-out one (importance,
   beeswarm, dependence on age and on lesion size, site cohorts, report.md).
 
-Output: ``benchmarks/results/reports/<dataset>/{evaluate,explain}/`` (open the PNGs).
+Output: ``benchmarks/results/reports/<dataset>/{evaluate,explain}/`` (open the PNGs; ``--out``: another folder).
 
     python benchmarks/reports.py                            # ISIC subset (2,701) + 2,000 HAM10000 images
     python benchmarks/reports.py --datasets isic --ham-n 2000
+    python benchmarks/reports.py --datasets ham --ham-n 80 --bootstrap 20 --out /tmp/reports   # smoke run
 
 Cold, the ISIC subset takes about 10 min and 2,000 HAM10000 images about 12 min on 2 cores
 (embedding and lesion measuring fill the store; later runs read it).
@@ -44,8 +45,8 @@ def _ham(data: Path, n: int) -> tuple[pd.DataFrame, Path, str]:
     return chosen.assign(target=(chosen["dx"] == "mel").astype(int)), data / "ham10000" / "images", "lesion_id"
 
 
-def run(name: str, meta: pd.DataFrame, images: Path, group_col: str, bootstrap: int) -> None:
-    folder = OUT / name
+def run(name: str, meta: pd.DataFrame, images: Path, group_col: str, bootstrap: int, out: Path = OUT) -> None:
+    folder = out / name
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     image_col = "image_name" if "image_name" in meta.columns else "image_id"
@@ -80,11 +81,12 @@ def main() -> None:
     parser.add_argument("--datasets", default="isic,ham", help="comma-separated: isic, ham")
     parser.add_argument("--ham-n", type=int, default=2000, help="HAM10000 images (whole lesions)")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the intervals")
+    parser.add_argument("--out", type=Path, default=OUT, help="output folder (default: benchmarks/results/reports)")
     args = parser.parse_args()
     loaders = {"isic": _isic, "ham": _ham}
     for name in (d.strip() for d in args.datasets.split(",")):
         meta, images, group_col = loaders[name](args.data, args.ham_n)
-        run(name, meta, images, group_col, args.bootstrap)
+        run(name, meta, images, group_col, args.bootstrap, args.out)
 
 
 if __name__ == "__main__":

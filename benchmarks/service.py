@@ -15,6 +15,8 @@ then for each setting starts ``melagbm serve`` on 127.0.0.1 in its own process a
 
     python benchmarks/service.py                        # about 6 min on 2 cores with a warm store
     python benchmarks/service.py --clients 8 --seconds 20
+    python benchmarks/service.py --n-images 80 --model /tmp/tiny.melagbm --results /tmp/service \\
+        --settings batching --clients 2 --seconds 3 --latency-requests 2   # smoke run (a model fitted on 80 images)
 
 The page's screenshot with this model:
     MELAGBM_ISIC_MODEL=benchmarks/.cache/isic2020_default.melagbm MELAGBM_SCREENSHOTS=benchmarks/results \\
@@ -43,19 +45,26 @@ HERE = Path(__file__).resolve().parent
 MODEL = HERE / ".cache" / "isic2020_default.melagbm"
 RESULTS = HERE / "results"
 MAX_REQUEST_MB = 32
+#: --settings key -> (the setting's row label, its ``melagbm serve`` options).
+SETTINGS = {
+    "batching": ("micro-batching (--max-batch 32)", ["--max-batch", "32"]),
+    "no-batching": ("no batching (--max-batch 1)", ["--max-batch", "1"]),
+    "two-workers": ("2 worker processes, micro-batching", ["--max-batch", "32", "--workers", "2"]),
+}
 
 
-def fitted_model(data: Path, refit: bool) -> Path:
-    """The default model fitted on every ISIC 2020 subset image (fitted once, then reused)."""
-    if MODEL.exists() and not refit:
-        return MODEL
-    X, y, groups = load_isic2020(data / "isic2020")
+def fitted_model(data: Path, refit: bool, path: Path = MODEL, n_images: int | None = None) -> Path:
+    """The default model fitted on every ISIC 2020 subset image, or the first ``n_images`` (fitted once into
+    ``path``, then reused)."""
+    if path.exists() and not refit:
+        return path
+    X, y, groups = (part.iloc[:n_images] for part in load_isic2020(data / "isic2020"))
     started = time.perf_counter()
     model = FusionClassifier(verbose=0).fit(X, y, groups=groups)
     print(f"fitted the default model on {len(X)} ISIC 2020 images in {time.perf_counter() - started:.0f} s")
-    MODEL.parent.mkdir(parents=True, exist_ok=True)
-    model.save(MODEL)
-    return MODEL
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model.save(path)
+    return path
 
 
 def good_requests(data: Path, count: int) -> list:
@@ -98,12 +107,20 @@ def main() -> None:
     parser.add_argument("--latency-requests", type=int, default=60,
                         help="single-image requests for the latency (default: 60)")
     parser.add_argument("--refit", action="store_true", help="fit the model again even if it was saved before")
+    parser.add_argument("--model", type=Path, default=MODEL,
+                        help="the model file served, fitted there when missing (default: benchmarks/.cache/...)")
+    parser.add_argument("--n-images", type=int, default=None,
+                        help="fit on the first N ISIC 2020 subset images (default: all 2,701)")
+    parser.add_argument("--settings", default=",".join(SETTINGS),
+                        help="comma-separated settings served in turn (default: %(default)s)")
+    parser.add_argument("--results", type=Path, default=RESULTS,
+                        help="folder of the card and service.txt written (default: benchmarks/results)")
     args = parser.parse_args()
 
-    model_file = fitted_model(args.data, args.refit)
+    model_file = fitted_model(args.data, args.refit, args.model, args.n_images)
     card = load(model_file).model_card_
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "isic2020_card.md").write_text(to_markdown(card))
+    args.results.mkdir(parents=True, exist_ok=True)
+    (args.results / "isic2020_card.md").write_text(to_markdown(card))
     good = good_requests(args.data, 64)
     jpeg = (args.data / "isic2020" / "train" / f"{good[0].name}.jpg").read_bytes()
     bad = bad_requests(jpeg, MAX_REQUEST_MB << 20)
@@ -112,9 +129,7 @@ def main() -> None:
              f"model: {model_file.name}, {card['training_data']['rows']} ISIC 2020 images; "
              f"{args.clients} clients x {args.seconds:.0f} s per setting, every 10th request a bad one", ""]
     reports = {}
-    for label, options in (("micro-batching (--max-batch 32)", ["--max-batch", "32"]),
-                           ("no batching (--max-batch 1)", ["--max-batch", "1"]),
-                           ("2 worker processes, micro-batching", ["--max-batch", "32", "--workers", "2"])):
+    for label, options in (SETTINGS[key] for key in args.settings.split(",")):
         with serving(model_file, "--max-request-mb", str(MAX_REQUEST_MB), *options) as (url, process):
             if not reports:
                 latency = single_image_latency(url, good[: args.latency_requests + 1])
@@ -140,10 +155,16 @@ def main() -> None:
                      f"{report.served.get('batches')} / {report.served.get('requests')} | "
                      f"{s['memory_start_mb']:.0f} / {s['memory_settled_mb']:.0f} / {s['memory_end_mb']:.0f} / "
                      f"{s['memory_peak_mb']:.0f} |")
-    batched, single, two = (reports[label].summary()["requests_per_s"] for label in reports)
-    lines += ["", f"micro-batching / no batching, requests/s: {batched / single:.2f}x",
-              f"2 worker processes / 1, both micro-batching, requests/s: {two / batched:.2f}x "
-              "(memory: the parent and both workers; batches and requests: the worker that answered /readyz)", ""]
+    rate = {key: reports[SETTINGS[key][0]].summary()["requests_per_s"] for key in SETTINGS
+            if SETTINGS[key][0] in reports}
+    lines.append("")
+    if {"batching", "no-batching"} <= set(rate):
+        lines.append(f"micro-batching / no batching, requests/s: {rate['batching'] / rate['no-batching']:.2f}x")
+    if {"batching", "two-workers"} <= set(rate):
+        lines.append(f"2 worker processes / 1, both micro-batching, requests/s: "
+                     f"{rate['two-workers'] / rate['batching']:.2f}x "
+                     "(memory: the parent and both workers; batches and requests: the worker that answered /readyz)")
+    lines.append("")
     lines += ["## Bad requests (mixed into the load above, with batching)", "",
               "| request | status | message |", "|---|---|---|"]
     first = next(iter(reports.values()))
@@ -152,7 +173,7 @@ def main() -> None:
         status, message = (entry["status"], entry["message"]) if entry else ("not sent", "")
         lines.append(f"| {request.name} | {status} | {message.replace('|', '/')} |")
     text = "\n".join(lines) + "\n"
-    (RESULTS / "service.txt").write_text(text)
+    (args.results / "service.txt").write_text(text)
     print(text)
 
 

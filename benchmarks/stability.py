@@ -14,6 +14,7 @@ told from the test set's own noise.
     python benchmarks/stability.py --only default,single-seed
     python benchmarks/stability.py --only default,pair,per-view --grouped-only   # pair and per-view against default
     python benchmarks/stability.py --only default,lambda,slow,large-leaves --grouped-only
+    python benchmarks/stability.py --only default,single-seed --grouped-only --lesions 100 --seeds 2   # smoke run
 """
 
 from __future__ import annotations
@@ -51,10 +52,10 @@ CONFIGS: dict[str, tuple[str, dict]] = {
 }
 
 
-def small_sample(data):  # noqa: ANN001, ANN201
-    """(training X, y, groups, test X, y): 700 lesions drawn with seed 0, 30 % of them held out."""
+def small_sample(data, n_lesions: int = N_LESIONS):  # noqa: ANN001, ANN201
+    """(training X, y, groups, test X, y): 700 lesions (``n_lesions``) drawn with seed 0, 30 % of them held out."""
     X, y, groups = load_ham10000(data / "ham10000")
-    lesions = np.random.default_rng(0).choice(groups.unique(), N_LESIONS, replace=False)
+    lesions = np.random.default_rng(0).choice(groups.unique(), n_lesions, replace=False)
     keep = groups.isin(lesions).to_numpy()
     X, y, groups = X[keep], y[keep], groups[keep]
     train, test = next(GroupShuffleSplit(1, test_size=TEST_SHARE, random_state=0).split(X, y, groups))
@@ -62,11 +63,11 @@ def small_sample(data):  # noqa: ANN001, ANN201
 
 
 def paired_line(name: str, first: str, y_test, test_lesions, first_scores: np.ndarray,  # noqa: ANN001
-                scores: np.ndarray) -> str:
+                scores: np.ndarray, seeds: str = "random_state 0-5") -> str:
     """One line: the mean test ROC AUC over seeds of ``name`` minus ``first``'s, paired by test lesion."""
     table = compare_scores(y_test, first_scores, scores, groups=test_lesions, n_bootstrap=2000, random_state=0)
     low, difference, high, p_value = table.loc["roc_auc", ["ci_low", "difference", "ci_high", "p_value"]]
-    return (f"- {name} - {first}, mean test ROC AUC over random_state 0-5 with groups: {difference:+.4f} "
+    return (f"- {name} - {first}, mean test ROC AUC over {seeds} with groups: {difference:+.4f} "
             f"[{low:+.3f}, {high:+.3f}] (paired bootstrap over the test lesions), p {p_value:.3f}")
 
 
@@ -77,9 +78,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="fits with the default random_state")
     parser.add_argument("--grouped-only", action="store_true",
                         help="only the random_state 0-5 fits with groups (the issue's target row)")
+    parser.add_argument("--lesions", type=int, default=N_LESIONS, help="HAM10000 lesions drawn (default: 700)")
+    parser.add_argument("--seeds", type=int, default=len(SEEDS),
+                        help="fits with random_state 0, 1, ... (default: 6, random_state 0-5)")
     args = parser.parse_args()
     warnings.filterwarnings("ignore", category=UserWarning)
-    X, y, groups, X_test, y_test = small_sample(args.data)
+    seeds = f"random_state 0-{args.seeds - 1}"  # "random_state 0-5" by default
+    X, y, groups, X_test, y_test = small_sample(args.data, args.lesions)
     print(f"HAM10000 sample: {groups.nunique()} training lesions ({len(X)} images, {int(y.sum())} melanomas); "
           f"test {len(X_test)} images ({int(y_test.sum())} melanomas), the same every fit\n")
     print("| model | fits | test ROC AUC per fit | mean | spread (max - min) | seconds per fit |")
@@ -95,19 +100,19 @@ def main() -> None:
     for name in args.only.split(","):
         description, params = CONFIGS[name]
         runs = {
-            "random_state 0-5, groups": lambda s: test_scores({**params, "random_state": s}, groups=groups),
-            "random_state 0-5, no groups": lambda s: test_scores({**params, "random_state": s}, ungrouped=True),
+            f"{seeds}, groups": lambda s: test_scores({**params, "random_state": s}, groups=groups),
+            f"{seeds}, no groups": lambda s: test_scores({**params, "random_state": s}, ungrouped=True),
             "default random_state, groups": lambda s: test_scores(params, groups=groups),
         }
         if args.grouped_only:
-            runs = {label: run for label, run in runs.items() if label == "random_state 0-5, groups"}
+            runs = {label: run for label, run in runs.items() if label == f"{seeds}, groups"}
         for label, run in runs.items():
-            seeds = SEEDS if "0-5" in label else range(args.repeats)
+            random_states = range(args.seeds) if label.startswith(seeds) else range(args.repeats)
             started = time.perf_counter()
-            scores = np.column_stack([run(seed) for seed in seeds])
-            per_fit = (time.perf_counter() - started) / len(seeds)
+            scores = np.column_stack([run(seed) for seed in random_states])
+            per_fit = (time.perf_counter() - started) / len(random_states)
             aucs = np.array([roc_auc_score(y_test, column) for column in scores.T])
-            if label == "random_state 0-5, groups":
+            if label == f"{seeds}, groups":
                 seeded[name] = scores
             print(f"| {description} | {label} | {', '.join(f'{a:.3f}' for a in aucs)} | {aucs.mean():.4f} | "
                   f"{aucs.max() - aucs.min():.4f} | {per_fit:.0f} |", flush=True)
@@ -115,7 +120,7 @@ def main() -> None:
     if others:
         print()
     for name in others:
-        print(paired_line(name, first, y_test, X_test["lesion_id"], seeded[first], seeded[name]), flush=True)
+        print(paired_line(name, first, y_test, X_test["lesion_id"], seeded[first], seeded[name], seeds), flush=True)
 
 
 if __name__ == "__main__":

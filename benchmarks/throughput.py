@@ -15,6 +15,7 @@ figures, and the GPU rows name the card.
     python benchmarks/throughput.py                      # ISIC 2020 subset, 512 images
     python benchmarks/throughput.py --n 2701             # the whole subset
     python benchmarks/throughput.py --synthetic 2048     # generated images (no data needed)
+    python benchmarks/throughput.py --n 8 --batch-size 4 --rounds 5 --forward-sizes 4   # smoke run
 
 Finishes within 5 minutes on a GPU machine with the defaults.
 """
@@ -156,6 +157,8 @@ def main() -> None:
     parser.add_argument("--backbone", default="tf_efficientnet_lite0")
     parser.add_argument("--batch-size", type=int, default=32, help="ImageEmbedder batch_size (CUDA path: 4x)")
     parser.add_argument("--rounds", type=int, default=300, help="XGBoost rounds for the boosting timing")
+    parser.add_argument("--forward-sizes", default="1,4,16,32",
+                        help="images per forward call timed in the CPU forward-pass table (default: %(default)s)")
     args = parser.parse_args()
     import torch
 
@@ -206,7 +209,7 @@ def main() -> None:
 
         print(f"\nCPU forward pass alone, ms/image ({torch.get_num_threads()} torch threads):\n"
               "| images per forward | NCHW | channels_last |\n|---|---|---|")
-        for size in (1, 4, 16, 32):
+        for size in (int(size) for size in args.forward_sizes.split(",")):
             contiguous, channels_last = (forward_only(args.backbone, size, layout) for layout in (False, True))
             print(f"| {size} | {contiguous:.1f} | {channels_last:.1f} |")
 

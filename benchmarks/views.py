@@ -9,6 +9,8 @@ grouped by lesion / patient), image only, no booster; and each view's embedding 
 
     python benchmarks/views.py                      # HAM10000 (10,015 images) and the ISIC 2020 subset
     python benchmarks/views.py --datasets ham       # about 20 min on 2 cores with an empty store, 2 min warm
+    python benchmarks/views.py --datasets ham --images 80 \\
+        --views tf_efficientnet_lite0,tf_efficientnet_lite0@224   # smoke run
 
 The default of FusionClassifier (melagbm.backbones.DEFAULT_BACKBONES) is the combination chosen here.
 """
@@ -50,22 +52,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_data_argument(parser)
     parser.add_argument("--datasets", default="ham,isic", help="comma-separated: ham, isic")
+    parser.add_argument("--images", type=int, default=None,
+                        help="this many images of each data set, drawn at random (default: all)")
+    parser.add_argument("--views", default=",".join(VIEWS),
+                        help="comma-separated views measured; only the combinations of these follow (default: all)")
     args = parser.parse_args()
-    loaders = {"ham": lambda: load_ham10000(args.data / "ham10000"),
-               "isic": lambda: load_isic2020(args.data / "isic2020")}
+    views_measured = tuple(args.views.split(","))
+    combinations = [views for views in COMBINATIONS if set(views) <= set(views_measured)]
+    loaders = {"ham": lambda: load_ham10000(args.data / "ham10000", n_samples=args.images),
+               "isic": lambda: load_isic2020(args.data / "isic2020", n_samples=args.images)}
     timing = None
     for key in args.datasets.split(","):
         X, y, groups = loaders[key]()
         images = X["image"].tolist()
         if timing is None:
-            timing = {view: milliseconds_per_image(view, images[:64]) for view in VIEWS}
+            timing = {view: milliseconds_per_image(view, images[:64]) for view in views_measured}
         embeddings = {view: ImageEmbedder(backbone=view, layers=4, verbose=0).fit().transform(images)
-                      for view in VIEWS}
+                      for view in views_measured}
         print(f"\n## {key}: {len(y)} images, {int(y.sum())} melanomas, {groups.nunique()} groups; image probe only, "
               "out of fold, 5-fold grouped")
         print("| views | dimensions | ROC AUC | pAUC >80% TPR | embedding, ms/image |")
         print("|---|---|---|---|---|")
-        for views in [(view,) for view in VIEWS] + list(COMBINATIONS):
+        for views in [(view,) for view in views_measured] + combinations:
             stacked = np.hstack([embeddings[view] for view in views])
             score = ImageSignal().fit_transform(stacked, y.to_numpy(), groups.to_numpy())["image__score"].to_numpy()
             marker = " (default)" if tuple(views) == DEFAULT_BACKBONES else ""
