@@ -9,7 +9,7 @@ import re
 import signal
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -28,7 +28,7 @@ class TinyRun:
     arguments: tuple[str, ...]
     expected: tuple[str, ...]
     datasets: tuple[str, ...] = ("isic",)
-    needs: tuple[str, ...] = field(default=())
+    needs: tuple[str, ...] = ()
 
 
 def row(*cells: str) -> str:
@@ -120,7 +120,9 @@ def test_benchmark_runs_on_a_tiny_input(script: str, request: pytest.FixtureRequ
     data = [request.getfixturevalue(f"{dataset}_root") for dataset in tiny.datasets][0].parent
     arguments = [argument.replace("{tmp}", str(tmp_path)) for argument in tiny.arguments]
     command = [sys.executable, f"{script}.py", "--data", str(data), *arguments]
-    # its own session, so that a run past the timeout is stopped with every process it started (servers, workers)
+    # The script inherits $MELAGBM_CACHE (conftest: the session's temporary store, shared by the tiny runs) and, under
+    # pytest-xdist, one BLAS/OpenMP thread. Its own session: a run past the timeout is stopped with every process it
+    # started (servers, Dask workers).
     with subprocess.Popen(command, cwd=BENCHMARKS, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                           env={**os.environ, "MPLBACKEND": "Agg"}, start_new_session=True) as process:
         try:
