@@ -237,6 +237,10 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         1: progress bars for embedding and lesion measuring (shown once a step lasts
         2 s) and a one-line summary at the end of fit; 2: also a line with each stage's seconds
         (``fit_seconds_``); 0: silent.
+    image_features : str, default="deprecated"
+        Deprecated name of ``image_encoding`` (set: used, with a warning); goes in the next release.
+    image_signal : str, default="deprecated"
+        Deprecated name of ``backbone_signals`` (set: used, with a warning); goes in the next release.
 
     Attributes
     ----------

@@ -71,7 +71,7 @@ class UsageError(MelagbmError):
 
 
 # -- warnings -----------------------------------------------------------------------------
-class MelagbmDeprecationWarning(DeprecationWarning, FutureWarning):
+class MelagbmDeprecationWarning(MelagbmWarning, DeprecationWarning, FutureWarning):
     """A name melagbm renamed: the old one works for one more release. A ``FutureWarning`` too, so tools that
     read every fitted attribute (scikit-learn's HTML display) can silence it as they do scikit-learn's own."""
 

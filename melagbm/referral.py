@@ -20,7 +20,7 @@ the threshold's own uncertainty is part of the interval. Each interval is the hu
 binomial interval over the patients (lesions), since resamples pile up at 0 or 1 where few melanomas are missed.
 With fewer than about 30 melanomas (patients), where the rule's threshold is the lowest melanoma score, the final
 threshold (chosen on every fold) sits lower than the folds' and the stated specificity is optimistic
-(``benchmarks/coverage.py`` on the ISIC subset); the threshold then keeps the target with less than the confidence
+(``benchmarks/card_coverage.py`` on the ISIC subset); the threshold then keeps the target with less than the confidence
 asked (``achieved_confidence``), and the weak-model warning says so first.
 """
 

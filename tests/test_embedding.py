@@ -48,9 +48,9 @@ def test_duplicate_images_are_embedded_once(ham_paths, tmp_path, monkeypatch) ->
     seen = []
     original = embedder._embed_batches
 
-    def spy(items, rows):
+    def spy(items, rows, *options):
         seen.extend(items)
-        yield from original(items, rows)
+        yield from original(items, rows, *options)
 
     monkeypatch.setattr(embedder, "_embed_batches", spy)
     out = embedder.transform([ham_paths[0], ham_paths[1], ham_paths[0]])

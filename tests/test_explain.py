@@ -321,8 +321,8 @@ def test_predict_proba_explained_is_both_answers_from_one_pass_over_the_images(f
     model = fused_models["lightgbm"]
     passes = []
     image_step = type(model.image_features_)
-    original = image_step.transform
-    monkeypatch.setattr(image_step, "transform", lambda self, *args, **kwargs: passes.append(1) or original(
+    original = image_step.embed
+    monkeypatch.setattr(image_step, "embed", lambda self, *args, **kwargs: passes.append(1) or original(
         self, *args, **kwargs))
     proba, explanation = model.predict_proba_explained(X, grouped=True)
     assert len(passes) == 1  # the images went through the feature steps once (twice for the two calls below)
