@@ -12,7 +12,6 @@ import pyarrow.parquet as pq
 
 from .._device import resolve_device
 from ..embedding.embedder import ImageEmbedder
-from ..features.lesion import LesionFeatures
 from ..images.reading import as_image_list, content_hash
 from ..store.embedding_store import resolve_store
 from ._frames import as_dask_frame, client
@@ -35,20 +34,10 @@ def on_this_worker(embedder: ImageEmbedder) -> ImageEmbedder:
     return loaded
 
 
-def embed_partition(
-    part: pd.DataFrame, embedders: list[ImageEmbedder], image_col: str, lesion: LesionFeatures | None = None
-) -> np.ndarray:
-    """The partition's embeddings (n, sum of widths; NaN rows for skipped images), stored as they are made.
-
-    With ``lesion``, the lesion features of the readable images are measured (and stored) too.
-    """
+def embed_partition(part: pd.DataFrame, embedders: list[ImageEmbedder], image_col: str) -> np.ndarray:
+    """The partition's embeddings (n, sum of widths; NaN rows for skipped images), stored as they are made."""
     images = part[image_col]
-    vectors = np.hstack([on_this_worker(embedder).transform(images) for embedder in embedders])
-    if lesion is not None:
-        readable = ~np.isnan(vectors).any(axis=1)
-        if readable.any():
-            lesion.transform(images[readable])
-    return vectors
+    return np.hstack([on_this_worker(embedder).transform(images) for embedder in embedders])
 
 
 def _embedded_keys(part: pd.DataFrame, embedder: ImageEmbedder, image_col: str) -> pd.DataFrame:

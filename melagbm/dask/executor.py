@@ -68,7 +68,7 @@ class DaskExecutor:
             NaN placeholders here (their names only: later steps read them), computed on the workers by
             :meth:`tables`.
         """
-        self.steps, seconds = steps, {} if seconds is None else seconds
+        self.steps, self._remote_steps, seconds = steps, None, {} if seconds is None else seconds
         self.kept_ = np.ones(len(rows), dtype=bool)
         for step in steps:
             started = perf_counter()
@@ -109,14 +109,16 @@ class DaskExecutor:
         kept = roles.index.to_numpy()
         shipped = {step.name: {**rows.columns, **overrides}[step.name].set_axis(kept)
                    for step in self.steps if step.runs_on == "client" and step.name in rows.columns}
-        [steps] = self.client.scatter([self.steps], broadcast=True)
+        if self._remote_steps is None:  # sent to each worker once, for every booster's table
+            [self._remote_steps] = self.client.scatter([self.steps], broadcast=True)
         tasks, start = [], 0
         for part, length in zip(self.frame.to_delayed(), self.lengths):
             stop = start + int(length)
             own = (kept >= start) & (kept < stop)
             if length:  # each task gets its own rows' client columns and roles
                 columns = {name: frame[own] for name, frame in shipped.items()}
-                tasks.append(dask.delayed(_table_part)(part, steps, rows.roles, columns, roles[own], self.options))
+                tasks.append(dask.delayed(_table_part)(part, self._remote_steps, rows.roles, columns, roles[own],
+                                                       self.options))
             start = stop
         futures = self.client.compute(tasks)
         meta = futures[0].result().iloc[:0]

@@ -17,6 +17,7 @@ Options that are not fitted state (the store, what an unreadable image does, the
 
 from __future__ import annotations
 
+from time import perf_counter
 from typing import Any, Protocol
 
 import numpy as np
@@ -244,8 +245,6 @@ def skip_unreadable(rows: pd.Index, bad: np.ndarray, y_codes: np.ndarray, image_
 def run_steps(steps: list[Any], rows: Rows, options: StepOptions, *, fitting: bool,
               seconds: dict[str, float] | None = None) -> Rows:
     """``rows`` through ``steps`` in order (``fit_transform`` when ``fitting``), each step's time in ``seconds``."""
-    from time import perf_counter
-
     for step in steps:
         started = perf_counter()
         rows = step.fit_transform(rows, options) if fitting else step.transform(rows, options)
